@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/retry.h"
+
+namespace herald {
+
+// Settings of `herald serve`. Each has a flag and an environment variable; a flag wins.
+struct Config {
+  std::string listen_host = "127.0.0.1";  // --listen / HERALD_LISTEN (host:port)
+  int listen_port = 8071;
+  std::string db_path = "./herald.db";       // --db / HERALD_DB
+  std::optional<std::string> admin_token;    // --admin-token / HERALD_ADMIN_TOKEN
+  RetryPolicy retry = RetryPolicy::standard();  // HERALD_RETRY_SCHEDULE
+  int64_t request_timeout_ms = 15000;        // HERALD_REQUEST_TIMEOUT
+  int64_t connect_timeout_ms = 5000;         // HERALD_CONNECT_TIMEOUT
+  std::vector<std::string> allow_private_cidrs;  // HERALD_ALLOW_PRIVATE_CIDRS
+  size_t max_payload_bytes = 1 << 20;        // HERALD_MAX_PAYLOAD_BYTES
+  int max_in_flight = 512;                   // HERALD_MAX_IN_FLIGHT
+  int endpoint_concurrency = 32;             // HERALD_ENDPOINT_CONCURRENCY
+  int64_t lease_ms = 60000;                  // HERALD_LEASE (must exceed the request timeout)
+  std::string public_url;                    // HERALD_PUBLIC_URL, base of portal links
+  std::string log_level = "info";            // HERALD_LOG_LEVEL
+};
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+// The process environment.
+EnvLookup process_env();
+
+// Builds the serve configuration from `args` (the words after "serve") and `env`. On bad input
+// returns nullopt with a one-line message naming the flag or variable in *error.
+std::optional<Config> parse_serve_config(const std::vector<std::string>& args, const EnvLookup& env,
+                                         std::string* error);
+
+// Text of `herald serve --help`.
+std::string serve_help();
+
+}  // namespace herald

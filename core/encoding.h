@@ -1,0 +1,26 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace herald {
+
+// Standard base64 (RFC 4648, with padding).
+std::string base64_encode(std::string_view bytes);
+// Decodes standard base64; padding optional. Returns nullopt on invalid input.
+std::optional<std::string> base64_decode(std::string_view text);
+
+// Lowercase hex of bytes.
+std::string hex_encode(std::string_view bytes);
+
+// `n` bytes from a cryptographically secure generator (OpenSSL RAND_bytes).
+std::string random_bytes(size_t n);
+
+// SHA-256 digest (32 raw bytes).
+std::string sha256(std::string_view data);
+
+// Constant-time comparison of two byte strings (different lengths compare unequal).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+}  // namespace herald
