@@ -1,0 +1,98 @@
+#include "db/attempt_store.h"
+
+#include "core/ids.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, app_id, msg_id, endpoint_id, delivery_id, url, response_status_code, response, "
+    "response_duration_ms, status, trigger, request_headers, created_at FROM attempts";
+
+Attempt read_attempt(const Stmt& st) {
+  Attempt a;
+  a.id = st.get_text(0);
+  a.app_id = st.get_text(1);
+  a.msg_id = st.get_text(2);
+  a.endpoint_id = st.get_text(3);
+  a.delivery_id = st.get_text(4);
+  a.url = st.get_text(5);
+  a.response_status_code = static_cast<int>(st.get_int(6));
+  a.response = st.get_text(7);
+  a.response_duration_ms = st.get_int(8);
+  a.status = static_cast<DeliveryStatus>(st.get_int(9));
+  a.trigger = static_cast<TriggerType>(st.get_int(10));
+  a.request_headers_json = st.get_text(11);
+  a.timestamp = st.get_int(12);
+  return a;
+}
+
+}  // namespace
+
+void AttemptStore::insert(const Attempt& a) {
+  c_.prepare(
+        "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, delivery_id, url, "
+        "response_status_code, response, response_duration_ms, status, trigger, request_headers, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, a.id)
+      .bind(2, a.app_id)
+      .bind(3, a.msg_id)
+      .bind(4, a.endpoint_id)
+      .bind(5, a.delivery_id)
+      .bind(6, a.url)
+      .bind(7, a.response_status_code)
+      .bind(8, a.response)
+      .bind(9, a.response_duration_ms)
+      .bind(10, static_cast<int>(a.status))
+      .bind(11, static_cast<int>(a.trigger))
+      .bind(12, a.request_headers_json)
+      .bind(13, a.timestamp)
+      .run();
+}
+
+std::optional<Attempt> AttemptStore::get(const std::string& app_id, const std::string& id) {
+  auto st = c_.prepare(std::string(kColumns) + " WHERE id = ? AND app_id = ?");
+  st.bind(1, id).bind(2, app_id);
+  if (!st.step()) return std::nullopt;
+  return read_attempt(st);
+}
+
+ListPage<Attempt> AttemptStore::list_by_message(const std::string& app_id,
+                                                const std::string& msg_id, const ListParams& p,
+                                                const AttemptFilter& f) {
+  return list(app_id, "msg_id", msg_id, p, f);
+}
+
+ListPage<Attempt> AttemptStore::list_by_endpoint(const std::string& app_id,
+                                                 const std::string& endpoint_id,
+                                                 const ListParams& p, const AttemptFilter& f) {
+  return list(app_id, "endpoint_id", endpoint_id, p, f);
+}
+
+ListPage<Attempt> AttemptStore::list(const std::string& app_id, const char* key_col,
+                                     const std::string& key, const ListParams& p,
+                                     const AttemptFilter& f) {
+  auto k = keyset_sql("id", true, p);
+  std::string sql = std::string(kColumns) + " WHERE app_id = ? AND " + key_col + " = ?";
+  if (f.status) sql += " AND status = ?";
+  if (f.endpoint_id) sql += " AND endpoint_id = ?";
+  if (f.before) sql += " AND id < ?";
+  if (f.after) sql += " AND id >= ?";
+  sql += k.where + k.order + " LIMIT ?";
+  auto st = c_.prepare(sql);
+  int i = 1;
+  st.bind(i++, app_id);
+  st.bind(i++, key);
+  if (f.status) st.bind(i++, static_cast<int>(*f.status));
+  if (f.endpoint_id) st.bind(i++, *f.endpoint_id);
+  if (f.before) st.bind(i++, id_lower_bound(kAttemptPrefix, *f.before));
+  if (f.after) st.bind(i++, id_lower_bound(kAttemptPrefix, *f.after + 1));
+  if (p.cursor) st.bind(i++, *p.cursor);
+  st.bind(i, p.limit + 1);
+  std::vector<Attempt> rows;
+  while (st.step()) rows.push_back(read_attempt(st));
+  return finish_page(std::move(rows), p);
+}
+
+}  // namespace herald

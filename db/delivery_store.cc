@@ -1,0 +1,106 @@
+#include "db/delivery_store.h"
+
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, app_id, msg_id, endpoint_id, status, attempts, due_at, trigger, created_at, "
+    "updated_at FROM deliveries";
+
+Delivery read_delivery(const Stmt& st) {
+  Delivery d;
+  d.id = st.get_text(0);
+  d.app_id = st.get_text(1);
+  d.msg_id = st.get_text(2);
+  d.endpoint_id = st.get_text(3);
+  d.status = static_cast<DeliveryStatus>(st.get_int(4));
+  d.attempts = static_cast<int>(st.get_int(5));
+  d.next_attempt_at = st.get_opt_int(6).value_or(0);
+  d.trigger = static_cast<TriggerType>(st.get_int(7));
+  d.created_at = st.get_int(8);
+  d.updated_at = st.get_int(9);
+  return d;
+}
+
+}  // namespace
+
+void DeliveryStore::insert(const Delivery& d) {
+  c_.prepare(
+        "INSERT INTO deliveries (id, app_id, msg_id, endpoint_id, status, attempts, due_at, "
+        "trigger, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, d.id)
+      .bind(2, d.app_id)
+      .bind(3, d.msg_id)
+      .bind(4, d.endpoint_id)
+      .bind(5, static_cast<int>(d.status))
+      .bind(6, d.attempts)
+      .bind(7, d.next_attempt_at)
+      .bind(8, static_cast<int>(d.trigger))
+      .bind(9, d.created_at)
+      .bind(10, d.updated_at)
+      .run();
+}
+
+std::vector<Delivery> DeliveryStore::claim(TimeMs now, int64_t lease_ms, int limit) {
+  auto st = c_.prepare(
+      "UPDATE deliveries SET status = 3, due_at = ?, updated_at = ? WHERE id IN "
+      "(SELECT id FROM deliveries WHERE status IN (1, 3) AND due_at <= ? ORDER BY due_at LIMIT ?) "
+      "RETURNING id, app_id, msg_id, endpoint_id, status, attempts, due_at, trigger, created_at, "
+      "updated_at");
+  st.bind(1, now + lease_ms).bind(2, now).bind(3, now).bind(4, limit);
+  std::vector<Delivery> out;
+  while (st.step()) out.push_back(read_delivery(st));
+  return out;
+}
+
+void DeliveryStore::update(const DeliveryUpdate& u, TimeMs now) {
+  c_.prepare("UPDATE deliveries SET status = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?")
+      .bind(1, static_cast<int>(u.status))
+      .bind(2, u.attempts)
+      .bind(3, u.due_at)
+      .bind(4, now)
+      .bind(5, u.id)
+      .run();
+}
+
+std::optional<TimeMs> DeliveryStore::next_due() {
+  auto st = c_.prepare("SELECT min(due_at) FROM deliveries WHERE status IN (1, 3)");
+  if (!st.step()) return std::nullopt;
+  return st.get_opt_int(0);
+}
+
+std::optional<Delivery> DeliveryStore::get(const std::string& id) {
+  auto st = c_.prepare(std::string(kColumns) + " WHERE id = ?");
+  st.bind(1, id);
+  if (!st.step()) return std::nullopt;
+  return read_delivery(st);
+}
+
+std::vector<Delivery> DeliveryStore::for_message(const std::string& msg_id) {
+  auto st = c_.prepare(std::string(kColumns) + " WHERE msg_id = ? ORDER BY endpoint_id, id");
+  st.bind(1, msg_id);
+  std::vector<Delivery> out;
+  while (st.step()) out.push_back(read_delivery(st));
+  return out;
+}
+
+DeliveryStats DeliveryStore::stats(const std::string& endpoint_id) {
+  auto st = c_.prepare(
+      "SELECT status, count(*) FROM deliveries WHERE endpoint_id = ? GROUP BY status");
+  st.bind(1, endpoint_id);
+  DeliveryStats s;
+  while (st.step()) {
+    int64_t n = st.get_int(1);
+    switch (static_cast<DeliveryStatus>(st.get_int(0))) {
+      case DeliveryStatus::kSuccess: s.success = n; break;
+      case DeliveryStatus::kPending: s.pending = n; break;
+      case DeliveryStatus::kFail: s.fail = n; break;
+      case DeliveryStatus::kSending: s.sending = n; break;
+    }
+  }
+  return s;
+}
+
+}  // namespace herald

@@ -1,0 +1,163 @@
+#include "db/endpoint_store.h"
+
+#include "core/ids.h"
+#include "db/json_text.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, app_id, uid, url, description, throttle_rate, disabled, disabled_reason, "
+    "event_types, channels, metadata, headers, created_at, updated_at FROM endpoints";
+
+Endpoint read_endpoint(const Stmt& st) {
+  Endpoint e;
+  e.id = st.get_text(0);
+  e.app_id = st.get_text(1);
+  e.uid = st.get_opt_text(2);
+  e.url = st.get_text(3);
+  e.description = st.get_text(4);
+  if (auto t = st.get_opt_int(5)) e.throttle_rate = static_cast<int>(*t);
+  e.disabled = st.get_int(6) != 0;
+  e.disabled_reason = st.get_opt_text(7);
+  e.event_types = opt_string_list_from_json(st.get_opt_text(8));
+  e.channels = opt_string_list_from_json(st.get_opt_text(9));
+  e.metadata = string_map_from_json(st.get_text(10));
+  e.headers = string_map_from_json(st.get_text(11));
+  e.created_at = st.get_int(12);
+  e.updated_at = st.get_int(13);
+  return e;
+}
+
+std::optional<int64_t> opt_int(const std::optional<int>& v) {
+  if (!v) return std::nullopt;
+  return *v;
+}
+
+}  // namespace
+
+void EndpointStore::insert(const Endpoint& ep, const std::string& key) {
+  c_.prepare(
+        "INSERT INTO endpoints (id, app_id, uid, url, description, throttle_rate, disabled, "
+        "disabled_reason, event_types, channels, metadata, headers, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, ep.id)
+      .bind(2, ep.app_id)
+      .bind(3, ep.uid)
+      .bind(4, ep.url)
+      .bind(5, ep.description)
+      .bind(6, opt_int(ep.throttle_rate))
+      .bind(7, ep.disabled ? 1 : 0)
+      .bind(8, ep.disabled_reason)
+      .bind(9, to_json_text(ep.event_types))
+      .bind(10, to_json_text(ep.channels))
+      .bind(11, to_json_text(ep.metadata))
+      .bind(12, to_json_text(ep.headers))
+      .bind(13, ep.created_at)
+      .bind(14, ep.updated_at)
+      .run();
+  c_.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+      .bind(1, ep.id)
+      .bind_blob(2, key)
+      .bind(3, ep.created_at)
+      .run();
+}
+
+std::optional<Endpoint> EndpointStore::get(const std::string& app_id, const std::string& key) {
+  if (is_id_with_prefix(key, kEndpointPrefix)) {
+    auto st = c_.prepare(std::string(kColumns) + " WHERE id = ? AND app_id = ?");
+    st.bind(1, key).bind(2, app_id);
+    if (st.step()) return read_endpoint(st);
+  }
+  auto st = c_.prepare(std::string(kColumns) + " WHERE uid = ? AND app_id = ?");
+  st.bind(1, key).bind(2, app_id);
+  if (!st.step()) return std::nullopt;
+  return read_endpoint(st);
+}
+
+ListPage<Endpoint> EndpointStore::list(const std::string& app_id, const ListParams& p) {
+  auto k = keyset_sql("id", false, p);
+  auto st = c_.prepare(std::string(kColumns) + " WHERE app_id = ?" + k.where + k.order + " LIMIT ?");
+  int i = 1;
+  st.bind(i++, app_id);
+  if (p.cursor) st.bind(i++, *p.cursor);
+  st.bind(i, p.limit + 1);
+  std::vector<Endpoint> rows;
+  while (st.step()) rows.push_back(read_endpoint(st));
+  return finish_page(std::move(rows), p);
+}
+
+std::vector<Endpoint> EndpointStore::enabled_for_app(const std::string& app_id) {
+  auto st = c_.prepare(std::string(kColumns) + " WHERE app_id = ? AND disabled = 0 ORDER BY id");
+  st.bind(1, app_id);
+  std::vector<Endpoint> rows;
+  while (st.step()) rows.push_back(read_endpoint(st));
+  return rows;
+}
+
+bool EndpointStore::update(const Endpoint& ep) {
+  c_.prepare(
+        "UPDATE endpoints SET uid = ?, url = ?, description = ?, throttle_rate = ?, disabled = ?, "
+        "disabled_reason = ?, event_types = ?, channels = ?, metadata = ?, headers = ?, "
+        "updated_at = ? WHERE id = ? AND app_id = ?")
+      .bind(1, ep.uid)
+      .bind(2, ep.url)
+      .bind(3, ep.description)
+      .bind(4, opt_int(ep.throttle_rate))
+      .bind(5, ep.disabled ? 1 : 0)
+      .bind(6, ep.disabled_reason)
+      .bind(7, to_json_text(ep.event_types))
+      .bind(8, to_json_text(ep.channels))
+      .bind(9, to_json_text(ep.metadata))
+      .bind(10, to_json_text(ep.headers))
+      .bind(11, ep.updated_at)
+      .bind(12, ep.id)
+      .bind(13, ep.app_id)
+      .run();
+  return c_.changes() > 0;
+}
+
+bool EndpointStore::remove(const std::string& app_id, const std::string& id) {
+  c_.prepare("DELETE FROM endpoints WHERE id = ? AND app_id = ?").bind(1, id).bind(2, app_id).run();
+  return c_.changes() > 0;
+}
+
+std::vector<std::string> EndpointStore::signing_keys(const std::string& endpoint_id, TimeMs now) {
+  auto st = c_.prepare(
+      "SELECT key FROM endpoint_secrets WHERE endpoint_id = ? AND "
+      "(expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NOT NULL, created_at DESC");
+  st.bind(1, endpoint_id).bind(2, now);
+  std::vector<std::string> keys;
+  while (st.step()) keys.push_back(st.get_text(0));
+  return keys;
+}
+
+std::optional<std::string> EndpointStore::current_key(const std::string& endpoint_id) {
+  auto st = c_.prepare(
+      "SELECT key FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at IS NULL "
+      "ORDER BY created_at DESC LIMIT 1");
+  st.bind(1, endpoint_id);
+  if (!st.step()) return std::nullopt;
+  return st.get_text(0);
+}
+
+void EndpointStore::rotate_key(const std::string& endpoint_id, const std::string& key,
+                               int64_t grace_ms, TimeMs now) {
+  c_.prepare("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?")
+      .bind(1, endpoint_id)
+      .bind(2, now)
+      .run();
+  c_.prepare(
+        "UPDATE endpoint_secrets SET expires_at = ? WHERE endpoint_id = ? AND expires_at IS NULL")
+      .bind(1, now + grace_ms)
+      .bind(2, endpoint_id)
+      .run();
+  c_.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+      .bind(1, endpoint_id)
+      .bind_blob(2, key)
+      .bind(3, now)
+      .run();
+}
+
+}  // namespace herald

@@ -1,0 +1,80 @@
+#include "db/message_store.h"
+
+#include "core/ids.h"
+#include "db/json_text.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, app_id, event_id, event_type, payload, channels, tags, created_at FROM messages";
+
+Message read_message(const Stmt& st) {
+  Message m;
+  m.id = st.get_text(0);
+  m.app_id = st.get_text(1);
+  m.event_id = st.get_opt_text(2);
+  m.event_type = st.get_text(3);
+  m.payload = st.get_text(4);
+  m.channels = opt_string_list_from_json(st.get_opt_text(5));
+  m.tags = opt_string_list_from_json(st.get_opt_text(6));
+  m.timestamp = st.get_int(7);
+  return m;
+}
+
+}  // namespace
+
+void MessageStore::insert(const Message& m) {
+  c_.prepare(
+        "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, m.id)
+      .bind(2, m.app_id)
+      .bind(3, m.event_id)
+      .bind(4, m.event_type)
+      .bind(5, m.payload)
+      .bind(6, to_json_text(m.channels))
+      .bind(7, to_json_text(m.tags))
+      .bind(8, m.timestamp)
+      .run();
+}
+
+std::optional<Message> MessageStore::get(const std::string& app_id, const std::string& key) {
+  if (is_id_with_prefix(key, kMessagePrefix)) {
+    auto st = c_.prepare(std::string(kColumns) + " WHERE id = ? AND app_id = ?");
+    st.bind(1, key).bind(2, app_id);
+    if (st.step()) return read_message(st);
+  }
+  auto st = c_.prepare(std::string(kColumns) + " WHERE event_id = ? AND app_id = ?");
+  st.bind(1, key).bind(2, app_id);
+  if (!st.step()) return std::nullopt;
+  return read_message(st);
+}
+
+ListPage<Message> MessageStore::list(const std::string& app_id, const ListParams& p,
+                                     const MessageFilter& f) {
+  auto k = keyset_sql("id", true, p);
+  std::string sql = std::string(kColumns) + " WHERE app_id = ?";
+  if (f.event_types && !f.event_types->empty()) {
+    sql += " AND event_type IN (SELECT value FROM json_each(?))";
+  }
+  if (f.channel) sql += " AND EXISTS (SELECT 1 FROM json_each(channels) WHERE value = ?)";
+  if (f.before) sql += " AND id < ?";
+  if (f.after) sql += " AND id >= ?";
+  sql += k.where + k.order + " LIMIT ?";
+  auto st = c_.prepare(sql);
+  int i = 1;
+  st.bind(i++, app_id);
+  if (f.event_types && !f.event_types->empty()) st.bind(i++, to_json_text(*f.event_types));
+  if (f.channel) st.bind(i++, *f.channel);
+  if (f.before) st.bind(i++, id_lower_bound(kMessagePrefix, *f.before));
+  if (f.after) st.bind(i++, id_lower_bound(kMessagePrefix, *f.after + 1));
+  if (p.cursor) st.bind(i++, *p.cursor);
+  st.bind(i, p.limit + 1);
+  std::vector<Message> rows;
+  while (st.step()) rows.push_back(read_message(st));
+  return finish_page(std::move(rows), p);
+}
+
+}  // namespace herald

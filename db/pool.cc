@@ -1,0 +1,45 @@
+#include "db/pool.h"
+
+#include "db/migrations.h"
+
+namespace herald {
+
+Database::Database(std::string path, int max_connections)
+    : path_(std::move(path)), max_connections_(max_connections < 1 ? 1 : max_connections) {
+  auto first = std::make_unique<Connection>(path_);
+  migrate(*first);
+  idle_.push_back(std::move(first));
+  open_ = 1;
+}
+
+Database::Handle::~Handle() {
+  if (conn_) db_->release(std::move(conn_));
+}
+
+Database::Handle Database::acquire() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_connections_; });
+  if (!idle_.empty()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return Handle(this, std::move(c));
+  }
+  ++open_;
+  lock.unlock();
+  try {
+    return Handle(this, std::make_unique<Connection>(path_));
+  } catch (...) {
+    std::lock_guard relock(mu_);
+    --open_;
+    cv_.notify_one();
+    throw;
+  }
+}
+
+void Database::release(std::unique_ptr<Connection> c) {
+  std::lock_guard lock(mu_);
+  idle_.push_back(std::move(c));
+  cv_.notify_one();
+}
+
+}  // namespace herald

@@ -1,0 +1,68 @@
+#include "db/token_store.h"
+
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, hash, app_id, name, created_at, expires_at FROM api_tokens";
+
+TokenRecord read_token(const Stmt& st) {
+  TokenRecord t;
+  t.id = st.get_text(0);
+  t.hash = st.get_text(1);
+  t.app_id = st.get_opt_text(2);
+  t.name = st.get_text(3);
+  t.created_at = st.get_int(4);
+  t.expires_at = st.get_opt_int(5);
+  return t;
+}
+
+}  // namespace
+
+void TokenStore::insert(const TokenRecord& t) {
+  c_.prepare(
+        "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)")
+      .bind(1, t.id)
+      .bind_blob(2, t.hash)
+      .bind(3, t.app_id)
+      .bind(4, t.name)
+      .bind(5, t.created_at)
+      .bind(6, t.expires_at)
+      .run();
+}
+
+std::optional<TokenRecord> TokenStore::find_by_hash(const std::string& hash) {
+  auto st = c_.prepare(std::string(kColumns) + " WHERE hash = ?");
+  st.bind_blob(1, hash);
+  if (!st.step()) return std::nullopt;
+  return read_token(st);
+}
+
+int64_t TokenStore::count_admin() {
+  auto st = c_.prepare("SELECT count(*) FROM api_tokens WHERE app_id IS NULL");
+  st.step();
+  return st.get_int(0);
+}
+
+std::vector<TokenRecord> TokenStore::list() {
+  auto st = c_.prepare(std::string(kColumns) + " ORDER BY created_at, id");
+  std::vector<TokenRecord> out;
+  while (st.step()) out.push_back(read_token(st));
+  return out;
+}
+
+bool TokenStore::remove(const std::string& id) {
+  c_.prepare("DELETE FROM api_tokens WHERE id = ?").bind(1, id).run();
+  return c_.changes() > 0;
+}
+
+void TokenStore::purge_expired(TimeMs now) {
+  c_.prepare("DELETE FROM api_tokens WHERE expires_at IS NOT NULL AND expires_at <= ?")
+      .bind(1, now)
+      .run();
+}
+
+}  // namespace herald

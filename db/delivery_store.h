@@ -1,0 +1,57 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+
+namespace herald {
+
+class Connection;
+
+// Counts of an endpoint's deliveries by status (Svix's EndpointStats).
+struct DeliveryStats {
+  int64_t success = 0;
+  int64_t pending = 0;
+  int64_t sending = 0;
+  int64_t fail = 0;
+};
+
+// The new state of a delivery after an attempt.
+struct DeliveryUpdate {
+  std::string id;
+  DeliveryStatus status = DeliveryStatus::kPending;
+  int attempts = 0;
+  std::optional<TimeMs> due_at;  // pending: next try
+};
+
+// The deliveries table: herald's queue.
+class DeliveryStore {
+ public:
+  explicit DeliveryStore(Connection& c) : c_(c) {}
+
+  void insert(const Delivery& d);
+
+  // Claims up to `limit` due deliveries (pending and due, or sending with a lapsed lease),
+  // oldest due first, marking them sending with a lease until now + lease_ms.
+  // REQUIRES: called inside a Transaction.
+  std::vector<Delivery> claim(TimeMs now, int64_t lease_ms, int limit);
+
+  // Applies an attempt's outcome.
+  void update(const DeliveryUpdate& u, TimeMs now);
+
+  // When the next pending delivery falls due; nullopt when nothing is queued.
+  std::optional<TimeMs> next_due();
+
+  std::optional<Delivery> get(const std::string& id);
+  // Every delivery of a message, by endpoint.
+  std::vector<Delivery> for_message(const std::string& msg_id);
+  DeliveryStats stats(const std::string& endpoint_id);
+
+ private:
+  Connection& c_;
+};
+
+}  // namespace herald

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+#include "db/list.h"
+
+namespace herald {
+
+class Connection;
+
+// The endpoints and endpoint_secrets tables.
+class EndpointStore {
+ public:
+  explicit EndpointStore(Connection& c) : c_(c) {}
+
+  // Inserts `ep` with its first signing key (raw bytes). Throws DbError (is_constraint) when
+  // its uid is taken within the app.
+  void insert(const Endpoint& ep, const std::string& key);
+  // By id, or by uid within the app.
+  std::optional<Endpoint> get(const std::string& app_id, const std::string& key);
+  // Oldest first.
+  ListPage<Endpoint> list(const std::string& app_id, const ListParams& p);
+  // Every enabled endpoint of the app, oldest first.
+  std::vector<Endpoint> enabled_for_app(const std::string& app_id);
+  // Writes every field but id, app_id and created_at; false if no such endpoint.
+  bool update(const Endpoint& ep);
+  bool remove(const std::string& app_id, const std::string& id);
+
+  // The keys that sign right now: the current one first, then rotated-out keys still in
+  // their grace period.
+  std::vector<std::string> signing_keys(const std::string& endpoint_id, TimeMs now);
+  // The current key.
+  std::optional<std::string> current_key(const std::string& endpoint_id);
+  // Makes `key` current; the previous current key keeps signing until now + grace_ms.
+  // Keys whose grace has ended are dropped.
+  void rotate_key(const std::string& endpoint_id, const std::string& key, int64_t grace_ms,
+                  TimeMs now);
+
+ private:
+  Connection& c_;
+};
+
+}  // namespace herald

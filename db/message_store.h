@@ -1,0 +1,38 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+#include "db/list.h"
+
+namespace herald {
+
+class Connection;
+
+// Filters of a message listing; unset members don't filter.
+struct MessageFilter {
+  std::optional<std::vector<std::string>> event_types;
+  std::optional<std::string> channel;
+  std::optional<TimeMs> before;  // created strictly before
+  std::optional<TimeMs> after;   // created strictly after
+};
+
+// The messages table.
+class MessageStore {
+ public:
+  explicit MessageStore(Connection& c) : c_(c) {}
+
+  // Throws DbError (is_constraint) when the app already has a message with its event_id.
+  void insert(const Message& m);
+  // By id, or by event id within the app.
+  std::optional<Message> get(const std::string& app_id, const std::string& key);
+  // Newest first.
+  ListPage<Message> list(const std::string& app_id, const ListParams& p, const MessageFilter& f);
+
+ private:
+  Connection& c_;
+};
+
+}  // namespace herald

@@ -1,0 +1,109 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace herald {
+
+// An infrastructure failure or broken invariant in the database layer.
+class DbError : public std::runtime_error {
+ public:
+  DbError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  int code() const { return code_; }
+  // True for SQLITE_CONSTRAINT failures (unique keys, foreign keys).
+  bool is_constraint() const;
+
+ private:
+  int code_;
+};
+
+// A prepared statement borrowed from a Connection's cache. Resets itself and clears its
+// bindings when destroyed, so it can be handed out again. Bind indexes start at 1, column
+// indexes at 0. Must not outlive its Connection.
+class Stmt {
+ public:
+  explicit Stmt(sqlite3_stmt* s) : stmt_(s) {}
+  ~Stmt();
+  Stmt(Stmt&& other) noexcept : stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
+
+  Stmt& bind(int i, int64_t v);
+  Stmt& bind(int i, int v) { return bind(i, static_cast<int64_t>(v)); }
+  Stmt& bind(int i, std::string_view text);
+  Stmt& bind(int i, const std::string& text) { return bind(i, std::string_view(text)); }
+  Stmt& bind(int i, const char* text) { return bind(i, std::string_view(text)); }
+  Stmt& bind(int i, const std::optional<std::string>& text);
+  Stmt& bind(int i, const std::optional<int64_t>& v);
+  Stmt& bind_blob(int i, std::string_view bytes);
+  Stmt& bind_null(int i);
+
+  // Advances; true while a row is available.
+  bool step();
+  // Steps until done; for statements that return no rows.
+  void run();
+
+  bool is_null(int col) const;
+  int64_t get_int(int col) const;
+  std::string get_text(int col) const;  // blob or text bytes; "" for NULL
+  std::optional<std::string> get_opt_text(int col) const;
+  std::optional<int64_t> get_opt_int(int col) const;
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+// One sqlite3 connection with a cache of prepared statements. Not thread-safe: one thread
+// at a time (the pool hands connections out exclusively).
+class Connection {
+ public:
+  // Opens (creating if needed) the database file and applies herald's pragmas: WAL journal,
+  // foreign keys on, synchronous FULL, busy timeout.
+  explicit Connection(const std::string& path);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs one or more statements that return no rows.
+  void exec(std::string_view sql);
+  // A cached prepared statement for `sql` (a single statement).
+  Stmt prepare(std::string_view sql);
+  // Rows changed by the last INSERT/UPDATE/DELETE.
+  int64_t changes() const;
+
+ private:
+  struct Closer {
+    void operator()(sqlite3* db) const;
+  };
+  struct Finalizer {
+    void operator()(sqlite3_stmt* s) const;
+  };
+  std::unique_ptr<sqlite3, Closer> db_;
+  std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, Finalizer>> cache_;
+};
+
+// BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless commit() ran. The
+// destructor never throws.
+class Transaction {
+ public:
+  explicit Transaction(Connection& c);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit();
+
+ private:
+  Connection& conn_;
+  bool done_ = false;
+};
+
+}  // namespace herald
