@@ -1,0 +1,480 @@
+// Messages, fan-out, attempts, retries, idempotency, uid addressing and large payloads.
+// Every delivery is checked on a loopback receiver with standardwebhooks AND svix's Webhook.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  assertRecentDate,
+  ensureEventTypes,
+  eventually,
+  expectApiError,
+  rawRequest,
+  sleep,
+  startHerald,
+  startReceiver,
+  uniq,
+  verifyDelivery,
+} from "./harness.mjs";
+
+let h;
+let rx;
+let svix;
+
+/** How long "nothing arrives" is observed after the expected deliveries landed. */
+const QUIET_MS = 500;
+
+before(async () => {
+  h = await startHerald(); // retry schedule 100ms,200ms,400ms
+  svix = h.svix;
+  rx = await startReceiver();
+  await ensureEventTypes(svix, ["user.created", "invoice.paid", "order.shipped"]);
+});
+
+after(async () => {
+  await h?.stop();
+  await rx?.close();
+});
+
+/** A fresh app with one endpoint on a fresh receiver path; returns ids, path and secret. */
+async function appWithEndpoint(name, endpointIn = {}) {
+  const app = await svix.application.create({ name, uid: uniq("app") });
+  const path = `/${uniq(name)}`;
+  const ep = await svix.endpoint.create(app.id, { url: rx.url(path), ...endpointIn });
+  const { key } = await svix.endpoint.getSecret(app.id, ep.id);
+  return { app, ep, path, secret: key };
+}
+
+describe("messages", () => {
+  test("create returns msg_ id, eventType, eventId, timestamp; payload with withContent", async () => {
+    const { app, path, secret } = await appWithEndpoint("msg-create");
+    const payload = { user: { id: 42, email: "a@example.com" }, tags: ["x", "y"], ok: true, n: null };
+    const eventId = uniq("evt");
+    const msg = await svix.message.create(
+      app.id,
+      { eventType: "user.created", payload, eventId },
+      { withContent: true },
+    );
+    assert.ok(msg.id?.startsWith("msg_"), `message id should start with "msg_", got ${msg.id}`);
+    assert.equal(msg.eventType, "user.created");
+    assert.equal(msg.eventId, eventId);
+    assert.deepEqual(msg.payload, payload, "with_content=true: the payload is echoed");
+    assertRecentDate(msg.timestamp, "message.timestamp");
+
+    const [req] = await rx.waitFor(path, 1);
+    verifyDelivery(secret, req, { msgId: msg.id, payload, what: "first delivery" });
+  });
+
+  test("POST /msg answers 202 Accepted", async () => {
+    const { app } = await appWithEndpoint("msg-202");
+    const res = await rawRequest(h, "POST", `/api/v1/app/${app.id}/msg`, {
+      body: { eventType: "user.created", payload: { raw: true } },
+    });
+    assert.equal(res.status, 202, `message create: expected 202, got ${res.status} ${res.text}`);
+    assert.ok(res.json?.id?.startsWith("msg_"));
+  });
+
+  test("get returns the message (by id and by eventId)", async () => {
+    const { app } = await appWithEndpoint("msg-get");
+    const payload = { hello: "world" };
+    const eventId = uniq("evt");
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload, eventId });
+    const got = await svix.message.get(app.id, msg.id, { withContent: true });
+    assert.equal(got.id, msg.id);
+    assert.equal(got.eventType, "user.created");
+    assert.equal(got.eventId, eventId);
+    assert.deepEqual(got.payload, payload);
+    assert.equal(got.timestamp.getTime(), msg.timestamp.getTime(), "timestamp is stable");
+    const byEventId = await svix.message.get(app.id, eventId);
+    assert.equal(byEventId.id, msg.id, "a message can be fetched by its eventId (Svix: MessageIdOrUid)");
+  });
+
+  test("list returns messages newest first", async () => {
+    const { app } = await appWithEndpoint("msg-list");
+    const m1 = await svix.message.create(app.id, { eventType: "user.created", payload: { n: 1 } });
+    const m2 = await svix.message.create(app.id, { eventType: "invoice.paid", payload: { n: 2 } });
+    const m3 = await svix.message.create(app.id, { eventType: "user.created", payload: { n: 3 } });
+    const page = await svix.message.list(app.id, { withContent: true });
+    assert.deepEqual(page.data.map((m) => m.id), [m3.id, m2.id, m1.id], "newest first");
+    assert.deepEqual(page.data.map((m) => m.payload), [{ n: 3 }, { n: 2 }, { n: 1 }]);
+    assert.equal(page.done, true);
+    const filtered = await svix.message.list(app.id, { eventTypes: ["invoice.paid"] });
+    assert.deepEqual(filtered.data.map((m) => m.id), [m2.id], "event_types filter on message list");
+  });
+
+  test("duplicate eventId → 409", async () => {
+    const { app } = await appWithEndpoint("msg-dup-eventid");
+    const eventId = uniq("evt");
+    await svix.message.create(app.id, { eventType: "user.created", payload: {}, eventId });
+    await expectApiError(
+      svix.message.create(app.id, { eventType: "user.created", payload: {}, eventId }),
+      409,
+      undefined,
+      "message with a duplicate eventId",
+    );
+    assert.equal((await svix.message.list(app.id)).data.length, 1, "the duplicate must not be stored");
+  });
+
+  test("custom endpoint headers arrive with the delivery", async () => {
+    const { app, ep, path, secret } = await appWithEndpoint("msg-headers", {
+      headers: { "X-From-Create": "created" },
+    });
+    const msg1 = await svix.message.create(app.id, { eventType: "user.created", payload: { a: 1 } });
+    const [r1] = await rx.waitFor(path, 1);
+    verifyDelivery(secret, r1, { msgId: msg1.id, payload: { a: 1 } });
+    assert.equal(r1.headers["x-from-create"], "created", "header set via EndpointIn.headers must be sent");
+
+    await svix.endpoint.setHeaders(app.id, ep.id, { headers: { "X-From-Put": "put" } });
+    const msg2 = await svix.message.create(app.id, { eventType: "user.created", payload: { a: 2 } });
+    const [, r2] = await rx.waitFor(path, 2);
+    verifyDelivery(secret, r2, { msgId: msg2.id, payload: { a: 2 } });
+    assert.equal(r2.headers["x-from-put"], "put", "header set via PUT .../headers must be sent");
+  });
+
+  test("no endpoint: message is still accepted and listed", async () => {
+    const app = await svix.application.create({ name: "no-endpoints" });
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { lonely: true } });
+    assert.ok(msg.id.startsWith("msg_"));
+    assert.equal((await svix.message.list(app.id)).data[0]?.id, msg.id);
+  });
+});
+
+describe("fan-out and filters", () => {
+  test("eventTypes filter: matching and unfiltered endpoints receive, others never do", async () => {
+    const app = await svix.application.create({ name: "fanout" });
+    const base = `/${uniq("fan")}`;
+    const eps = {};
+    for (const [name, eventTypes] of [
+      ["users", ["user.created"]],
+      ["invoices", ["invoice.paid"]],
+      ["all", undefined],
+    ]) {
+      const ep = await svix.endpoint.create(app.id, { url: rx.url(`${base}/${name}`), eventTypes });
+      eps[name] = { ep, secret: (await svix.endpoint.getSecret(app.id, ep.id)).key };
+    }
+    const payload = { user: "u1" };
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload });
+    const [ru] = await rx.waitFor(`${base}/users`, 1);
+    const [ra] = await rx.waitFor(`${base}/all`, 1);
+    verifyDelivery(eps.users.secret, ru, { msgId: msg.id, payload, what: "filtered endpoint" });
+    verifyDelivery(eps.all.secret, ra, { msgId: msg.id, payload, what: "unfiltered endpoint" });
+    assert.throws(
+      () => verifyDelivery(eps.all.secret, ru, { msgId: msg.id }),
+      "each endpoint is signed with its own secret",
+    );
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(`${base}/invoices`).length, 0, "invoice.paid endpoint must not get user.created");
+    assert.equal(rx.requests(`${base}/users`).length, 1, "exactly one delivery per endpoint");
+    assert.equal(rx.requests(`${base}/all`).length, 1, "exactly one delivery per endpoint");
+
+    const msg2 = await svix.message.create(app.id, { eventType: "invoice.paid", payload: { inv: 1 } });
+    const [ri] = await rx.waitFor(`${base}/invoices`, 1);
+    verifyDelivery(eps.invoices.secret, ri, { msgId: msg2.id, payload: { inv: 1 } });
+    await rx.waitFor(`${base}/all`, 2);
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(`${base}/users`).length, 1, "user.created endpoint must not get invoice.paid");
+  });
+
+  test("channels filter", async () => {
+    const app = await svix.application.create({ name: "channels" });
+    const base = `/${uniq("chan")}`;
+    const p1 = await svix.endpoint.create(app.id, { url: rx.url(`${base}/p1`), channels: ["project-1"] });
+    await svix.endpoint.create(app.id, { url: rx.url(`${base}/p2`), channels: ["project-2"] });
+    await svix.endpoint.create(app.id, { url: rx.url(`${base}/any`) });
+    const secret = (await svix.endpoint.getSecret(app.id, p1.id)).key;
+    const msg = await svix.message.create(app.id, {
+      eventType: "user.created",
+      payload: { c: 1 },
+      channels: ["project-1"],
+    });
+    assert.deepEqual(msg.channels, ["project-1"], "channels echoed on the message");
+    const [r] = await rx.waitFor(`${base}/p1`, 1);
+    verifyDelivery(secret, r, { msgId: msg.id, payload: { c: 1 } });
+    await rx.waitFor(`${base}/any`, 1);
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(`${base}/p2`).length, 0, "project-2 endpoint must not receive a project-1 message");
+  });
+});
+
+describe("attempts", () => {
+  test("listByMsg / listByEndpoint use Svix's fields; status filter; withContent", async () => {
+    const app = await svix.application.create({ name: "attempts" });
+    const base = `/${uniq("att")}`;
+    rx.respond(`${base}/ok`, [{ status: 200, body: "receiver says hi" }]);
+    rx.respond(`${base}/bad`, [{ status: 500, body: "receiver is broken" }]);
+    const ok = await svix.endpoint.create(app.id, { url: rx.url(`${base}/ok`) });
+    const bad = await svix.endpoint.create(app.id, { url: rx.url(`${base}/bad`) });
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { att: 1 } });
+
+    // schedule 100ms,200ms,400ms → 1 try + 3 retries to the failing endpoint
+    await rx.waitFor(`${base}/ok`, 1);
+    await rx.waitFor(`${base}/bad`, 4, 5000);
+
+    const byMsg = await eventually(
+      async () => {
+        const r = await svix.messageAttempt.listByMsg(app.id, msg.id);
+        return r.data.length >= 5 ? r : null;
+      },
+      { message: "5 attempts for the message (1 ok + 4 failed)" },
+    );
+    assert.equal(byMsg.data.length, 5, "1 success + 4 failures");
+    for (const a of byMsg.data) {
+      assert.ok(a.id?.startsWith("atmpt_"), `attempt id should start with atmpt_: ${a.id}`);
+      assert.equal(a.msgId, msg.id);
+      assert.ok([ok.id, bad.id].includes(a.endpointId), `endpointId ${a.endpointId}`);
+      assert.equal(typeof a.responseStatusCode, "number", "responseStatusCode is a number");
+      assert.equal(typeof a.responseDurationMs, "number", "responseDurationMs is a number");
+      assert.ok(a.responseDurationMs >= 0);
+      assert.equal(a.triggerType, 0, "scheduled attempts have triggerType 0");
+      assertRecentDate(a.timestamp, "attempt.timestamp");
+      if (a.endpointId === ok.id) {
+        assert.equal(a.url, rx.url(`${base}/ok`));
+        assert.equal(a.responseStatusCode, 200);
+        assert.equal(a.status, 0, "success status is 0");
+        assert.equal(a.statusText, "success");
+      } else {
+        assert.equal(a.url, rx.url(`${base}/bad`));
+        assert.equal(a.responseStatusCode, 500);
+        assert.equal(a.status, 2, "failed status is 2");
+        assert.equal(a.statusText, "fail");
+      }
+    }
+
+    const okList = await svix.messageAttempt.listByEndpoint(app.id, ok.id);
+    assert.equal(okList.data.length, 1);
+    assert.equal(okList.data[0].endpointId, ok.id);
+    const badList = await svix.messageAttempt.listByEndpoint(app.id, bad.id);
+    assert.equal(badList.data.length, 4, "every failed try is an attempt");
+
+    const okSuccess = await svix.messageAttempt.listByEndpoint(app.id, ok.id, { status: 0 });
+    const okFail = await svix.messageAttempt.listByEndpoint(app.id, ok.id, { status: 2 });
+    const badSuccess = await svix.messageAttempt.listByEndpoint(app.id, bad.id, { status: 0 });
+    const badFail = await svix.messageAttempt.listByEndpoint(app.id, bad.id, { status: 2 });
+    assert.equal(okSuccess.data.length, 1, "status=0 on the good endpoint");
+    assert.equal(okFail.data.length, 0, "status=2 on the good endpoint");
+    assert.equal(badSuccess.data.length, 0, "status=0 on the failing endpoint");
+    assert.equal(badFail.data.length, 4, "status=2 on the failing endpoint");
+    assert.ok(badFail.data.every((a) => a.status === 2));
+
+    const withContent = await svix.messageAttempt.listByEndpoint(app.id, ok.id, { withContent: true });
+    assert.equal(withContent.data[0].response, "receiver says hi", "withContent returns the receiver's body");
+    const byMsgContent = await svix.messageAttempt.listByMsg(app.id, msg.id, { withContent: true, endpointId: bad.id });
+    assert.equal(byMsgContent.data.length, 4, "listByMsg endpoint_id filter");
+    assert.ok(byMsgContent.data.every((a) => a.response === "receiver is broken"));
+
+    await sleep(QUIET_MS + 400);
+    assert.equal(rx.requests(`${base}/bad`).length, 4, "no tries beyond the retry schedule");
+    assert.equal(rx.requests(`${base}/ok`).length, 1, "a success is never re-sent");
+  });
+
+  test("attempt routes on unknown message → 404", async () => {
+    const app = await svix.application.create({ name: "attempts-404" });
+    await expectApiError(
+      svix.messageAttempt.listByMsg(app.id, "msg_doesnotexist"),
+      404,
+      "not_found",
+      "attempts of unknown message",
+    );
+  });
+});
+
+describe("endpoint state affects delivery", () => {
+  test("disabled endpoints receive nothing; re-enabled ones receive later messages", async () => {
+    const app = await svix.application.create({ name: "disabled" });
+    const base = `/${uniq("dis")}`;
+    await svix.endpoint.create(app.id, { url: rx.url(`${base}/control`) });
+    await svix.endpoint.create(app.id, { url: rx.url(`${base}/born-disabled`), disabled: true });
+    const later = await svix.endpoint.create(app.id, { url: rx.url(`${base}/later`) });
+    await svix.endpoint.patch(app.id, later.id, { disabled: true });
+
+    await svix.message.create(app.id, { eventType: "user.created", payload: { d: 1 } });
+    await rx.waitFor(`${base}/control`, 1);
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(`${base}/born-disabled`).length, 0, "endpoint created disabled got a delivery");
+    assert.equal(rx.requests(`${base}/later`).length, 0, "endpoint patched to disabled got a delivery");
+
+    await svix.endpoint.patch(app.id, later.id, { disabled: false });
+    const secret = (await svix.endpoint.getSecret(app.id, later.id)).key;
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { d: 2 } });
+    const [r] = await rx.waitFor(`${base}/later`, 1);
+    verifyDelivery(secret, r, { msgId: msg.id, payload: { d: 2 } });
+  });
+
+  test("after a url update, later messages go to the new url only", async () => {
+    const app = await svix.application.create({ name: "moved" });
+    const base = `/${uniq("mv")}`;
+    const ep = await svix.endpoint.create(app.id, { url: rx.url(`${base}/old`) });
+    const secret = (await svix.endpoint.getSecret(app.id, ep.id)).key;
+    await svix.message.create(app.id, { eventType: "user.created", payload: { v: 1 } });
+    await rx.waitFor(`${base}/old`, 1);
+
+    await svix.endpoint.upsert(app.id, ep.id, { url: rx.url(`${base}/new`) });
+    const m2 = await svix.message.create(app.id, { eventType: "user.created", payload: { v: 2 } });
+    const [r] = await rx.waitFor(`${base}/new`, 1);
+    verifyDelivery(secret, r, { msgId: m2.id, payload: { v: 2 } });
+
+    await svix.endpoint.patch(app.id, ep.id, { url: rx.url(`${base}/newer`) });
+    const m3 = await svix.message.create(app.id, { eventType: "user.created", payload: { v: 3 } });
+    const [r3] = await rx.waitFor(`${base}/newer`, 1);
+    verifyDelivery(secret, r3, { msgId: m3.id, payload: { v: 3 } });
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(`${base}/old`).length, 1, "old url must get nothing after the update");
+    assert.equal(rx.requests(`${base}/new`).length, 1, "PUT url must get nothing after the PATCH");
+  });
+
+  test("a deleted endpoint gets nothing", async () => {
+    const app = await svix.application.create({ name: "deleted-ep" });
+    const base = `/${uniq("gone")}`;
+    await svix.endpoint.create(app.id, { url: rx.url(`${base}/control`) });
+    const doomed = await svix.endpoint.create(app.id, { url: rx.url(`${base}/doomed`) });
+    await svix.endpoint.delete(app.id, doomed.id);
+    await svix.message.create(app.id, { eventType: "user.created", payload: { x: 1 } });
+    await rx.waitFor(`${base}/control`, 1);
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(`${base}/doomed`).length, 0, "deleted endpoint received a delivery");
+  });
+});
+
+describe("retries", () => {
+  test("5xx, 5xx, 200 → exactly 3 requests, same webhook-id, each validly signed", async () => {
+    const { app, ep, path, secret } = await appWithEndpoint("retry");
+    rx.respond(path, [500, 503, 200]);
+    const payload = { retry: "me" };
+    const msg = await svix.message.create(app.id, { eventType: "order.shipped", payload });
+    const reqs = await rx.waitFor(path, 3, 5000);
+    reqs.forEach((r, i) => verifyDelivery(secret, r, { msgId: msg.id, payload, what: `try ${i + 1}` }));
+    assert.equal(new Set(reqs.map((r) => r.headers["webhook-id"])).size, 1, "same webhook-id on every retry");
+    assert.ok(reqs[1].time - reqs[0].time >= 50, `retry 1 came ${reqs[1].time - reqs[0].time} ms after try 1 (schedule 100ms)`);
+    assert.ok(reqs[2].time - reqs[1].time >= 100, `retry 2 came ${reqs[2].time - reqs[1].time} ms after retry 1 (schedule 200ms)`);
+
+    const attempts = await eventually(
+      async () => {
+        const r = await svix.messageAttempt.listByMsg(app.id, msg.id);
+        return r.data.length >= 3 && r.data.some((a) => a.status === 0) ? r.data : null;
+      },
+      { message: "3 recorded attempts including the success" },
+    );
+    assert.equal(attempts.length, 3, "three attempts recorded");
+    assert.equal(attempts.filter((a) => a.status === 2).length, 2, "two failed attempts");
+    assert.equal(attempts.filter((a) => a.status === 0).length, 1, "one successful attempt");
+    assert.deepEqual(
+      [...attempts].sort((a, b) => a.timestamp - b.timestamp).map((a) => a.responseStatusCode),
+      [500, 503, 200],
+      "attempt status codes in time order",
+    );
+    const newest = [...attempts].sort((a, b) => b.timestamp - a.timestamp)[0];
+    assert.equal(newest.statusText, "success", "the final attempt is the success");
+    assert.equal(attempts.every((a) => a.endpointId === ep.id), true);
+
+    await sleep(QUIET_MS + 400);
+    assert.equal(rx.requests(path).length, 3, "no further tries after the success");
+  });
+
+  test("3xx is a failure and redirects are not followed", async () => {
+    const { app, path } = await appWithEndpoint("redirect");
+    const target = `${path}-target`;
+    rx.respond(path, [{ status: 302, headers: { location: rx.url(target) } }, 200]);
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { r: 1 } });
+    await rx.waitFor(path, 2, 5000);
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(target).length, 0, "the redirect target must never be called");
+    const attempts = await eventually(
+      async () => {
+        const r = await svix.messageAttempt.listByMsg(app.id, msg.id);
+        return r.data.length >= 2 ? r.data : null;
+      },
+      { message: "2 attempts" },
+    );
+    const first = [...attempts].sort((a, b) => a.timestamp - b.timestamp)[0];
+    assert.equal(first.responseStatusCode, 302);
+    assert.equal(first.status, 2, "a 3xx is recorded as a failure");
+  });
+});
+
+describe("idempotency", () => {
+  test("same idempotency-key → same message id, one delivery", async () => {
+    const { app, path, secret } = await appWithEndpoint("idem-msg");
+    const msgIn = { eventType: "user.created", payload: { idem: true } };
+    const a = await svix.message.create(app.id, msgIn, { idempotencyKey: "k1" });
+    const b = await svix.message.create(app.id, msgIn, { idempotencyKey: "k1" });
+    assert.equal(b.id, a.id, "the replayed response must carry the first message's id");
+    const [r] = await rx.waitFor(path, 1);
+    verifyDelivery(secret, r, { msgId: a.id, payload: msgIn.payload });
+    await sleep(QUIET_MS);
+    assert.equal(rx.requests(path).length, 1, "one delivery for two requests with the same key");
+    assert.equal((await svix.message.list(app.id)).data.length, 1, "one stored message");
+
+    const c = await svix.message.create(app.id, msgIn, { idempotencyKey: "k2" });
+    assert.notEqual(c.id, a.id, "a different key is a different message");
+  });
+
+  test("same key on another app's path is a different request", async () => {
+    const one = await appWithEndpoint("idem-a");
+    const two = await appWithEndpoint("idem-b");
+    const key = uniq("k");
+    const a = await svix.message.create(one.app.id, { eventType: "user.created", payload: {} }, { idempotencyKey: key });
+    const b = await svix.message.create(two.app.id, { eventType: "user.created", payload: {} }, { idempotencyKey: key });
+    assert.notEqual(a.id, b.id, "idempotency is keyed by (token, key, path)");
+    await rx.waitFor(one.path, 1);
+    await rx.waitFor(two.path, 1);
+  });
+});
+
+describe("uid addressing", () => {
+  test("app uid works for endpoint create, message create/get/list and attempt lists", async () => {
+    const appUid = uniq("uidapp");
+    const app = await svix.application.create({ name: "uid-app", uid: appUid });
+    const epUid = uniq("uidep");
+    const path = `/${uniq("uid")}`;
+    const ep = await svix.endpoint.create(appUid, { url: rx.url(path), uid: epUid });
+    const { key } = await svix.endpoint.getSecret(appUid, epUid);
+    const payload = { via: "uid" };
+    const msg = await svix.message.create(appUid, { eventType: "user.created", payload });
+    const [r] = await rx.waitFor(path, 1);
+    verifyDelivery(key, r, { msgId: msg.id, payload });
+
+    assert.equal((await svix.message.get(appUid, msg.id)).id, msg.id, "message get by app uid");
+    assert.deepEqual((await svix.message.list(appUid)).data.map((m) => m.id), [msg.id], "message list by app uid");
+    const byMsg = await eventually(
+      async () => {
+        const x = await svix.messageAttempt.listByMsg(appUid, msg.id);
+        return x.data.length ? x : null;
+      },
+      { message: "attempt listed by app uid" },
+    );
+    assert.equal(byMsg.data[0].endpointId, ep.id);
+    const byEpUid = await svix.messageAttempt.listByEndpoint(appUid, epUid);
+    assert.equal(byEpUid.data.length, 1, "attempts by app uid + endpoint uid");
+    assert.equal(byEpUid.data[0].msgId, msg.id);
+    const byIds = await svix.messageAttempt.listByEndpoint(app.id, ep.id);
+    assert.equal(byIds.data[0].id, byEpUid.data[0].id, "ids and uids address the same attempts");
+  });
+});
+
+describe("large unicode payload", () => {
+  test("~200 KB with emoji, CJK, accents and escapes is delivered byte-exact and verifies", async () => {
+    const { app, path, secret } = await appWithEndpoint("big");
+    const chunk = {
+      emoji: "😀🎉🚀👩‍👩‍👧‍👦🏳️‍🌈",
+      cjk: "漢字テスト한국어中文",
+      accents: "éàüñçøåß Ångström naïve café",
+      quotes: 'he said "hi" \\ back\\slash \'single\'',
+      control: "tab\tnewline\nreturn\r nul-free \u2028\u2029 \u0001",
+      html: "</script><b>&amp;</b>",
+      numbers: [0, -1, 3.25, 1e21, 12345678901234],
+    };
+    const items = [];
+    let size = 0;
+    while (size < 200 * 1024) {
+      const item = { i: items.length, ...chunk };
+      items.push(item);
+      size += Buffer.byteLength(JSON.stringify(item));
+    }
+    const payload = { kind: "big", items };
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload });
+    const [r] = await rx.waitFor(path, 1, 10_000);
+    assert.ok(r.rawBody.length >= 200 * 1024, `body is ${r.rawBody.length} bytes, expected ≥ 200 KiB`);
+    verifyDelivery(secret, r, { msgId: msg.id, payload, what: "200 KB unicode delivery" });
+    const got = await svix.message.get(app.id, msg.id, { withContent: true });
+    assert.deepEqual(got.payload, payload, "stored payload equals the submitted one");
+  });
+});
