@@ -1,0 +1,353 @@
+#include "api/json_mapping.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "api/errors.h"
+#include "core/ids.h"
+#include "core/time_format.h"
+
+namespace herald {
+
+using nlohmann::json;
+
+json ApiError::body() const {
+  if (status_ == 422) return json{{"code", code_}, {"detail", validation_}};
+  return json{{"code", code_}, {"detail", what()}};
+}
+
+ApiError not_found(const std::string& what) {
+  return ApiError(404, "not_found", what + " not found");
+}
+ApiError conflict(const std::string& detail) {
+  return ApiError(409, "conflict", detail);
+}
+ApiError bad_request(const std::string& detail) {
+  return ApiError(400, "bad_request", detail);
+}
+
+ApiError invalid_field(const std::string& field, const std::string& msg, const std::string& type) {
+  return ApiError(json::array({json{{"loc", {"body", field}}, {"msg", msg}, {"type", type}}}));
+}
+
+ApiError invalid_query(const std::string& param, const std::string& msg) {
+  return ApiError(
+      json::array({json{{"loc", {"query", param}}, {"msg", msg}, {"type", "value_error"}}}));
+}
+
+namespace {
+
+template <typename T>
+json opt(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+}  // namespace
+
+json to_json(const Application& a) {
+  json j{{"id", a.id},
+         {"uid", opt(a.uid)},
+         {"name", a.name},
+         {"metadata", a.metadata},
+         {"createdAt", format_rfc3339(a.created_at)},
+         {"updatedAt", format_rfc3339(a.updated_at)}};
+  if (a.throttle_rate) j["throttleRate"] = *a.throttle_rate;
+  return j;
+}
+
+json to_json(const Endpoint& e) {
+  json j{{"id", e.id},
+         {"uid", opt(e.uid)},
+         {"url", e.url},
+         {"description", e.description},
+         {"disabled", e.disabled},
+         {"eventTypes", opt(e.event_types)},
+         {"filterTypes", opt(e.event_types)},
+         {"channels", opt(e.channels)},
+         {"metadata", e.metadata},
+         {"createdAt", format_rfc3339(e.created_at)},
+         {"updatedAt", format_rfc3339(e.updated_at)},
+         {"version", 1}};
+  if (e.throttle_rate) j["throttleRate"] = *e.throttle_rate;
+  if (e.disabled_reason) j["disabledReason"] = *e.disabled_reason;
+  return j;
+}
+
+json to_json(const EventType& e) {
+  json j{{"name", e.name},
+         {"description", e.description},
+         {"archived", e.archived},
+         {"deprecated", e.deprecated},
+         {"groupName", opt(e.group_name)},
+         {"featureFlags", nullptr},
+         {"createdAt", format_rfc3339(e.created_at)},
+         {"updatedAt", format_rfc3339(e.updated_at)}};
+  j["schemas"] = e.schemas_json ? json::parse(*e.schemas_json) : json(nullptr);
+  return j;
+}
+
+json to_json(const Message& m, bool with_content) {
+  json j{{"id", m.id},
+         {"eventId", opt(m.event_id)},
+         {"eventType", m.event_type},
+         {"channels", opt(m.channels)},
+         {"tags", opt(m.tags)},
+         {"timestamp", format_rfc3339(m.timestamp)}};
+  j["payload"] = with_content && !m.payload.empty() ? json::parse(m.payload) : json::object();
+  return j;
+}
+
+json to_json(const Attempt& a, bool with_content) {
+  return json{{"id", a.id},
+              {"msgId", a.msg_id},
+              {"endpointId", a.endpoint_id},
+              {"url", a.url},
+              {"response", with_content ? a.response : std::string()},
+              {"responseStatusCode", a.response_status_code},
+              {"responseDurationMs", a.response_duration_ms},
+              {"status", static_cast<int>(a.status)},
+              {"statusText", status_text(a.status)},
+              {"triggerType", static_cast<int>(a.trigger)},
+              {"timestamp", format_rfc3339(a.timestamp)}};
+}
+
+json to_json(const DeliveryStats& s) {
+  return json{{"success", s.success},
+              {"pending", s.pending},
+              {"sending", s.sending},
+              {"fail", s.fail},
+              {"canceled", 0}};
+}
+
+BodyReader::BodyReader(const json& body) : body_(body) {
+  if (!body_.is_object()) {
+    throw ApiError(json::array({json{{"loc", {"body"}},
+                                     {"msg", "the body must be a JSON object"},
+                                     {"type", "type_error.dict"}}}));
+  }
+}
+
+bool BodyReader::has(const char* field) const {
+  auto it = body_.find(field);
+  return it != body_.end() && !it->is_null();
+}
+
+bool BodyReader::present(const char* field) const {
+  return body_.contains(field);
+}
+
+const json* BodyReader::raw(const char* field) const {
+  auto it = body_.find(field);
+  if (it == body_.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+void BodyReader::error(const char* field, const std::string& msg, const std::string& type) {
+  errors_.push_back(json{{"loc", {"body", field}}, {"msg", msg}, {"type", type}});
+}
+
+void BodyReader::finish() const {
+  if (!errors_.empty()) throw ApiError(errors_);
+}
+
+std::optional<std::string> BodyReader::opt_string(const char* field, size_t max_len) {
+  const json* v = raw(field);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_string()) {
+    error(field, "must be a string", "type_error.str");
+    return std::nullopt;
+  }
+  const auto& s = v->get_ref<const std::string&>();
+  if (s.size() > max_len) {
+    error(field, "must be at most " + std::to_string(max_len) + " characters",
+          "value_error.any_str.max_length");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::string BodyReader::req_string(const char* field, size_t max_len) {
+  if (!has(field)) {
+    error(field, "field required", "value_error.missing");
+    return {};
+  }
+  auto s = opt_string(field, max_len);
+  if (s && s->empty()) {
+    error(field, "must not be empty", "value_error.any_str.min_length");
+    return {};
+  }
+  return s.value_or("");
+}
+
+std::optional<int64_t> BodyReader::opt_int(const char* field, int64_t min, int64_t max) {
+  const json* v = raw(field);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number_integer()) {
+    error(field, "must be an integer", "type_error.integer");
+    return std::nullopt;
+  }
+  int64_t n = v->get<int64_t>();
+  if (n < min || n > max) {
+    error(field, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<bool> BodyReader::opt_bool(const char* field) {
+  const json* v = raw(field);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_boolean()) {
+    error(field, "must be a boolean", "type_error.bool");
+    return std::nullopt;
+  }
+  return v->get<bool>();
+}
+
+std::optional<std::vector<std::string>> BodyReader::opt_string_list(const char* field,
+                                                                    size_t max_items,
+                                                                    size_t max_item_len) {
+  const json* v = raw(field);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_array()) {
+    error(field, "must be a list of strings", "type_error.list");
+    return std::nullopt;
+  }
+  if (v->size() > max_items) {
+    error(field, "must have at most " + std::to_string(max_items) + " items");
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (const auto& item : *v) {
+    if (!item.is_string() || item.get_ref<const std::string&>().size() > max_item_len) {
+      error(field,
+            "items must be strings of at most " + std::to_string(max_item_len) + " characters",
+            "type_error.str");
+      return std::nullopt;
+    }
+    auto s = item.get<std::string>();
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> BodyReader::opt_string_map(const char* field,
+                                                                             size_t max_entries,
+                                                                             size_t max_len) {
+  const json* v = raw(field);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_object()) {
+    error(field, "must be an object of strings", "type_error.dict");
+    return std::nullopt;
+  }
+  if (v->size() > max_entries) {
+    error(field, "must have at most " + std::to_string(max_entries) + " entries");
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& [k, item] : v->items()) {
+    if (!item.is_string()) {
+      error(field, "values must be strings", "type_error.str");
+      return std::nullopt;
+    }
+    if (k.size() > max_len || item.get_ref<const std::string&>().size() > max_len) {
+      error(field, "keys and values must be at most " + std::to_string(max_len) + " characters");
+      return std::nullopt;
+    }
+    out[k] = item.get<std::string>();
+  }
+  return out;
+}
+
+namespace {
+
+bool name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+}
+
+}  // namespace
+
+bool valid_uid(const std::string& uid) {
+  if (uid.empty() || uid.size() > 256) return false;
+  if (!std::all_of(uid.begin(), uid.end(), name_char)) return false;
+  // A uid that looked like an id would make addressing ambiguous.
+  return !(is_id_with_prefix(uid, kAppPrefix) || is_id_with_prefix(uid, kEndpointPrefix) ||
+           is_id_with_prefix(uid, kMessagePrefix));
+}
+
+bool valid_name(const std::string& name) {
+  return !name.empty() && name.size() <= 256 && std::all_of(name.begin(), name.end(), name_char);
+}
+
+std::optional<std::string> url_problem(const std::string& url) {
+  if (url.size() > 2048) return "the URL must be at most 2048 characters";
+  std::string lower = url;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  size_t scheme_len;
+  if (lower.rfind("http://", 0) == 0) {
+    scheme_len = 7;
+  } else if (lower.rfind("https://", 0) == 0) {
+    scheme_len = 8;
+  } else {
+    return "the URL must start with http:// or https://";
+  }
+  size_t host_end = url.find_first_of("/?#", scheme_len);
+  std::string authority = url.substr(
+      scheme_len, host_end == std::string::npos ? std::string::npos : host_end - scheme_len);
+  if (authority.empty()) return "the URL has no host";
+  if (authority.find('@') != std::string::npos) return "the URL must not contain credentials";
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      return "the URL contains spaces or control characters";
+  }
+  std::string host = authority;
+  if (host.front() == '[') {
+    size_t close = host.find(']');
+    if (close == std::string::npos) return "the URL has a malformed IPv6 host";
+    std::string rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return "the URL has a malformed host";
+    host = host.substr(0, close + 1);
+    authority = rest;
+  } else {
+    size_t colon = host.find(':');
+    authority = colon == std::string::npos ? "" : host.substr(colon);
+    host = host.substr(0, colon);
+  }
+  if (host.empty()) return "the URL has no host";
+  if (!authority.empty()) {
+    std::string port = authority.substr(1);
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return "the URL has an invalid port";
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> header_problem(const std::string& name, const std::string& value) {
+  static const char* kReserved[] = {
+      "content-type",      "content-length",    "host",    "user-agent",     "webhook-id",
+      "webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
+      "transfer-encoding", "connection",        "expect"};
+  if (name.empty() || name.size() > 256) return "header names must be 1 to 256 characters";
+  static const std::string kTokenChars = "!#$%&'*+-.^_`|~";
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && kTokenChars.find(c) == std::string::npos) {
+      return "'" + name + "' is not a valid header name";
+    }
+  }
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* r : kReserved) {
+    if (lower == r) return "'" + name + "' is set by herald and cannot be overridden";
+  }
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') return "header values must not contain line breaks";
+  }
+  return std::nullopt;
+}
+
+}  // namespace herald

@@ -1,0 +1,128 @@
+// /api/v1/app: applications.
+#include "api/errors.h"
+#include "api/json_mapping.h"
+#include "api/server.h"
+#include "core/ids.h"
+#include "db/app_store.h"
+#include "db/pool.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxMetadataEntries = 64;
+constexpr size_t kMaxMetadataLen = 1024;
+
+// Applies the fields of an ApplicationIn body to `app`. With `patch`, absent fields keep
+// their value; otherwise they reset to their default.
+void read_app_body(const json& body, Application& app, bool patch) {
+  BodyReader r(body);
+  if (!patch || r.present("name")) app.name = r.req_string("name");
+  if (!patch || r.present("uid")) {
+    app.uid = r.opt_string("uid");
+    if (app.uid && !valid_uid(*app.uid)) {
+      r.error("uid", "must be 1 to 256 of A-Z a-z 0-9 _ . - and not look like an id");
+    }
+  }
+  if (!patch || r.present("throttleRate")) {
+    auto rate = r.opt_int("throttleRate", 1, 1000000);
+    app.throttle_rate = rate ? std::optional<int>(static_cast<int>(*rate)) : std::nullopt;
+  }
+  if (!patch || r.present("metadata")) {
+    app.metadata = r.opt_string_map("metadata", kMaxMetadataEntries, kMaxMetadataLen)
+                       .value_or(std::map<std::string, std::string>{});
+  }
+  r.finish();
+}
+
+}  // namespace
+
+void register_app_routes(ApiServer& s) {
+  s.route("GET", "/api/v1/app/?", [&s](ApiRequest& r) {
+    require_admin(r.caller);
+    auto p = r.list_params();
+    auto conn = s.db().acquire();
+    auto page = AppStore(*conn).list(p);
+    json data = json::array();
+    for (const auto& a : page.items) data.push_back(to_json(a));
+    std::string first = page.items.empty() ? "" : page.items.front().id;
+    std::string last = page.items.empty() ? "" : page.items.back().id;
+    return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};
+  });
+
+  s.route("POST", "/api/v1/app/?", [&s](ApiRequest& r) {
+    require_admin(r.caller);
+    Application app;
+    read_app_body(r.body, app, false);
+    const bool get_if_exists = r.query_bool("get_if_exists", false);
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    AppStore apps(*conn);
+    if (app.uid) {
+      if (auto existing = apps.get_by_uid(*app.uid)) {
+        if (get_if_exists) return ApiReply{200, to_json(*existing)};
+        throw conflict("an application with uid '" + *app.uid + "' exists");
+      }
+    }
+    TimeMs now = s.clock().now_ms();
+    app.id = new_id(kAppPrefix, now);
+    app.created_at = app.updated_at = now;
+    apps.insert(app);
+    tx.commit();
+    return ApiReply{201, to_json(app)};
+  });
+
+  s.route("GET", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    return ApiReply{200, to_json(load_app(*conn, r.caller, r.param(1)))};
+  });
+
+  s.route("PUT", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    AppStore apps(*conn);
+    TimeMs now = s.clock().now_ms();
+    auto existing = apps.get(r.param(1));
+    if (existing && (!r.caller.app_id || *r.caller.app_id == existing->id)) {
+      Application app = *existing;
+      read_app_body(r.body, app, false);
+      app.updated_at = now;
+      apps.update(app);
+      tx.commit();
+      return ApiReply{200, to_json(app)};
+    }
+    // Upsert: PUT on an unknown uid creates the application under that uid.
+    require_admin(r.caller);
+    if (existing || !valid_uid(r.param(1))) throw not_found("application");
+    Application app;
+    read_app_body(r.body, app, false);
+    app.uid = r.param(1);
+    app.id = new_id(kAppPrefix, now);
+    app.created_at = app.updated_at = now;
+    apps.insert(app);
+    tx.commit();
+    return ApiReply{201, to_json(app)};
+  });
+
+  s.route("PATCH", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    Application app = load_app(*conn, r.caller, r.param(1));
+    read_app_body(r.body, app, true);
+    app.updated_at = s.clock().now_ms();
+    AppStore(*conn).update(app);
+    tx.commit();
+    return ApiReply{200, to_json(app)};
+  });
+
+  s.route("DELETE", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    AppStore(*conn).remove(app.id);
+    return ApiReply{204, {}};
+  });
+}
+
+}  // namespace herald

@@ -1,0 +1,282 @@
+// /api/v1/app/{app}/endpoint: endpoints, their secrets, headers and stats.
+#include "api/errors.h"
+#include "api/json_mapping.h"
+#include "api/server.h"
+#include "core/encoding.h"
+#include "core/ids.h"
+#include "core/signing.h"
+#include "db/delivery_store.h"
+#include "db/endpoint_store.h"
+#include "db/pool.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxEventTypes = 256;
+constexpr size_t kMaxChannels = 10;
+constexpr size_t kMaxHeaders = 32;
+constexpr size_t kMaxHeaderLen = 4096;
+constexpr size_t kMaxMetadataEntries = 64;
+constexpr size_t kMaxMetadataLen = 1024;
+constexpr int64_t kDefaultGraceSeconds = 24 * 3600;
+constexpr int64_t kMaxGraceSeconds = 7 * 24 * 3600;
+
+// Header names whose values are never shown back.
+bool sensitive_header(const std::string& name) {
+  std::string lower;
+  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" ||
+         lower.find("secret") != std::string::npos || lower.find("token") != std::string::npos ||
+         lower.find("api-key") != std::string::npos;
+}
+
+std::optional<std::map<std::string, std::string>> read_headers(BodyReader& r, const char* field) {
+  auto headers = r.opt_string_map(field, kMaxHeaders, kMaxHeaderLen);
+  if (headers) {
+    for (const auto& [name, value] : *headers) {
+      if (auto problem = header_problem(name, value)) r.error(field, *problem);
+    }
+  }
+  return headers;
+}
+
+std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* field,
+                                                   size_t max_items) {
+  auto names = r.opt_string_list(field, max_items, 256);
+  if (names) {
+    for (const auto& n : *names) {
+      if (!valid_name(n)) {
+        r.error(field, "'" + n + "' is not a valid name (A-Z a-z 0-9 _ . -)");
+        break;
+      }
+    }
+    if (names->empty()) names.reset();  // an empty filter means no filter
+  }
+  return names;
+}
+
+// Applies an EndpointIn/EndpointUpdate/EndpointPatch body to `ep`. Returns the secret key
+// (raw bytes) given in the body, if any.
+std::optional<std::string> read_endpoint_body(const json& body, Endpoint& ep, bool patch) {
+  BodyReader r(body);
+  if (!patch || r.present("url")) {
+    ep.url = r.req_string("url", 4096);
+    if (!ep.url.empty()) {
+      if (auto problem = url_problem(ep.url)) r.error("url", *problem);
+    }
+  }
+  if (!patch || r.present("description")) {
+    ep.description = r.opt_string("description", 1024).value_or("");
+  }
+  if (!patch || r.present("uid")) {
+    ep.uid = r.opt_string("uid");
+    if (ep.uid && !valid_uid(*ep.uid)) {
+      r.error("uid", "must be 1 to 256 of A-Z a-z 0-9 _ . - and not look like an id");
+    }
+  }
+  const char* rate_field = r.present("throttleRate") ? "throttleRate" : "rateLimit";
+  if (!patch || r.present(rate_field)) {
+    auto rate = r.opt_int(rate_field, 1, 1000000);
+    ep.throttle_rate = rate ? std::optional<int>(static_cast<int>(*rate)) : std::nullopt;
+  }
+  if (!patch || r.present("disabled")) {
+    bool disabled = r.opt_bool("disabled").value_or(false);
+    if (disabled != ep.disabled || !disabled) ep.disabled_reason.reset();
+    if (disabled && !ep.disabled) ep.disabled_reason = "disabled through the API";
+    ep.disabled = disabled;
+  }
+  const char* types_field = r.present("eventTypes") ? "eventTypes" : "filterTypes";
+  if (!patch || r.present(types_field)) ep.event_types = read_names(r, types_field, kMaxEventTypes);
+  if (!patch || r.present("channels")) ep.channels = read_names(r, "channels", kMaxChannels);
+  if (!patch || r.present("metadata")) {
+    ep.metadata = r.opt_string_map("metadata", kMaxMetadataEntries, kMaxMetadataLen)
+                      .value_or(std::map<std::string, std::string>{});
+  }
+  if (r.present("headers")) {
+    ep.headers = read_headers(r, "headers").value_or(std::map<std::string, std::string>{});
+  }
+  std::optional<std::string> key;
+  if (auto secret = r.opt_string("secret", 200)) {
+    key = decode_secret(*secret);
+    if (!key) r.error("secret", "must be whsec_ followed by base64 of 24 to 64 bytes");
+  }
+  r.finish();
+  return key;
+}
+
+Endpoint load_endpoint(Connection& c, const Application& app, const std::string& key) {
+  auto ep = EndpointStore(c).get(app.id, key);
+  if (!ep) throw not_found("endpoint");
+  return *ep;
+}
+
+json headers_json(const Endpoint& ep) {
+  json headers = json::object();
+  json sensitive = json::array();
+  for (const auto& [name, value] : ep.headers) {
+    if (sensitive_header(name)) {
+      sensitive.push_back(name);
+    } else {
+      headers[name] = value;
+    }
+  }
+  return json{{"headers", headers}, {"sensitive", sensitive}};
+}
+
+}  // namespace
+
+void register_endpoint_routes(ApiServer& s) {
+  const std::string base = "/api/v1/app/([^/]+)/endpoint";
+  const std::string one = base + "/([^/]+)";
+
+  s.route("GET", base + "/?", [&s](ApiRequest& r) {
+    auto p = r.list_params();
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    auto page = EndpointStore(*conn).list(app.id, p);
+    json data = json::array();
+    for (const auto& e : page.items) data.push_back(to_json(e));
+    std::string first = page.items.empty() ? "" : page.items.front().id;
+    std::string last = page.items.empty() ? "" : page.items.back().id;
+    return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};
+  });
+
+  s.route("POST", base + "/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep;
+    auto key = read_endpoint_body(r.body, ep, false);
+    TimeMs now = s.clock().now_ms();
+    ep.id = new_id(kEndpointPrefix, now);
+    ep.app_id = app.id;
+    ep.created_at = ep.updated_at = now;
+    Transaction tx(*conn);
+    EndpointStore endpoints(*conn);
+    if (ep.uid && endpoints.get(app.id, *ep.uid)) {
+      throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
+    }
+    endpoints.insert(ep, key ? *key : *decode_secret(generate_secret()));
+    tx.commit();
+    return ApiReply{201, to_json(ep)};
+  });
+
+  s.route("GET", one + "/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    return ApiReply{200, to_json(load_endpoint(*conn, app, r.param(2)))};
+  });
+
+  auto update = [&s](ApiRequest& r, bool patch) {
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    auto old_uid = ep.uid;
+    auto key = read_endpoint_body(r.body, ep, patch);
+    EndpointStore endpoints(*conn);
+    if (ep.uid && ep.uid != old_uid) {
+      if (auto other = endpoints.get(app.id, *ep.uid); other && other->id != ep.id) {
+        throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
+      }
+    }
+    TimeMs now = s.clock().now_ms();
+    ep.updated_at = now;
+    endpoints.update(ep);
+    if (key && endpoints.current_key(ep.id) != key) endpoints.rotate_key(ep.id, *key, 0, now);
+    tx.commit();
+    return ApiReply{200, to_json(ep)};
+  };
+  s.route("PUT", one + "/?", [update](ApiRequest& r) { return update(r, false); });
+  s.route("PATCH", one + "/?", [update](ApiRequest& r) { return update(r, true); });
+
+  s.route("DELETE", one + "/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    EndpointStore(*conn).remove(app.id, ep.id);
+    return ApiReply{204, {}};
+  });
+
+  s.route("GET", one + "/secret/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    auto key = EndpointStore(*conn).current_key(ep.id);
+    if (!key) throw ApiError(500, "internal", "endpoint has no signing key");
+    return ApiReply{200, json{{"key", std::string(kSecretPrefix) + base64_encode(*key)}}};
+  });
+
+  s.route("POST", one + "/secret/rotate/?", [&s](ApiRequest& r) {
+    BodyReader body(r.body);
+    std::optional<std::string> key;
+    if (auto secret = body.opt_string("key", 200)) {
+      key = decode_secret(*secret);
+      if (!key) body.error("key", "must be whsec_ followed by base64 of 24 to 64 bytes");
+    }
+    auto grace = body.opt_int("gracePeriodSeconds", 0, kMaxGraceSeconds);
+    body.finish();
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    TimeMs now = s.clock().now_ms();
+    EndpointStore(*conn).rotate_key(ep.id, key ? *key : *decode_secret(generate_secret()),
+                                    grace.value_or(kDefaultGraceSeconds) * 1000, now);
+    tx.commit();
+    return ApiReply{204, {}};
+  });
+
+  s.route("GET", one + "/headers/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    return ApiReply{200, headers_json(load_endpoint(*conn, app, r.param(2)))};
+  });
+
+  auto set_headers = [&s](ApiRequest& r, bool patch) {
+    json given_body = r.body;
+    if (patch && given_body.is_object() && given_body["headers"].is_object()) {
+      for (auto it = given_body["headers"].begin(); it != given_body["headers"].end();) {
+        it = it->is_null() ? given_body["headers"].erase(it) : std::next(it);
+      }
+    }
+    BodyReader body(given_body);
+    if (!r.body.contains("headers")) body.error("headers", "field required", "value_error.missing");
+    auto given = read_headers(body, "headers");
+    body.finish();
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    if (!patch) ep.headers.clear();
+    // PATCH: a null value removes the header.
+    if (patch) {
+      for (const auto& [name, value] : r.body["headers"].items()) {
+        if (value.is_null()) ep.headers.erase(name);
+      }
+    }
+    for (const auto& [name, value] : given.value_or(std::map<std::string, std::string>{})) {
+      ep.headers[name] = value;
+    }
+    if (ep.headers.size() > kMaxHeaders) throw invalid_field("headers", "too many headers");
+    ep.updated_at = s.clock().now_ms();
+    EndpointStore(*conn).update(ep);
+    tx.commit();
+    return ApiReply{204, {}};
+  };
+  s.route("PUT", one + "/headers/?",
+          [set_headers](ApiRequest& r) { return set_headers(r, false); });
+  s.route("PATCH", one + "/headers/?",
+          [set_headers](ApiRequest& r) { return set_headers(r, true); });
+
+  s.route("GET", one + "/stats/?", [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    return ApiReply{200, to_json(DeliveryStore(*conn).stats(ep.id))};
+  });
+}
+
+}  // namespace herald

@@ -1,0 +1,140 @@
+// /api/v1/event-type: the event types producers declare.
+#include "api/errors.h"
+#include "api/json_mapping.h"
+#include "api/server.h"
+#include "db/event_type_store.h"
+#include "db/pool.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxSchemaBytes = 64 * 1024;
+
+void read_event_type_body(const json& body, EventType& et, bool patch) {
+  BodyReader r(body);
+  if (!patch || r.present("description"))
+    et.description = r.opt_string("description", 1024).value_or("");
+  if (!patch || r.present("archived")) et.archived = r.opt_bool("archived").value_or(false);
+  if (!patch || r.present("deprecated")) et.deprecated = r.opt_bool("deprecated").value_or(false);
+  if (!patch || r.present("groupName")) et.group_name = r.opt_string("groupName");
+  if (!patch || r.present("schemas")) {
+    et.schemas_json.reset();
+    if (const json* schemas = r.raw("schemas")) {
+      if (!schemas->is_object()) {
+        r.error("schemas", "must be an object", "type_error.dict");
+      } else {
+        et.schemas_json = schemas->dump();
+        if (et.schemas_json->size() > kMaxSchemaBytes) r.error("schemas", "too large");
+      }
+    }
+  }
+  r.finish();
+}
+
+EventType load_event_type(Connection& c, const std::string& name) {
+  auto et = EventTypeStore(c).get(name);
+  if (!et) throw not_found("event type");
+  return *et;
+}
+
+}  // namespace
+
+void register_event_type_routes(ApiServer& s) {
+  const std::string one = "/api/v1/event-type/([^/]+)/?";
+
+  s.route("GET", "/api/v1/event-type/?", [&s](ApiRequest& r) {
+    auto p = r.list_params();
+    bool archived = r.query_bool("include_archived", false);
+    auto conn = s.db().acquire();
+    auto page = EventTypeStore(*conn).list(p, archived);
+    json data = json::array();
+    for (const auto& e : page.items) data.push_back(to_json(e));
+    std::string first = page.items.empty() ? "" : page.items.front().name;
+    std::string last = page.items.empty() ? "" : page.items.back().name;
+    return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};
+  });
+
+  s.route("POST", "/api/v1/event-type/?", [&s](ApiRequest& r) {
+    require_admin(r.caller);
+    EventType et;
+    {
+      BodyReader names(r.body);
+      et.name = names.req_string("name");
+      if (!et.name.empty() && !valid_name(et.name)) {
+        names.error("name", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
+      }
+      names.finish();
+    }
+    read_event_type_body(r.body, et, false);
+    et.created_at = et.updated_at = s.clock().now_ms();
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    EventTypeStore store(*conn);
+    if (auto existing = store.get(et.name)) {
+      if (!existing->archived) throw conflict("event type '" + et.name + "' exists");
+      et.created_at = existing->created_at;  // creating an archived type revives it
+      store.update(et);
+    } else {
+      store.insert(et);
+    }
+    tx.commit();
+    return ApiReply{201, to_json(et)};
+  });
+
+  s.route("GET", one, [&s](ApiRequest& r) {
+    auto conn = s.db().acquire();
+    return ApiReply{200, to_json(load_event_type(*conn, r.param(1)))};
+  });
+
+  auto update = [&s](ApiRequest& r, bool patch) {
+    require_admin(r.caller);
+    auto conn = s.db().acquire();
+    Transaction tx(*conn);
+    EventTypeStore store(*conn);
+    TimeMs now = s.clock().now_ms();
+    auto existing = store.get(r.param(1));
+    if (!existing) {
+      // PUT creates (Svix's upsert); PATCH needs an existing type.
+      if (patch) throw not_found("event type");
+      if (!valid_name(r.param(1)))
+        throw invalid_field("name", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
+      EventType et;
+      et.name = r.param(1);
+      read_event_type_body(r.body, et, false);
+      et.created_at = et.updated_at = now;
+      store.insert(et);
+      tx.commit();
+      return ApiReply{201, to_json(et)};
+    }
+    EventType et = *existing;
+    read_event_type_body(r.body, et, patch);
+    et.updated_at = now;
+    store.update(et);
+    tx.commit();
+    return ApiReply{200, to_json(et)};
+  };
+  s.route("PUT", one, [update](ApiRequest& r) { return update(r, false); });
+  s.route("PATCH", one, [update](ApiRequest& r) { return update(r, true); });
+
+  // Archives, as Svix does; ?expunge=true deletes for good.
+  s.route("DELETE", one, [&s](ApiRequest& r) {
+    require_admin(r.caller);
+    bool expunge = r.query_bool("expunge", false);
+    auto conn = s.db().acquire();
+    EventTypeStore store(*conn);
+    EventType et = load_event_type(*conn, r.param(1));
+    if (expunge) {
+      store.remove(et.name);
+    } else {
+      et.archived = true;
+      et.updated_at = s.clock().now_ms();
+      store.update(et);
+    }
+    return ApiReply{204, {}};
+  });
+}
+
+}  // namespace herald

@@ -1,0 +1,274 @@
+#include "api/server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "api/errors.h"
+#include "core/encoding.h"
+#include "core/time_format.h"
+#include "db/app_store.h"
+#include "db/idempotency_store.h"
+#include "db/pool.h"
+#include "db/sqlite.h"
+#include "db/token_store.h"
+#include "scheduler/scheduler.h"
+
+namespace herald {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kMaxListLimit = 250;
+
+void write_reply(httplib::Response& res, const ApiReply& reply) {
+  res.status = reply.status;
+  if (reply.status == 204) return;
+  res.set_content(reply.body.dump(), "application/json");
+}
+
+ApiReply error_reply(const ApiError& e) {
+  return ApiReply{e.status(), e.body()};
+}
+
+}  // namespace
+
+std::string ApiRequest::param(int i) const {
+  return httplib::detail::decode_url(http.matches[static_cast<size_t>(i)].str(), false);
+}
+
+std::optional<std::string> ApiRequest::query(const std::string& name) const {
+  if (!http.has_param(name)) return std::nullopt;
+  return http.get_param_value(name);
+}
+
+ListParams ApiRequest::list_params() const {
+  ListParams p;
+  if (auto limit = query("limit")) {
+    int n = 0;
+    try {
+      size_t used = 0;
+      n = std::stoi(*limit, &used);
+      if (used != limit->size()) n = 0;
+    } catch (...) {
+      n = 0;
+    }
+    if (n < 1 || n > kMaxListLimit) {
+      throw invalid_query("limit", "must be an integer from 1 to " + std::to_string(kMaxListLimit));
+    }
+    p.limit = n;
+  }
+  if (auto it = query("iterator"); it && !it->empty()) {
+    if (it->front() == '-') {
+      p.backwards = true;
+      p.cursor = it->substr(1);
+    } else {
+      p.cursor = *it;
+    }
+  }
+  return p;
+}
+
+bool ApiRequest::query_bool(const std::string& name, bool fallback) const {
+  auto v = query(name);
+  if (!v) return fallback;
+  if (*v == "true" || *v == "1") return true;
+  if (*v == "false" || *v == "0") return false;
+  throw invalid_query(name, "must be true or false");
+}
+
+std::optional<TimeMs> ApiRequest::query_time(const std::string& name) const {
+  auto v = query(name);
+  if (!v) return std::nullopt;
+  auto t = parse_rfc3339(*v);
+  if (!t) throw invalid_query(name, "must be an RFC 3339 date-time");
+  return t;
+}
+
+Application load_app(Connection& c, const Caller& caller, const std::string& key) {
+  auto app = AppStore(c).get(key);
+  if (!app || (caller.app_id && *caller.app_id != app->id)) throw not_found("application");
+  return *app;
+}
+
+void require_admin(const Caller& caller) {
+  if (!caller.is_admin()) throw not_found("resource");
+}
+
+json list_json(json data, const std::string& first_id, const std::string& last_id, bool done,
+               const ListParams& p) {
+  json out{{"data", std::move(data)}};
+  bool empty = out["data"].empty();
+  out["iterator"] = empty ? (p.cursor ? json(*p.cursor) : json(nullptr)) : json(last_id);
+  out["prevIterator"] = empty ? json(nullptr) : json("-" + first_id);
+  out["done"] = p.backwards ? false : done;
+  return out;
+}
+
+ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOptions options)
+    : db_(db),
+      clock_(clock),
+      scheduler_(scheduler),
+      options_(std::move(options)),
+      http_(std::make_unique<httplib::Server>()) {
+  // Bodies a little over the limit still reach us, so the 413 is ours (JSON) and says why.
+  http_->set_payload_max_length(options_.max_payload_bytes + 64 * 1024);
+  http_->new_task_queue = [] { return new httplib::ThreadPool(16); };
+  http_->set_keep_alive_max_count(1000);
+  http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&,
+                                                                   httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    ApiError e = res.status == 404   ? not_found("route")
+                 : res.status == 413 ? ApiError(413, "payload_too_large", "request body too large")
+                                     : ApiError(res.status, "http_error", "request failed");
+    res.set_content(e.body().dump(), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http_->set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                                  std::exception_ptr) {
+    res.status = 500;
+    res.set_content(R"({"code":"internal","detail":"internal server error"})", "application/json");
+  });
+  route("GET", "/api/v1/health/?", [](ApiRequest&) { return ApiReply{204, {}}; });
+  register_app_routes(*this);
+  register_endpoint_routes(*this);
+  register_event_type_routes(*this);
+  register_message_routes(*this);
+  register_attempt_routes(*this);
+}
+
+ApiServer::~ApiServer() {
+  stop();
+}
+
+int ApiServer::bind(const std::string& host, int port) {
+  int bound =
+      port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
+  if (bound > 0) bound_url_ = "http://" + host + ":" + std::to_string(bound);
+  return bound;
+}
+
+bool ApiServer::listen() {
+  return http_->listen_after_bind();
+}
+
+void ApiServer::stop() {
+  if (http_->is_running()) http_->stop();
+}
+
+void ApiServer::wake_scheduler() {
+  if (scheduler_ != nullptr) scheduler_->wake();
+}
+
+std::string ApiServer::base_url() const {
+  return options_.public_url.empty() ? bound_url_ : options_.public_url;
+}
+
+void ApiServer::route(const std::string& method, const std::string& pattern, ApiHandler h) {
+  auto handler = [this, h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+    write_reply(res, dispatch(req, h));
+  };
+  if (method == "GET") {
+    http_->Get(pattern, handler);
+  } else if (method == "POST") {
+    http_->Post(pattern, handler);
+  } else if (method == "PUT") {
+    http_->Put(pattern, handler);
+  } else if (method == "PATCH") {
+    http_->Patch(pattern, handler);
+  } else if (method == "DELETE") {
+    http_->Delete(pattern, handler);
+  }
+}
+
+Caller ApiServer::authenticate(const httplib::Request& req) {
+  const std::string header = req.get_header_value("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
+    throw ApiError(401, "authentication_failed", "missing or malformed bearer token");
+  }
+  std::string hash = sha256(std::string_view(header).substr(kBearer.size()));
+  auto conn = db_.acquire();
+  auto token = TokenStore(*conn).find_by_hash(hash);
+  if (!token || (token->expires_at && *token->expires_at <= clock_.now_ms())) {
+    throw ApiError(401, "authentication_failed", "invalid or expired token");
+  }
+  return Caller{token->id, token->app_id};
+}
+
+ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
+  auto run = [&](ApiRequest& r) -> ApiReply {
+    try {
+      return h(r);
+    } catch (const ApiError& e) {
+      return error_reply(e);
+    } catch (const DbError& e) {
+      if (e.is_constraint()) return error_reply(conflict("a resource with this identifier exists"));
+      spdlog::error("api {} {}: {}", req.method, req.path, e.what());
+      return error_reply(ApiError(500, "internal", "internal server error"));
+    } catch (const std::exception& e) {
+      spdlog::error("api {} {}: {}", req.method, req.path, e.what());
+      return error_reply(ApiError(500, "internal", "internal server error"));
+    }
+  };
+  try {
+    Caller caller = req.path.rfind("/api/v1/health", 0) == 0 ? Caller{} : authenticate(req);
+    json body;
+    if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
+      if (req.body.size() > options_.max_payload_bytes) {
+        throw ApiError(
+            413, "payload_too_large",
+            "request body exceeds " + std::to_string(options_.max_payload_bytes) + " bytes");
+      }
+      if (req.body.empty()) {
+        body = json::object();
+      } else {
+        body = json::parse(req.body, nullptr, false);
+        if (body.is_discarded()) throw bad_request("the body is not valid JSON");
+      }
+    }
+    ApiRequest r{req, caller, std::move(body)};
+    const std::string key = req.get_header_value("idempotency-key");
+    if (req.method != "POST" || key.empty()) return run(r);
+    if (key.size() > 256) throw bad_request("idempotency-key must be at most 256 characters");
+
+    // Replay the first success for (token, key, path); run at most one request at a time.
+    const std::string& path = req.path;
+    IdempotencyClaim claim;
+    for (int tries = 0; tries < 100; ++tries) {
+      {
+        auto conn = db_.acquire();
+        TimeMs now = clock_.now_ms();
+        claim = IdempotencyStore(*conn).claim(caller.token_id, key, path, now,
+                                              now - options_.idempotency_ttl_ms);
+      }
+      if (claim.state != IdempotencyClaim::State::kInProgress) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (claim.state == IdempotencyClaim::State::kCompleted) {
+      return ApiReply{claim.status_code, claim.body.empty() ? json() : json::parse(claim.body)};
+    }
+    if (claim.state == IdempotencyClaim::State::kInProgress) {
+      throw conflict("a request with this idempotency key is still in progress");
+    }
+    ApiReply reply = run(r);
+    auto conn = db_.acquire();
+    if (reply.status >= 200 && reply.status < 300) {
+      IdempotencyStore(*conn).complete(caller.token_id, key, path, reply.status,
+                                       reply.status == 204 ? std::string() : reply.body.dump());
+    } else {
+      IdempotencyStore(*conn).release(caller.token_id, key, path);
+    }
+    return reply;
+  } catch (const ApiError& e) {
+    return error_reply(e);
+  } catch (const std::exception& e) {
+    spdlog::error("api {} {}: {}", req.method, req.path, e.what());
+    return error_reply(ApiError(500, "internal", "internal server error"));
+  }
+}
+
+}  // namespace herald

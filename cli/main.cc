@@ -1,1 +1,124 @@
-int main() { return 0; }
+// The herald executable: wires core, db, scheduler, sender, api and web together.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/server.h"
+#include "api/tokens.h"
+#include "core/config.h"
+#include "db/pool.h"
+#include "scheduler/scheduler.h"
+#include "web/portal.h"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+constexpr int64_t kShutdownDrainMs = 10000;
+
+constexpr const char* kUsage =
+    "herald — outbound webhook delivery (Svix-compatible API, Standard Webhooks signing)\n"
+    "\n"
+    "usage: herald <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  serve      run the API, the scheduler and the sender (see herald serve --help)\n"
+    "  version    print the version\n"
+    "  help       print this text\n";
+
+int fail(const std::string& message) {
+  std::cerr << "herald: " << message << "\n";
+  return 2;
+}
+
+int serve(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << herald::serve_help();
+      return 0;
+    }
+  }
+  std::string error;
+  auto config = herald::parse_serve_config(args, herald::process_env(), &error);
+  if (!config) return fail(error);
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+
+  // Signals are taken by one thread with sigwait; every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  herald::SystemClock clock;
+  std::unique_ptr<herald::Database> db;
+  try {
+    db = std::make_unique<herald::Database>(config->db_path, 32);
+    if (config->admin_token) {
+      herald::ensure_admin_token(*db, clock, *config->admin_token);
+    } else if (auto token = herald::bootstrap_admin_token(*db, clock)) {
+      std::cout << "admin token (shown once, store it now): " << *token << std::endl;
+    }
+  } catch (const std::exception& e) {
+    return fail("cannot open database " + config->db_path + ": " + e.what());
+  }
+
+  herald::Scheduler::Options sopts;
+  sopts.retry = config->retry;
+  sopts.max_in_flight = config->max_in_flight;
+  sopts.lease_ms = config->lease_ms;
+  sopts.request_timeout_ms = config->request_timeout_ms;
+  sopts.connect_timeout_ms = config->connect_timeout_ms;
+  herald::Scheduler scheduler(*db, clock, sopts);
+
+  herald::ApiOptions aopts;
+  aopts.max_payload_bytes = config->max_payload_bytes;
+  aopts.public_url = config->public_url;
+  herald::ApiServer api(*db, clock, &scheduler, aopts);
+  herald::register_portal_routes(api);
+  int port = api.bind(config->listen_host, config->listen_port);
+  if (port <= 0) {
+    scheduler.stop(0);
+    return fail("cannot listen on " + config->listen_host + ":" +
+                std::to_string(config->listen_port));
+  }
+  std::cout << "herald " << kVersion << " listening on http://" << config->listen_host << ":"
+            << port << " (database " << config->db_path << ")" << std::endl;
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: stopping intake, draining deliveries", sig);
+    api.stop();
+  });
+  api.listen();
+  // listen() returned: intake has stopped. Drain, record, exit.
+  scheduler.stop(kShutdownDrainMs);
+  if (signal_thread.joinable()) {
+    pthread_kill(signal_thread.native_handle(), SIGTERM);  // wakes it if listen() failed
+    signal_thread.join();
+  }
+  spdlog::info("herald stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "version" || args[0] == "--version") {
+    std::cout << "herald " << kVersion << "\n";
+    return 0;
+  }
+  if (args[0] == "serve") return serve({args.begin() + 1, args.end()});
+  return fail("unknown command '" + args[0] + "' (see herald --help)");
+}

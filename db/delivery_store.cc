@@ -56,7 +56,8 @@ std::vector<Delivery> DeliveryStore::claim(TimeMs now, int64_t lease_ms, int lim
 }
 
 void DeliveryStore::update(const DeliveryUpdate& u, TimeMs now) {
-  c_.prepare("UPDATE deliveries SET status = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?")
+  c_.prepare(
+        "UPDATE deliveries SET status = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?")
       .bind(1, static_cast<int>(u.status))
       .bind(2, u.attempts)
       .bind(3, u.due_at)
@@ -87,17 +88,25 @@ std::vector<Delivery> DeliveryStore::for_message(const std::string& msg_id) {
 }
 
 DeliveryStats DeliveryStore::stats(const std::string& endpoint_id) {
-  auto st = c_.prepare(
-      "SELECT status, count(*) FROM deliveries WHERE endpoint_id = ? GROUP BY status");
+  auto st =
+      c_.prepare("SELECT status, count(*) FROM deliveries WHERE endpoint_id = ? GROUP BY status");
   st.bind(1, endpoint_id);
   DeliveryStats s;
   while (st.step()) {
     int64_t n = st.get_int(1);
     switch (static_cast<DeliveryStatus>(st.get_int(0))) {
-      case DeliveryStatus::kSuccess: s.success = n; break;
-      case DeliveryStatus::kPending: s.pending = n; break;
-      case DeliveryStatus::kFail: s.fail = n; break;
-      case DeliveryStatus::kSending: s.sending = n; break;
+      case DeliveryStatus::kSuccess:
+        s.success = n;
+        break;
+      case DeliveryStatus::kPending:
+        s.pending = n;
+        break;
+      case DeliveryStatus::kFail:
+        s.fail = n;
+        break;
+      case DeliveryStatus::kSending:
+        s.sending = n;
+        break;
     }
   }
   return s;

@@ -78,7 +78,8 @@ std::optional<Endpoint> EndpointStore::get(const std::string& app_id, const std:
 
 ListPage<Endpoint> EndpointStore::list(const std::string& app_id, const ListParams& p) {
   auto k = keyset_sql("id", false, p);
-  auto st = c_.prepare(std::string(kColumns) + " WHERE app_id = ?" + k.where + k.order + " LIMIT ?");
+  auto st =
+      c_.prepare(std::string(kColumns) + " WHERE app_id = ?" + k.where + k.order + " LIMIT ?");
   int i = 1;
   st.bind(i++, app_id);
   if (p.cursor) st.bind(i++, *p.cursor);

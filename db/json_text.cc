@@ -6,7 +6,9 @@
 
 namespace herald {
 
-std::string to_json_text(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+std::string to_json_text(const std::vector<std::string>& v) {
+  return nlohmann::json(v).dump();
+}
 
 std::string to_json_text(const std::map<std::string, std::string>& m) {
   return nlohmann::json(m).dump();

@@ -133,7 +133,9 @@ CREATE INDEX idempotency_created ON idempotency_keys(created_at);
 
 }  // namespace
 
-int latest_schema_version() { return static_cast<int>(kMigrations.size()); }
+int latest_schema_version() {
+  return static_cast<int>(kMigrations.size());
+}
 
 void migrate(Connection& c) {
   c.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");

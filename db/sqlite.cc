@@ -14,7 +14,9 @@ namespace {
 
 }  // namespace
 
-bool DbError::is_constraint() const { return (code_ & 0xff) == SQLITE_CONSTRAINT; }
+bool DbError::is_constraint() const {
+  return (code_ & 0xff) == SQLITE_CONSTRAINT;
+}
 
 Stmt::~Stmt() {
   if (stmt_ != nullptr) {
@@ -39,7 +41,9 @@ Stmt& Stmt::bind(int i, const std::optional<std::string>& text) {
   return text ? bind(i, std::string_view(*text)) : bind_null(i);
 }
 
-Stmt& Stmt::bind(int i, const std::optional<int64_t>& v) { return v ? bind(i, *v) : bind_null(i); }
+Stmt& Stmt::bind(int i, const std::optional<int64_t>& v) {
+  return v ? bind(i, *v) : bind_null(i);
+}
 
 Stmt& Stmt::bind_blob(int i, std::string_view bytes) {
   int rc = sqlite3_bind_blob64(stmt_, i, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
@@ -65,9 +69,13 @@ void Stmt::run() {
   }
 }
 
-bool Stmt::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+bool Stmt::is_null(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
 
-int64_t Stmt::get_int(int col) const { return sqlite3_column_int64(stmt_, col); }
+int64_t Stmt::get_int(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
 
 std::string Stmt::get_text(int col) const {
   const void* p = sqlite3_column_blob(stmt_, col);
@@ -86,13 +94,18 @@ std::optional<int64_t> Stmt::get_opt_int(int col) const {
   return get_int(col);
 }
 
-void Connection::Closer::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-void Connection::Finalizer::operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+void Connection::Closer::operator()(sqlite3* db) const {
+  sqlite3_close_v2(db);
+}
+void Connection::Finalizer::operator()(sqlite3_stmt* s) const {
+  sqlite3_finalize(s);
+}
 
 Connection::Connection(const std::string& path) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   db_.reset(raw);  // owned even if open failed
   if (rc != SQLITE_OK) fail(raw, rc, "cannot open database " + path);
   sqlite3_busy_timeout(raw, 10000);
@@ -131,9 +144,13 @@ Stmt Connection::prepare(std::string_view sql) {
   return Stmt(it->second.get());
 }
 
-int64_t Connection::changes() const { return sqlite3_changes64(db_.get()); }
+int64_t Connection::changes() const {
+  return sqlite3_changes64(db_.get());
+}
 
-Transaction::Transaction(Connection& c) : conn_(c) { conn_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Connection& c) : conn_(c) {
+  conn_.exec("BEGIN IMMEDIATE");
+}
 
 Transaction::~Transaction() {
   if (!done_) {

@@ -1,0 +1,250 @@
+#include "scheduler/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "core/ids.h"
+#include "core/signing.h"
+#include "db/attempt_store.h"
+#include "db/delivery_store.h"
+#include "db/endpoint_store.h"
+#include "db/message_store.h"
+#include "db/pool.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+// What a claimed delivery needs from its message and endpoint, loaded once per batch.
+struct Target {
+  Endpoint endpoint;
+  std::vector<std::string> keys;
+};
+
+std::optional<int64_t> due_in(std::optional<TimeMs> due, TimeMs now) {
+  if (!due) return std::nullopt;
+  return std::max<int64_t>(0, *due - now);
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Database& db, Clock& clock, Options options)
+    : db_(db), clock_(clock), options_(std::move(options)), rng_(std::random_device{}()) {
+  sender_ = std::make_unique<Sender>(
+      options_.sender, [this](std::vector<DeliveryResult>&& r) { on_results(std::move(r)); });
+  thread_ = std::thread([this] { run(); });
+}
+
+Scheduler::~Scheduler() {
+  stop(0);
+}
+
+void Scheduler::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Scheduler::stop(int64_t drain_ms) {
+  if (stopped_) return;
+  stopped_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  sender_->stop(drain_ms);  // every job's result is in results_ once this returns
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t Scheduler::in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_.size();
+}
+
+void Scheduler::on_results(std::vector<DeliveryResult>&& results) {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& r : results) results_.push_back(std::move(r));
+  }
+  cv_.notify_one();
+}
+
+void Scheduler::run() {
+  int64_t wait_ms = 0;
+  for (;;) {
+    std::vector<DeliveryResult> batch;
+    bool stopping = false;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                   [&] { return !results_.empty() || woken_ || stopping_; });
+      batch.swap(results_);
+      woken_ = false;
+      stopping = stopping_;
+      if (stopping && batch.empty() && in_flight_.empty()) return;
+    }
+    try {
+      if (!batch.empty()) record(std::move(batch));
+      wait_ms = stopping ? options_.idle_poll_ms : claim_and_send();
+    } catch (const std::exception& e) {
+      // Leases make this safe: whatever was claimed and not recorded is claimed again later.
+      spdlog::error("scheduler: {}", e.what());
+      wait_ms = options_.idle_poll_ms;
+    }
+  }
+}
+
+int64_t Scheduler::claim_and_send() {
+  int capacity;
+  {
+    std::lock_guard lock(mu_);
+    capacity = options_.max_in_flight - static_cast<int>(in_flight_.size());
+  }
+  if (capacity <= 0) return options_.idle_poll_ms;  // a result will wake us
+  const int limit = std::min(capacity, options_.claim_batch);
+  const TimeMs now = clock_.now_ms();
+
+  std::vector<DeliveryJob> jobs;
+  std::vector<std::pair<uint64_t, InFlight>> sent;
+  std::optional<TimeMs> next_due;
+  size_t claimed_count = 0;
+  {
+    auto conn = db_.acquire();
+    Transaction tx(*conn);
+    DeliveryStore deliveries(*conn);
+    MessageStore messages(*conn);
+    EndpointStore endpoints(*conn);
+    auto claimed = deliveries.claim(now, options_.lease_ms, limit);
+    claimed_count = claimed.size();
+
+    std::map<std::string, std::shared_ptr<const std::string>> bodies;
+    std::map<std::string, std::optional<Target>> targets;
+    const int64_t ts = now / 1000;
+    for (auto& d : claimed) {
+      auto body_it = bodies.find(d.msg_id);
+      if (body_it == bodies.end()) {
+        auto m = messages.get(d.app_id, d.msg_id);
+        body_it =
+            bodies.emplace(d.msg_id, m ? std::make_shared<const std::string>(m->payload) : nullptr)
+                .first;
+      }
+      auto target_it = targets.find(d.endpoint_id);
+      if (target_it == targets.end()) {
+        std::optional<Target> t;
+        if (auto ep = endpoints.get(d.app_id, d.endpoint_id)) {
+          t = Target{*ep, endpoints.signing_keys(ep->id, now)};
+        }
+        target_it = targets.emplace(d.endpoint_id, std::move(t)).first;
+      }
+      const auto& body = body_it->second;
+      const auto& target = target_it->second;
+      if (!body || !target || target->endpoint.disabled || target->keys.empty()) {
+        // Nothing to send to: the endpoint was disabled (or the message is gone).
+        deliveries.update({d.id, DeliveryStatus::kFail, d.attempts, std::nullopt}, now);
+        continue;
+      }
+      const Endpoint& ep = target->endpoint;
+      DeliveryJob job;
+      job.tag = next_tag_++;
+      job.url = ep.url;
+      job.body = body;
+      job.timeout_ms = options_.request_timeout_ms;
+      job.connect_timeout_ms = options_.connect_timeout_ms;
+      for (const auto& [name, value] : ep.headers) job.headers.emplace_back(name, value);
+      std::string signature = signature_header(target->keys, d.msg_id, ts, *body);
+      std::string ts_text = std::to_string(ts);
+      job.headers.emplace_back("content-type", "application/json");
+      job.headers.emplace_back("webhook-id", d.msg_id);
+      job.headers.emplace_back("webhook-timestamp", ts_text);
+      job.headers.emplace_back("webhook-signature", signature);
+      job.headers.emplace_back("svix-id", d.msg_id);
+      job.headers.emplace_back("svix-timestamp", ts_text);
+      job.headers.emplace_back("svix-signature", signature);
+      nlohmann::json sent_headers = nlohmann::json::object();
+      for (const auto& [name, value] : job.headers) sent_headers[name] = value;
+      sent.emplace_back(job.tag, InFlight{d, ep.url, sent_headers.dump(), now});
+      jobs.push_back(std::move(job));
+    }
+    if (static_cast<int>(claimed_count) < limit) next_due = deliveries.next_due();
+    tx.commit();
+  }
+  if (!jobs.empty()) {
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [tag, f] : sent) in_flight_.emplace(tag, std::move(f));
+    }
+    sender_->submit(std::move(jobs));
+  }
+  if (static_cast<int>(claimed_count) == limit) return 0;  // more may be due right now
+  return std::min(options_.idle_poll_ms, due_in(next_due, now).value_or(options_.idle_poll_ms));
+}
+
+void Scheduler::record(std::vector<DeliveryResult> results) {
+  std::vector<std::pair<DeliveryResult, InFlight>> done;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& r : results) {
+      auto it = in_flight_.find(r.tag);
+      if (it == in_flight_.end()) continue;
+      done.emplace_back(std::move(r), std::move(it->second));
+      in_flight_.erase(it);
+    }
+  }
+  const TimeMs now = clock_.now_ms();
+  auto conn = db_.acquire();
+  Transaction tx(*conn);
+  DeliveryStore deliveries(*conn);
+  AttemptStore attempts(*conn);
+  for (auto& [r, f] : done) {
+    const Delivery& d = f.delivery;
+    if (r.aborted) {
+      // Never really tried: back to the queue as it was.
+      deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, now}, now);
+      continue;
+    }
+    Attempt a;
+    a.id = new_id(kAttemptPrefix, now);
+    a.app_id = d.app_id;
+    a.msg_id = d.msg_id;
+    a.endpoint_id = d.endpoint_id;
+    a.delivery_id = d.id;
+    a.url = f.url;
+    a.response_status_code = r.status_code;
+    a.response = r.status_code == 0 ? r.error : r.body;
+    a.response_duration_ms = r.duration_ms;
+    a.status = r.success() ? DeliveryStatus::kSuccess : DeliveryStatus::kFail;
+    a.trigger = d.trigger;
+    a.request_headers_json = f.request_headers_json;
+    a.timestamp = f.sent_at;
+    attempts.insert(a);
+
+    DeliveryUpdate u{d.id, DeliveryStatus::kSuccess, d.attempts + 1, std::nullopt};
+    if (!r.success()) {
+      std::optional<int64_t> delay;
+      if (d.trigger == TriggerType::kScheduled)
+        delay = options_.retry.next_delay_ms(u.attempts, rng_);
+      if (delay) {
+        u.status = DeliveryStatus::kPending;
+        u.due_at = now + *delay;
+      } else {
+        u.status = DeliveryStatus::kFail;
+      }
+    }
+    deliveries.update(u, now);
+    spdlog::info("attempt msg={} endpoint={} status={} duration_ms={} outcome={}{}", d.msg_id,
+                 d.endpoint_id, r.status_code, r.duration_ms, status_text(u.status),
+                 r.status_code == 0 ? " error=\"" + r.error + "\"" : std::string());
+  }
+  tx.commit();
+}
+
+}  // namespace herald

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+#include "db/delivery_store.h"
+
+namespace herald {
+
+// Svix-shaped JSON of herald's records (camelCase, RFC 3339 times).
+nlohmann::json to_json(const Application& a);
+nlohmann::json to_json(const Endpoint& e);
+nlohmann::json to_json(const EventType& e);
+// `with_content` false leaves the payload out (an empty object), as Svix does.
+nlohmann::json to_json(const Message& m, bool with_content);
+nlohmann::json to_json(const Attempt& a, bool with_content);
+nlohmann::json to_json(const DeliveryStats& s);
+
+// Reads and validates a request body field by field. Every problem is collected; finish()
+// throws one ApiError 422 listing all of them. Explicit nulls read as absent.
+class BodyReader {
+ public:
+  // Throws 422 unless `body` is a JSON object.
+  explicit BodyReader(const nlohmann::json& body);
+
+  bool has(const char* field) const;  // present and not null
+  // A field present in the body, null included (for PATCH).
+  bool present(const char* field) const;
+
+  std::optional<std::string> opt_string(const char* field, size_t max_len = 256);
+  std::string req_string(const char* field, size_t max_len = 256);
+  std::optional<int64_t> opt_int(const char* field, int64_t min, int64_t max);
+  std::optional<bool> opt_bool(const char* field);
+  // A list of strings, each at most `max_item_len`, at most `max_items` long.
+  std::optional<std::vector<std::string>> opt_string_list(const char* field, size_t max_items,
+                                                          size_t max_item_len);
+  std::optional<std::map<std::string, std::string>> opt_string_map(const char* field,
+                                                                   size_t max_entries,
+                                                                   size_t max_len);
+  // The raw JSON value (nullptr when absent or null).
+  const nlohmann::json* raw(const char* field) const;
+
+  // Records an error found by the caller.
+  void error(const char* field, const std::string& msg, const std::string& type = "value_error");
+  // Throws the collected errors, if any.
+  void finish() const;
+
+ private:
+  const nlohmann::json& body_;
+  nlohmann::json errors_ = nlohmann::json::array();
+};
+
+// Checks a uid: 1 to 256 of [A-Za-z0-9_.-]; it must not look like one of herald's ids.
+bool valid_uid(const std::string& uid);
+// Checks an event type or channel name: 1 to 256 of [A-Za-z0-9_.-].
+bool valid_name(const std::string& name);
+// Checks an endpoint URL: absolute http:// or https:// with a host; nullopt when fine,
+// else the reason.
+std::optional<std::string> url_problem(const std::string& url);
+// Checks a custom header name: an HTTP token, not one herald sets itself.
+std::optional<std::string> header_problem(const std::string& name, const std::string& value);
+
+}  // namespace herald

@@ -1,0 +1,115 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "core/clock.h"
+#include "core/types.h"
+#include "db/list.h"
+
+namespace httplib {
+class Server;
+struct Request;
+}  // namespace httplib
+
+namespace herald {
+
+class Database;
+class Connection;
+class Scheduler;
+
+struct ApiOptions {
+  size_t max_payload_bytes = 1 << 20;  // largest accepted request body
+  std::string public_url;              // base of links herald hands out; "" = the listen URL
+  int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;
+};
+
+// Who is calling: an admin token, or a token scoped to one application.
+struct Caller {
+  std::string token_id;
+  std::optional<std::string> app_id;
+  bool is_admin() const { return !app_id; }
+};
+
+// One API request as handlers see it.
+struct ApiRequest {
+  const httplib::Request& http;
+  Caller caller;
+  nlohmann::json body;  // the parsed JSON body (null for GET/DELETE)
+
+  // Path capture `i` (1-based), URL-decoded.
+  std::string param(int i) const;
+  std::optional<std::string> query(const std::string& name) const;
+  // Reads limit/iterator. Throws 422 for a bad limit.
+  ListParams list_params() const;
+  // A boolean query parameter ("true"/"false"); `fallback` when absent.
+  bool query_bool(const std::string& name, bool fallback) const;
+  // An RFC 3339 query parameter; throws 422 when malformed.
+  std::optional<TimeMs> query_time(const std::string& name) const;
+};
+
+struct ApiReply {
+  int status = 200;
+  nlohmann::json body;  // ignored for 204
+};
+
+using ApiHandler = std::function<ApiReply(ApiRequest&)>;
+
+// herald's REST API (Svix v1 compatible) on cpp-httplib. Owns the HTTP server; the database,
+// clock and scheduler must outlive it.
+class ApiServer {
+ public:
+  ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOptions options);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds; port 0 picks a free port. Returns the bound port, or -1 on failure.
+  int bind(const std::string& host, int port);
+  // Serves until stop(). Blocks.
+  bool listen();
+  void stop();
+
+  // Registers a route. `pattern` is a regex over the path; captures become params.
+  // Requests are authenticated, bodies parsed and POSTs made idempotent before `h` runs.
+  void route(const std::string& method, const std::string& pattern, ApiHandler h);
+
+  httplib::Server& http() { return *http_; }
+  Database& db() { return db_; }
+  Clock& clock() { return clock_; }
+  const ApiOptions& options() const { return options_; }
+  // Tells the scheduler new deliveries are due.
+  void wake_scheduler();
+  // The base URL for links: options().public_url or the bound address.
+  std::string base_url() const;
+
+ private:
+  ApiReply dispatch(const httplib::Request& req, const ApiHandler& h);
+  Caller authenticate(const httplib::Request& req);
+
+  Database& db_;
+  Clock& clock_;
+  Scheduler* scheduler_;
+  ApiOptions options_;
+  std::unique_ptr<httplib::Server> http_;
+  std::string bound_url_;
+};
+
+// Looks up the application named by `key` (id or uid) as `caller` may see it; throws 404.
+Application load_app(Connection& c, const Caller& caller, const std::string& key);
+// Throws 404 unless `caller` is an admin.
+void require_admin(const Caller& caller);
+// {data, iterator, prevIterator, done} of a page of already-mapped items.
+nlohmann::json list_json(nlohmann::json data, const std::string& first_id,
+                         const std::string& last_id, bool done, const ListParams& p);
+
+void register_app_routes(ApiServer& s);
+void register_endpoint_routes(ApiServer& s);
+void register_event_type_routes(ApiServer& s);
+void register_message_routes(ApiServer& s);
+void register_attempt_routes(ApiServer& s);
+
+}  // namespace herald

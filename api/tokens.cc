@@ -1,0 +1,40 @@
+#include "api/tokens.h"
+
+#include "core/encoding.h"
+#include "core/ids.h"
+#include "db/pool.h"
+#include "db/sqlite.h"
+#include "db/token_store.h"
+
+namespace herald {
+
+std::string new_token_text(const std::string& prefix) {
+  return prefix + "_" + hex_encode(random_bytes(24));
+}
+
+void ensure_admin_token(Database& db, Clock& clock, const std::string& token) {
+  auto conn = db.acquire();
+  Transaction tx(*conn);
+  TokenStore tokens(*conn);
+  std::string hash = sha256(token);
+  if (tokens.find_by_hash(hash)) return;
+  TimeMs now = clock.now_ms();
+  tokens.insert(TokenRecord{new_id(kTokenPrefix, now), hash, std::nullopt, "HERALD_ADMIN_TOKEN",
+                            now, std::nullopt});
+  tx.commit();
+}
+
+std::optional<std::string> bootstrap_admin_token(Database& db, Clock& clock) {
+  auto conn = db.acquire();
+  Transaction tx(*conn);
+  TokenStore tokens(*conn);
+  if (tokens.count_admin() > 0) return std::nullopt;
+  std::string token = new_token_text("sk");
+  TimeMs now = clock.now_ms();
+  tokens.insert(TokenRecord{new_id(kTokenPrefix, now), sha256(token), std::nullopt, "generated",
+                            now, std::nullopt});
+  tx.commit();
+  return token;
+}
+
+}  // namespace herald

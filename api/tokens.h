@@ -1,0 +1,22 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/clock.h"
+
+namespace herald {
+
+class Database;
+
+// A new random API token: "<prefix>_" + 48 hex characters.
+std::string new_token_text(const std::string& prefix);
+
+// Makes sure `token` is a valid admin token (stores its hash if it is new).
+void ensure_admin_token(Database& db, Clock& clock, const std::string& token);
+
+// If no admin token exists yet, creates one and returns its text (the only time it is ever
+// visible); otherwise nullopt.
+std::optional<std::string> bootstrap_admin_token(Database& db, Clock& clock);
+
+}  // namespace herald
