@@ -1,0 +1,753 @@
+#include "sender/sender.h"
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using herald::DeliveryJob;
+using herald::DeliveryResult;
+using herald::Sender;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kWait = 10s;  // generous: a broken sender fails the test instead of hanging it
+
+using SteadyClock = std::chrono::steady_clock;
+
+int64_t ms_since(SteadyClock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
+}
+
+// A loopback receiver on a free port. Register handlers on `svr` before start().
+struct TestServer {
+  httplib::Server svr;
+  std::thread thread;
+  int port = -1;
+
+  TestServer() {
+    svr.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    svr.set_keep_alive_max_count(1000);
+    svr.set_tcp_nodelay(true);  // else Nagle + delayed ACK adds 40 ms per reused request
+    svr.set_keep_alive_timeout(1);
+  }
+  ~TestServer() { shutdown(); }
+
+  void start() {
+    port = svr.bind_to_any_port("127.0.0.1");
+    REQUIRE(port > 0);
+    thread = std::thread([this] { svr.listen_after_bind(); });
+    auto deadline = SteadyClock::now() + kWait;
+    while (!svr.is_running() && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+    REQUIRE(svr.is_running());
+  }
+  void shutdown() {
+    svr.stop();
+    if (thread.joinable()) thread.join();
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port) + path;
+  }
+};
+
+// Lets handlers block until the test releases them (or a cap elapses), so no test sleeps
+// longer than it must and the server can stop promptly.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+
+  void wait_for(std::chrono::milliseconds cap) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, cap, [this] { return open; });
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+// Collects what the sink receives.
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<DeliveryResult> results;
+  size_t batches = 0;
+
+  Sender::ResultSink sink() {
+    return [this](std::vector<DeliveryResult>&& batch) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++batches;
+        for (auto& r : batch) results.push_back(std::move(r));
+      }
+      cv.notify_all();
+    };
+  }
+  // Waits until at least n results arrived; returns a copy of all of them.
+  std::vector<DeliveryResult> wait_for(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    bool ok = cv.wait_for(lock, kWait, [&] { return results.size() >= n; });
+    REQUIRE_MESSAGE(ok, "only " << results.size() << " of " << n << " results arrived");
+    return results;
+  }
+  std::vector<DeliveryResult> snapshot() {
+    std::lock_guard<std::mutex> lock(mu);
+    return results;
+  }
+};
+
+DeliveryJob make_job(uint64_t tag, std::string url, std::string body = "{}") {
+  DeliveryJob job;
+  job.tag = tag;
+  job.url = std::move(url);
+  job.headers = {{"Content-Type", "application/json"}};
+  job.body = std::make_shared<const std::string>(std::move(body));
+  return job;
+}
+
+DeliveryResult send_one(const DeliveryJob& job, Sender::Options options = {}) {
+  Collector collector;
+  Sender sender(options, collector.sink());
+  sender.submit({job});
+  auto results = collector.wait_for(1);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].tag == job.tag);
+  return results[0];
+}
+
+// DeliveryResult::aborted is being added to sender.h; until then these checks pass vacuously.
+template <typename Result>
+bool aborted_or(const Result& r, bool fallback) {
+  if constexpr (requires { r.aborted; }) {
+    return r.aborted;
+  } else {
+    return fallback;
+  }
+}
+
+std::map<uint64_t, int> count_tags(const std::vector<DeliveryResult>& results) {
+  std::map<uint64_t, int> counts;
+  for (const auto& r : results) ++counts[r.tag];
+  return counts;
+}
+
+}  // namespace
+
+TEST_CASE("2xx: exact body bytes and headers reach the receiver") {
+  TestServer server;
+  std::mutex mu;
+  httplib::Request seen;
+  int hits = 0;
+  server.svr.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      seen = req;
+      ++hits;
+    }
+    res.status = 200;
+    res.set_content("thanks", "text/plain");
+  });
+  server.start();
+
+  const char raw[] = "{\"a\":1,\"bin\":\"\x01\x00\xff\"}\r\n";  // NUL and 0xff inside
+  const std::string body(raw, sizeof raw - 1);
+  DeliveryJob job = make_job(42, server.url("/hook"), body);
+  job.headers = {{"Content-Type", "application/vnd.custom+json; charset=utf-8"},
+                 {"webhook-id", "msg_123"}};
+  DeliveryResult r = send_one(job);
+
+  CHECK(r.status_code == 200);
+  CHECK(r.success());
+  CHECK(r.body == "thanks");
+  CHECK(r.error.empty());
+  CHECK_FALSE(r.retry_after_s.has_value());
+  CHECK(r.duration_ms >= 0);
+
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE(hits == 1);
+  CHECK(seen.method == "POST");
+  CHECK(seen.body == body);
+  CHECK(seen.body.size() == 21);
+  CHECK(seen.get_header_value("Content-Type") == "application/vnd.custom+json; charset=utf-8");
+  CHECK(seen.get_header_value_count("Content-Type") == 1);
+  CHECK(seen.get_header_value("webhook-id") == "msg_123");
+  CHECK(seen.get_header_value("User-Agent") == "herald/0.1");
+  CHECK_FALSE(seen.has_header("Expect"));
+}
+
+TEST_CASE("headers go out as given, in order, empty values included (raw wire bytes)") {
+  // httplib's parser drops empty header values, so read the request off a plain socket.
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const int port = ntohs(addr.sin_port);
+
+  std::string wire;
+  std::thread receiver([&] {
+    int conn = ::accept(listener, nullptr, nullptr);
+    if (conn < 0) return;
+    char buf[4096];
+    while (wire.find("\r\n\r\nhello") == std::string::npos) {
+      ssize_t n = ::recv(conn, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      wire.append(buf, static_cast<size_t>(n));
+    }
+    const char reply[] = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+    (void)::send(conn, reply, sizeof reply - 1, MSG_NOSIGNAL);
+    ::close(conn);
+  });
+
+  DeliveryJob job = make_job(8, "http://127.0.0.1:" + std::to_string(port) + "/raw", "hello");
+  job.headers = {{"webhook-id", "msg_1"},
+                 {"X-Empty", ""},
+                 {"Content-Type", "application/json"},
+                 {"webhook-signature", "v1,abc"}};
+  DeliveryResult r = send_one(job);
+  receiver.join();
+  ::close(listener);
+
+  CHECK(r.status_code == 204);
+  CHECK(wire.rfind("POST /raw HTTP/1.1\r\n", 0) == 0);
+  CHECK(wire.find("\r\nwebhook-id: msg_1\r\nX-Empty:\r\nContent-Type: application/json\r\n"
+                  "webhook-signature: v1,abc\r\n") != std::string::npos);
+  CHECK(wire.find("\r\nContent-Length: 5\r\n") != std::string::npos);
+  CHECK(wire.find("Expect") == std::string::npos);
+  CHECK(wire.find("urlencoded") == std::string::npos);
+  CHECK(wire.size() >= 5);
+  CHECK(wire.substr(wire.size() - 9) == "\r\n\r\nhello");
+}
+
+TEST_CASE("no Content-Type given: curl's form default is not sent; null body is empty") {
+  TestServer server;
+  std::mutex mu;
+  httplib::Request seen;
+  server.svr.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen = req;
+    res.status = 204;
+  });
+  server.start();
+
+  DeliveryJob job = make_job(1, server.url("/hook"));
+  job.headers.clear();
+  job.body = nullptr;
+  DeliveryResult r = send_one(job);
+  CHECK(r.status_code == 204);
+  CHECK(r.body.empty());
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(seen.method == "POST");
+  CHECK(seen.body.empty());
+  CHECK_FALSE(seen.has_header("Content-Type"));
+}
+
+TEST_CASE("500: status and body captured, no error text") {
+  TestServer server;
+  server.svr.Post("/hook", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 500;
+    res.set_content("boom", "text/plain");
+  });
+  server.start();
+
+  DeliveryResult r = send_one(make_job(7, server.url("/hook")));
+  CHECK(r.status_code == 500);
+  CHECK_FALSE(r.success());
+  CHECK(r.body == "boom");
+  CHECK(r.error.empty());
+  CHECK_FALSE(aborted_or(r, false));
+}
+
+TEST_CASE("Retry-After: delta seconds and HTTP date") {
+  TestServer server;
+  server.svr.Post("/delta", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 503;
+    res.set_header("Retry-After", "7");
+  });
+  server.svr.Post("/date", [](const httplib::Request&, httplib::Response& res) {
+    std::time_t when = std::time(nullptr) + 120;
+    std::tm tm{};
+    gmtime_r(&when, &tm);
+    char date[64];
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    res.status = 429;
+    res.set_header("Retry-After", date);
+  });
+  server.svr.Post("/past", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 503;
+    res.set_header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT");
+  });
+  server.svr.Post("/junk", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 503;
+    res.set_header("Retry-After", "soon");
+  });
+  server.start();
+
+  DeliveryResult delta = send_one(make_job(1, server.url("/delta")));
+  CHECK(delta.status_code == 503);
+  REQUIRE(delta.retry_after_s.has_value());
+  CHECK(*delta.retry_after_s == 7);
+
+  DeliveryResult date = send_one(make_job(2, server.url("/date")));
+  CHECK(date.status_code == 429);
+  REQUIRE(date.retry_after_s.has_value());
+  CHECK(*date.retry_after_s >= 115);
+  CHECK(*date.retry_after_s <= 121);
+
+  DeliveryResult past = send_one(make_job(3, server.url("/past")));
+  REQUIRE(past.retry_after_s.has_value());
+  CHECK(*past.retry_after_s == 0);
+
+  DeliveryResult junk = send_one(make_job(4, server.url("/junk")));
+  CHECK(junk.status_code == 503);
+  CHECK_FALSE(junk.retry_after_s.has_value());
+}
+
+TEST_CASE("302 is reported as is and the redirect is not followed") {
+  TestServer server;
+  std::atomic<int> target_hits{0};
+  server.svr.Post("/moved", [&](const httplib::Request&, httplib::Response& res) {
+    res.status = 302;
+    res.set_header("Location", server.url("/target"));
+  });
+  auto target = [&](const httplib::Request&, httplib::Response& res) {
+    ++target_hits;
+    res.status = 200;
+  };
+  server.svr.Post("/target", target);
+  server.svr.Get("/target", target);
+  server.start();
+
+  DeliveryResult r = send_one(make_job(9, server.url("/moved")));
+  CHECK(r.status_code == 302);
+  CHECK_FALSE(r.success());
+  CHECK(r.error.empty());
+  CHECK(target_hits.load() == 0);
+}
+
+TEST_CASE("response body is truncated to max_response_bytes") {
+  TestServer server;
+  std::string big;
+  for (int i = 0; i < 50 * 1024; ++i) big.push_back(static_cast<char>('a' + i % 26));
+  server.svr.Post("/big", [&](const httplib::Request&, httplib::Response& res) {
+    res.status = 200;
+    res.set_content(big, "text/plain");
+  });
+  server.start();
+
+  DeliveryResult r = send_one(make_job(1, server.url("/big")));
+  CHECK(r.status_code == 200);
+  REQUIRE(r.body.size() == 20 * 1024);
+  CHECK(r.body == big.substr(0, 20 * 1024));
+
+  Sender::Options small;
+  small.max_response_bytes = 10;
+  DeliveryResult s = send_one(make_job(2, server.url("/big")), small);
+  CHECK(s.status_code == 200);
+  CHECK(s.body == big.substr(0, 10));
+}
+
+TEST_CASE("timeout: status 0 with curl's error text, bounded duration") {
+  TestServer server;
+  Gate gate;
+  server.svr.Post("/slow", [&](const httplib::Request&, httplib::Response& res) {
+    gate.wait_for(1500ms);
+    res.status = 200;
+  });
+  // Headers and part of the body arrive, then the receiver stalls.
+  server.svr.Post("/stall", [&](const httplib::Request&, httplib::Response& res) {
+    res.status = 200;
+    res.set_header("Retry-After", "5");
+    res.set_chunked_content_provider("text/plain", [&](size_t offset, httplib::DataSink& sink) {
+      if (offset == 0) {
+        sink.write("partial", 7);
+        return true;
+      }
+      gate.wait_for(1500ms);
+      sink.done();
+      return true;
+    });
+  });
+  server.start();
+
+  DeliveryJob job = make_job(5, server.url("/slow"));
+  job.timeout_ms = 300;
+  DeliveryResult r = send_one(job);
+  CHECK(r.status_code == 0);
+  CHECK(r.error.find("timed out") != std::string::npos);
+  CHECK(r.duration_ms >= 250);
+  CHECK(r.duration_ms < 1200);
+  CHECK_FALSE(aborted_or(r, false));  // a real attempt that failed
+  MESSAGE("timeout error: " << r.error);
+
+  DeliveryJob stall = make_job(6, server.url("/stall"));
+  stall.timeout_ms = 300;
+  DeliveryResult s = send_one(stall);
+  CHECK(s.status_code == 0);
+  CHECK(s.error.find("timed out") != std::string::npos);
+  CHECK(s.body.empty());
+  CHECK_FALSE(s.retry_after_s.has_value());
+  CHECK(s.duration_ms < 1200);
+  gate.release();
+}
+
+TEST_CASE("connection refused: status 0 with error text") {
+  std::string url;
+  {
+    TestServer server;
+    server.start();
+    url = server.url("/hook");
+    server.shutdown();
+  }
+  DeliveryResult r = send_one(make_job(3, url));
+  CHECK(r.status_code == 0);
+  CHECK_FALSE(r.error.empty());
+  CHECK(r.error.find("onnect") != std::string::npos);
+  CHECK(r.body.empty());
+  MESSAGE("refused error: " << r.error);
+}
+
+TEST_CASE("only http and https URLs are attempted") {
+  for (const char* url : {"file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/"}) {
+    DeliveryResult r = send_one(make_job(11, url));
+    CHECK(r.status_code == 0);
+    CHECK_FALSE(r.error.empty());
+    CHECK(r.body.empty());
+  }
+}
+
+TEST_CASE("a job curl refuses to start fails alone with the reason") {
+  TestServer server;
+  server.svr.Post("/hook",
+                  [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  server.start();
+
+  Collector collector;
+  Sender sender({}, collector.sink());
+  // curl rejects URLs over 8 MB at setopt time.
+  sender.submit({make_job(1, server.url("/hook?") + std::string(9'000'000, 'a')),
+                 make_job(2, server.url("/hook"))});
+  auto results = collector.wait_for(2);
+  for (const auto& r : results) {
+    if (r.tag == 1) {
+      CHECK(r.status_code == 0);
+      CHECK(r.error.rfind("could not start transfer: ", 0) == 0);
+      CHECK_FALSE(aborted_or(r, false));  // a persistent fault: must not be requeued as unsent
+    } else {
+      CHECK(r.status_code == 204);
+    }
+  }
+  CHECK(count_tags(results).size() == 2);
+}
+
+TEST_CASE("many concurrent jobs: each result arrives exactly once") {
+  TestServer server;
+  std::atomic<int> hits{0};
+  server.svr.Post(R"(/job/(\d+))", [&](const httplib::Request& req, httplib::Response& res) {
+    ++hits;
+    res.status = 200;
+    res.set_content("job " + req.matches[1].str() + " " + req.body, "text/plain");
+  });
+  server.start();
+
+  Collector collector;
+  Sender::Options options;
+  // httplib listens with a backlog of 5: a burst of connects beyond that waits for SYN
+  // retransmits. 200 jobs over 4 connections also exercises curl's own queueing.
+  options.max_connections_per_host = 4;
+  Sender sender(options, collector.sink());
+  constexpr uint64_t kJobs = 200;
+  for (uint64_t batch = 0; batch < kJobs; batch += 50) {
+    std::vector<DeliveryJob> jobs;
+    for (uint64_t tag = batch; tag < batch + 50; ++tag) {
+      jobs.push_back(make_job(tag, server.url("/job/" + std::to_string(tag)), std::to_string(tag)));
+    }
+    sender.submit(std::move(jobs));
+  }
+  auto results = collector.wait_for(kJobs);
+  std::this_thread::sleep_for(50ms);  // would catch duplicates arriving late
+  results = collector.snapshot();
+  CHECK(results.size() == kJobs);
+  auto counts = count_tags(results);
+  CHECK(counts.size() == kJobs);
+  for (const auto& r : results) {
+    CHECK(counts[r.tag] == 1);
+    CHECK(r.status_code == 200);
+    CHECK(r.body == "job " + std::to_string(r.tag) + " " + std::to_string(r.tag));
+  }
+  CHECK(hits.load() == static_cast<int>(kJobs));
+}
+
+TEST_CASE("slow receivers are served concurrently") {
+  TestServer server;
+  std::atomic<int> arrived{0};
+  server.svr.Post("/slow", [&](const httplib::Request&, httplib::Response& res) {
+    ++arrived;
+    std::this_thread::sleep_for(300ms);
+    res.status = 200;
+  });
+  server.start();
+
+  Collector collector;
+  Sender sender({}, collector.sink());
+  auto start = SteadyClock::now();
+  // Groups of 4, each let in before the next: httplib's listen backlog is only 5.
+  for (uint64_t group = 0; group < 5; ++group) {
+    std::vector<DeliveryJob> jobs;
+    for (uint64_t tag = group * 4; tag < group * 4 + 4; ++tag) {
+      jobs.push_back(make_job(tag, server.url("/slow")));
+    }
+    sender.submit(std::move(jobs));
+    auto deadline = SteadyClock::now() + kWait;
+    while (arrived.load() < static_cast<int>(group * 4 + 4) && SteadyClock::now() < deadline) {
+      std::this_thread::yield();
+    }
+  }
+  auto results = collector.wait_for(20);
+  int64_t elapsed = ms_since(start);
+  CHECK(elapsed < 1500);  // sequential would take 6000 ms
+  CHECK(count_tags(results).size() == 20);
+  for (const auto& r : results) CHECK(r.status_code == 200);
+}
+
+TEST_CASE("connections to the same host are reused") {
+  TestServer server;
+  std::mutex mu;
+  std::set<int> ports;
+  int hits = 0;
+  server.svr.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    ports.insert(req.remote_port);
+    ++hits;
+    res.status = 204;
+  });
+  server.start();
+
+  Collector collector;
+  Sender sender({}, collector.sink());
+  constexpr int kBatches = 10;
+  constexpr int kPerBatch = 5;
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<DeliveryJob> jobs;
+    for (int i = 0; i < kPerBatch; ++i) {
+      jobs.push_back(make_job(static_cast<uint64_t>(b * kPerBatch + i), server.url("/hook")));
+    }
+    sender.submit(std::move(jobs));
+    collector.wait_for(static_cast<size_t>((b + 1) * kPerBatch));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(hits == kBatches * kPerBatch);
+  MESSAGE("distinct client ports for " << hits << " requests: " << ports.size());
+  CHECK(ports.size() <= static_cast<size_t>(2 * kPerBatch));
+}
+
+TEST_CASE("max_connections_per_host caps parallel connections") {
+  TestServer server;
+  std::atomic<int> concurrent{0};
+  std::atomic<int> peak{0};
+  server.svr.Post("/hook", [&](const httplib::Request&, httplib::Response& res) {
+    int now = ++concurrent;
+    int prev = peak.load();
+    while (now > prev && !peak.compare_exchange_weak(prev, now)) {
+    }
+    std::this_thread::sleep_for(50ms);
+    --concurrent;
+    res.status = 204;
+  });
+  server.start();
+
+  Collector collector;
+  Sender::Options options;
+  options.max_connections_per_host = 2;
+  Sender sender(options, collector.sink());
+  std::vector<DeliveryJob> jobs;
+  for (uint64_t tag = 0; tag < 8; ++tag) jobs.push_back(make_job(tag, server.url("/hook")));
+  sender.submit(std::move(jobs));
+  auto results = collector.wait_for(8);
+  for (const auto& r : results) CHECK(r.status_code == 204);
+  CHECK(peak.load() <= 2);
+}
+
+TEST_CASE("stop(): in-flight transfers are aborted at the drain bound, one result each") {
+  TestServer server;
+  Gate gate;
+  std::atomic<int> arrived{0};
+  server.svr.Post("/hang", [&](const httplib::Request&, httplib::Response& res) {
+    ++arrived;
+    gate.wait_for(5000ms);
+    res.status = 200;
+  });
+  server.start();
+
+  Collector collector;
+  Sender sender({}, collector.sink());
+  std::vector<DeliveryJob> jobs;
+  for (uint64_t tag = 0; tag < 5; ++tag) jobs.push_back(make_job(tag, server.url("/hang")));
+  sender.submit(std::move(jobs));
+  auto deadline = SteadyClock::now() + kWait;
+  while (arrived.load() < 5 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+  REQUIRE(arrived.load() == 5);
+  CHECK(sender.in_flight() == 5);
+
+  auto start = SteadyClock::now();
+  sender.stop(300);
+  int64_t elapsed = ms_since(start);
+  CHECK(elapsed >= 250);
+  CHECK(elapsed < 1000);
+
+  auto results = collector.snapshot();  // stop() returns only after every result was delivered
+  CHECK(results.size() == 5);
+  CHECK(count_tags(results).size() == 5);
+  for (const auto& r : results) {
+    CHECK(r.status_code == 0);
+    CHECK(r.error == "aborted at shutdown");
+    CHECK(aborted_or(r, true));
+  }
+  CHECK(sender.in_flight() == 0);
+  sender.stop(0);  // idempotent
+  CHECK(collector.snapshot().size() == 5);
+  gate.release();
+}
+
+TEST_CASE("stop(): transfers that finish within the drain bound succeed") {
+  TestServer server;
+  std::atomic<int> arrived{0};
+  server.svr.Post("/slowish", [&](const httplib::Request&, httplib::Response& res) {
+    ++arrived;
+    std::this_thread::sleep_for(200ms);
+    res.status = 200;
+  });
+  server.start();
+
+  Collector collector;
+  Sender sender({}, collector.sink());
+  std::vector<DeliveryJob> jobs;
+  for (uint64_t tag = 0; tag < 5; ++tag) jobs.push_back(make_job(tag, server.url("/slowish")));
+  sender.submit(std::move(jobs));
+  auto deadline = SteadyClock::now() + kWait;
+  while (arrived.load() < 5 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+
+  auto start = SteadyClock::now();
+  sender.stop(5000);
+  CHECK(ms_since(start) < 1000);  // returns once the transfers are done, not at the bound
+  auto results = collector.snapshot();
+  CHECK(results.size() == 5);
+  for (const auto& r : results) CHECK(r.status_code == 200);
+  CHECK(sender.in_flight() == 0);
+}
+
+TEST_CASE("stop(0) right after submit: every job gets exactly one result") {
+  TestServer server;
+  server.svr.Post("/hook",
+                  [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  server.start();
+
+  Collector collector;
+  Sender sender({}, collector.sink());
+  std::vector<DeliveryJob> jobs;
+  for (uint64_t tag = 0; tag < 100; ++tag) jobs.push_back(make_job(tag, server.url("/hook")));
+  sender.submit(std::move(jobs));
+  sender.stop(0);
+  auto results = collector.snapshot();
+  REQUIRE(results.size() == 100);
+  auto counts = count_tags(results);
+  CHECK(counts.size() == 100);
+  for (const auto& r : results) {
+    bool ok =
+        r.status_code == 204 ||
+        (r.status_code == 0 && (r.error == "sender stopped" || r.error == "aborted at shutdown"));
+    CHECK_MESSAGE(ok, "tag " << r.tag << ": " << r.status_code << " " << r.error);
+    CHECK(aborted_or(r, r.status_code == 0) == (r.status_code == 0));
+  }
+  CHECK(sender.in_flight() == 0);
+}
+
+TEST_CASE("submit after stop: immediate 'sender stopped' results") {
+  Collector collector;
+  Sender sender({}, collector.sink());
+  sender.stop(0);
+  sender.submit({make_job(1, "http://127.0.0.1:1/"), make_job(2, "http://127.0.0.1:1/")});
+  auto results = collector.snapshot();  // delivered before submit() returned
+  REQUIRE(results.size() == 2);
+  for (const auto& r : results) {
+    CHECK(r.status_code == 0);
+    CHECK(r.error == "sender stopped");
+    CHECK(aborted_or(r, true));
+  }
+  CHECK(count_tags(results).size() == 2);
+  CHECK(sender.in_flight() == 0);
+}
+
+TEST_CASE("destructor aborts in-flight transfers promptly") {
+  TestServer server;
+  Gate gate;
+  std::atomic<int> arrived{0};
+  server.svr.Post("/hang", [&](const httplib::Request&, httplib::Response& res) {
+    ++arrived;
+    gate.wait_for(5000ms);
+    res.status = 200;
+  });
+  server.start();
+
+  Collector collector;
+  auto start = SteadyClock::now();
+  {
+    Sender sender({}, collector.sink());
+    sender.submit({make_job(1, server.url("/hang")), make_job(2, server.url("/hang"))});
+    auto deadline = SteadyClock::now() + kWait;
+    while (arrived.load() < 2 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+  }
+  CHECK(ms_since(start) < 1000);
+  auto results = collector.snapshot();
+  REQUIRE(results.size() == 2);
+  for (const auto& r : results) CHECK(r.error == "aborted at shutdown");
+  gate.release();
+}
+
+TEST_CASE("a throwing sink does not stop the loop") {
+  TestServer server;
+  server.svr.Post("/hook",
+                  [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  server.start();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> tags;
+  Sender sender({}, [&](std::vector<DeliveryResult>&& batch) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& r : batch) tags.push_back(r.tag);
+    }
+    cv.notify_all();
+    throw std::runtime_error("sink failure");
+  });
+  for (uint64_t tag = 1; tag <= 2; ++tag) {
+    sender.submit({make_job(tag, server.url("/hook"))});
+    std::unique_lock<std::mutex> lock(mu);
+    REQUIRE(cv.wait_for(lock, kWait, [&] { return tags.size() == tag; }));
+  }
+  CHECK(tags == std::vector<uint64_t>{1, 2});
+}
