@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what herald needs on Debian (bookworm or later), skipping what is already there.
+#   scripts/install-deps.sh build    compilers and the -dev libraries (default)
+#   scripts/install-deps.sh test     build + Node.js and the conformance suite's npm packages
+#   scripts/install-deps.sh runtime  only the shared libraries the herald binary links
+set -euo pipefail
+mode=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+runtime_pkgs=(libcurl4 libsqlite3-0 libssl3 libspdlog1.10 libcpp-httplib0.11 ca-certificates)
+build_pkgs=(build-essential cmake ninja-build pkg-config git
+  libcpp-httplib-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
+  nlohmann-json3-dev libspdlog-dev doctest-dev)
+test_pkgs=(sqlite3 curl)
+
+case "$mode" in
+  runtime) want=("${runtime_pkgs[@]}") ;;
+  build) want=("${build_pkgs[@]}") ;;
+  test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "install-deps: unknown mode '$mode' (build, test or runtime)" >&2; exit 2 ;;
+esac
+# Node.js: the machine's own if it has one, else Debian's.
+if [ "$mode" = test ] && ! command -v node >/dev/null 2>&1; then want+=(nodejs npm); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$mode" = test ]; then
+  # The conformance suite's npm packages, exactly as locked.
+  (cd "$root/tests/conformance" && npm ci --no-audit --no-fund --loglevel=error)
+fi
