@@ -160,19 +160,12 @@ size_t on_header(char* data, size_t size, size_t nmemb, void* user) {
   return total;
 }
 
-// DeliveryResult::aborted is being added to sender.h for the scheduler; this sets it when the
-// field exists, so the file builds against the header with or without it.
-template <typename Result>
-void mark_aborted(Result& result) {
-  if constexpr (requires { result.aborted = true; }) result.aborted = true;
-}
-
 // A result without a response. `aborted`: never sent or cut short by stop(), so not an attempt.
 DeliveryResult failed_result(uint64_t tag, const char* error, bool aborted) {
   DeliveryResult result;
   result.tag = tag;
   result.error = error;
-  if (aborted) mark_aborted(result);
+  result.aborted = aborted;
   return result;
 }
 

@@ -29,6 +29,7 @@ struct DeliveryResult {
   std::string error;    // curl's error text when status_code == 0, else empty
   int64_t duration_ms = 0;
   std::optional<int64_t> retry_after_s;  // parsed Retry-After (delta-seconds or HTTP date)
+  bool aborted = false;  // never sent, or cut short by stop(): not a real attempt
   bool success() const { return status_code >= 200 && status_code < 300; }
 };
 
