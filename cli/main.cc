@@ -71,6 +71,7 @@ int serve(const std::vector<std::string>& args) {
   herald::Scheduler::Options sopts;
   sopts.retry = config->retry;
   sopts.max_in_flight = config->max_in_flight;
+  sopts.endpoint_concurrency = config->endpoint_concurrency;
   sopts.lease_ms = config->lease_ms;
   sopts.request_timeout_ms = config->request_timeout_ms;
   sopts.connect_timeout_ms = config->connect_timeout_ms;

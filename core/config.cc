@@ -204,7 +204,8 @@ const Setting kSettings[] = {
      }},
     {"allow-private-cidrs", "HERALD_ALLOW_PRIVATE_CIDRS", "LIST",
      [] { return std::string("none"); },
-     "Private networks endpoints may resolve to, e.g. 127.0.0.0/8,::1/128.",
+     "Private networks endpoints may resolve to, e.g. 127.0.0.0/8,::1/128\n"
+     "      (validated and kept; the SSRF guard that uses it is not built yet).",
      [](std::string_view v, Config& c, std::string* why) {
        std::vector<std::string> cidrs;
        if (!trim(v).empty()) {

@@ -35,9 +35,11 @@ class DeliveryStore {
   void insert(const Delivery& d);
 
   // Claims up to `limit` due deliveries (pending and due, or sending with a lapsed lease),
-  // oldest due first, marking them sending with a lease until now + lease_ms.
+  // oldest due first, marking them sending with a lease until now + lease_ms. Deliveries to
+  // the endpoints in `skip_endpoints` are left alone.
   // REQUIRES: called inside a Transaction.
-  std::vector<Delivery> claim(TimeMs now, int64_t lease_ms, int limit);
+  std::vector<Delivery> claim(TimeMs now, int64_t lease_ms, int limit,
+                              const std::vector<std::string>& skip_endpoints = {});
 
   // Applies an attempt's outcome.
   void update(const DeliveryUpdate& u, TimeMs now);

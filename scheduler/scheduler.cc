@@ -105,9 +105,15 @@ void Scheduler::run() {
 
 int64_t Scheduler::claim_and_send() {
   int capacity;
+  std::vector<std::string> saturated;  // endpoints at their concurrency cap
+  std::unordered_map<std::string, int> per_endpoint;
   {
     std::lock_guard lock(mu_);
     capacity = options_.max_in_flight - static_cast<int>(in_flight_.size());
+    per_endpoint = endpoint_in_flight_;
+  }
+  for (const auto& [ep, n] : per_endpoint) {
+    if (n >= options_.endpoint_concurrency) saturated.push_back(ep);
   }
   if (capacity <= 0) return options_.idle_poll_ms;  // a result will wake us
   const int limit = std::min(capacity, options_.claim_batch);
@@ -123,13 +129,19 @@ int64_t Scheduler::claim_and_send() {
     DeliveryStore deliveries(*conn);
     MessageStore messages(*conn);
     EndpointStore endpoints(*conn);
-    auto claimed = deliveries.claim(now, options_.lease_ms, limit);
+    auto claimed = deliveries.claim(now, options_.lease_ms, limit, saturated);
     claimed_count = claimed.size();
 
     std::map<std::string, std::shared_ptr<const std::string>> bodies;
     std::map<std::string, std::optional<Target>> targets;
     const int64_t ts = now / 1000;
     for (auto& d : claimed) {
+      int& busy = per_endpoint[d.endpoint_id];
+      if (busy >= options_.endpoint_concurrency) {
+        // Over the endpoint's cap: back to the queue, due now, untouched.
+        deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, now}, now);
+        continue;
+      }
       auto body_it = bodies.find(d.msg_id);
       if (body_it == bodies.end()) {
         auto m = messages.get(d.app_id, d.msg_id);
@@ -172,6 +184,7 @@ int64_t Scheduler::claim_and_send() {
       nlohmann::json sent_headers = nlohmann::json::object();
       for (const auto& [name, value] : job.headers) sent_headers[name] = value;
       sent.emplace_back(job.tag, InFlight{d, ep.url, sent_headers.dump(), now});
+      ++busy;
       jobs.push_back(std::move(job));
     }
     if (static_cast<int>(claimed_count) < limit) next_due = deliveries.next_due();
@@ -180,7 +193,10 @@ int64_t Scheduler::claim_and_send() {
   if (!jobs.empty()) {
     {
       std::lock_guard lock(mu_);
-      for (auto& [tag, f] : sent) in_flight_.emplace(tag, std::move(f));
+      for (auto& [tag, f] : sent) {
+        ++endpoint_in_flight_[f.delivery.endpoint_id];
+        in_flight_.emplace(tag, std::move(f));
+      }
     }
     sender_->submit(std::move(jobs));
   }
@@ -195,6 +211,8 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
     for (auto& r : results) {
       auto it = in_flight_.find(r.tag);
       if (it == in_flight_.end()) continue;
+      auto ep = endpoint_in_flight_.find(it->second.delivery.endpoint_id);
+      if (ep != endpoint_in_flight_.end() && --ep->second <= 0) endpoint_in_flight_.erase(ep);
       done.emplace_back(std::move(r), std::move(it->second));
       in_flight_.erase(it);
     }

@@ -26,9 +26,10 @@ class Scheduler {
  public:
   struct Options {
     RetryPolicy retry = RetryPolicy::standard();
-    int max_in_flight = 512;   // deliveries handed to the sender and not yet recorded
-    int claim_batch = 256;     // deliveries claimed per transaction at most
-    int64_t lease_ms = 60000;  // a claim lapses after this long without a result
+    int max_in_flight = 512;        // deliveries handed to the sender and not yet recorded
+    int endpoint_concurrency = 32;  // of those, at most this many to one endpoint
+    int claim_batch = 256;          // deliveries claimed per transaction at most
+    int64_t lease_ms = 60000;       // a claim lapses after this long without a result
     int64_t request_timeout_ms = 15000;
     int64_t connect_timeout_ms = 5000;
     int64_t idle_poll_ms = 1000;  // longest sleep when nothing is due
@@ -73,11 +74,12 @@ class Scheduler {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool woken_ = false;                                // REQUIRES: mu_ held
-  bool stopping_ = false;                             // REQUIRES: mu_ held
-  std::vector<DeliveryResult> results_;               // REQUIRES: mu_ held
-  std::unordered_map<uint64_t, InFlight> in_flight_;  // REQUIRES: mu_ held
-  uint64_t next_tag_ = 1;                             // only the scheduler thread
+  bool woken_ = false;                                       // REQUIRES: mu_ held
+  bool stopping_ = false;                                    // REQUIRES: mu_ held
+  std::vector<DeliveryResult> results_;                      // REQUIRES: mu_ held
+  std::unordered_map<uint64_t, InFlight> in_flight_;         // REQUIRES: mu_ held
+  std::unordered_map<std::string, int> endpoint_in_flight_;  // REQUIRES: mu_ held
+  uint64_t next_tag_ = 1;                                    // only the scheduler thread
 
   std::unique_ptr<Sender> sender_;
   std::thread thread_;
