@@ -3,10 +3,14 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
+  ApiException,
   RFC3339,
+  Svix,
+  instrumentSvix,
   assertRecentDate,
   expectApiError,
   rawRequest,
+  runHerald,
   startHerald,
   uniq,
 } from "./harness.mjs";
@@ -45,6 +49,37 @@ describe("health", () => {
   });
 });
 
+describe("command line", () => {
+  for (const [label, env, setting] of [
+    ["HERALD_RETRY_SCHEDULE=soon", { HERALD_RETRY_SCHEDULE: "soon" }, "HERALD_RETRY_SCHEDULE"],
+    ["HERALD_REQUEST_TIMEOUT=-5", { HERALD_REQUEST_TIMEOUT: "-5" }, "HERALD_REQUEST_TIMEOUT"],
+    ["HERALD_ALLOW_PRIVATE_CIDRS=300.1.2.3/99", { HERALD_ALLOW_PRIVATE_CIDRS: "300.1.2.3/99" }, "HERALD_ALLOW_PRIVATE_CIDRS"],
+  ]) {
+    test(`bad configuration (${label}) exits non-zero with one clear line`, async () => {
+      const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", `${h.dir}/bad-config.db`], {
+        env: { HERALD_ADMIN_TOKEN: "x".repeat(40), ...env },
+      });
+      const out = `${r.stderr}${r.stdout}`.trim();
+      assert.notEqual(r.code, 0, `${label}: herald must exit non-zero (exit ${r.code}, signal ${r.signal}): ${out}`);
+      assert.equal(r.signal, null, `${label}: herald must exit, not crash (signal ${r.signal})`);
+      assert.equal(out.split("\n").length, 1, `${label}: expected one line of output, got:\n${out}`);
+      const base = setting.replace("HERALD_", "").toLowerCase(); // e.g. retry_schedule
+      const spellings = [setting, base, base.replace(/_/g, "-"), base.replace(/_/g, " ")];
+      assert.ok(
+        spellings.some((w) => out.toLowerCase().includes(w.toLowerCase())),
+        `${label}: the message should name the bad setting (${spellings.join(" / ")}): ${out}`,
+      );
+    });
+  }
+
+  test("SIGTERM shuts down cleanly with exit code 0", async () => {
+    const other = await startHerald();
+    await other.svix.health.get();
+    const exit = await other.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `exit after SIGTERM: ${JSON.stringify(exit)}`);
+  });
+});
+
 describe("applications", () => {
   test("create returns app_ id, name, uid, metadata and dates", async () => {
     const uid = uniq("app");
@@ -63,6 +98,11 @@ describe("applications", () => {
     assert.match(res.json.createdAt, RFC3339, `createdAt "${res.json.createdAt}" is not RFC 3339`);
     assert.match(res.json.updatedAt, RFC3339, `updatedAt "${res.json.updatedAt}" is not RFC 3339`);
     assert.ok(!("created_at" in res.json), "fields must be camelCase (found created_at)");
+    const list = await rawRequest(h, "GET", "/api/v1/app?limit=1");
+    assert.equal(list.status, 200);
+    for (const k of ["data", "iterator", "prevIterator", "done"]) {
+      assert.ok(k in list.json, `list responses carry "${k}": ${list.text.slice(0, 300)}`);
+    }
   });
 
   test("get by id and by uid return the same app", async () => {
@@ -128,7 +168,8 @@ describe("applications", () => {
     const uid = uniq("del");
     const app = await svix.application.create({ name: "Doomed", uid });
     await svix.application.delete(app.id);
-    await expectApiError(svix.application.get(app.id), 404, "not_found", "get deleted app by id");
+    const e404 = await expectApiError(svix.application.get(app.id), 404, "not_found", "get deleted app by id");
+    assert.equal(typeof e404.body.detail, "string", `404 body is {code, detail}: ${JSON.stringify(e404.body)}`);
     await expectApiError(svix.application.get(uid), 404, "not_found", "get deleted app by uid");
     await expectApiError(svix.application.delete(app.id), 404, "not_found", "delete twice");
     const list = await svix.application.list({ limit: 250 });
@@ -144,7 +185,7 @@ describe("applications", () => {
   test("duplicate uid → 409", async () => {
     const uid = uniq("dup");
     const app = await svix.application.create({ name: "Original", uid });
-    await expectApiError(svix.application.create({ name: "Copy", uid }), 409, undefined, "create duplicate uid");
+    await expectApiError(svix.application.create({ name: "Copy", uid }), 409, "conflict", "create duplicate uid");
     const fetched = await svix.application.get(uid);
     assert.equal(fetched.id, app.id, "the original app must be untouched");
     assert.equal(fetched.name, "Original");
@@ -223,5 +264,56 @@ describe("event types", () => {
 
   test("get unknown event type → 404", async () => {
     await expectApiError(svix.eventType.get("no.such.event"), 404, "not_found", "get unknown event type");
+  });
+});
+
+describe("app portal access and app-scoped tokens", () => {
+  test("appPortalAccess returns {url, token}; the token sees only its app", async () => {
+    const mine = await svix.application.create({ name: "portal-mine", uid: uniq("portal") });
+    const other = await svix.application.create({ name: "portal-other", uid: uniq("portal") });
+    await svix.message.create(mine.id, { eventType: "user.created", payload: { mine: true } });
+    await svix.message.create(other.id, { eventType: "user.created", payload: { other: true } });
+
+    const access = await svix.authentication.appPortalAccess(mine.id, {});
+    assert.equal(typeof access.url, "string", `url: ${JSON.stringify(access)}`);
+    assert.match(access.url, /^https?:\/\//, "portal url is absolute");
+    assert.ok(typeof access.token === "string" && access.token.length > 0, "token is returned");
+
+    const scoped = instrumentSvix(new Svix(access.token, { serverUrl: h.url }));
+    const msgs = await scoped.message.list(mine.id);
+    assert.equal(msgs.data.length, 1, "the app token lists its own app's messages");
+
+    for (const [what, call] of [
+      ["get another app", () => scoped.application.get(other.id)],
+      ["list another app's messages", () => scoped.message.list(other.id)],
+      ["send to another app", () => scoped.message.create(other.id, { eventType: "x", payload: {} })],
+      ["create an app", () => scoped.application.create({ name: "sneaky" })],
+    ]) {
+      let err;
+      try {
+        await call();
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(
+        err instanceof ApiException && [401, 403, 404].includes(err.code),
+        `app-scoped token must not ${what}: got ${err ? `${err.code} ${JSON.stringify(err.body)}` : "success"}`,
+      );
+    }
+    const otherMsgs = await svix.message.list(other.id);
+    assert.equal(otherMsgs.data.length, 1, "nothing was sent to the other app");
+  });
+
+  test("app portal access for an app uid and for an unknown app", async () => {
+    const uid = uniq("portal");
+    await svix.application.create({ name: "portal-uid", uid });
+    const access = await svix.authentication.appPortalAccess(uid, {});
+    assert.ok(access.token, "portal access by app uid");
+    await expectApiError(
+      svix.authentication.appPortalAccess("app_doesnotexist", {}),
+      404,
+      "not_found",
+      "portal access for unknown app",
+    );
   });
 });

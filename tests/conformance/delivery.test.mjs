@@ -390,6 +390,133 @@ describe("retries", () => {
   });
 });
 
+describe("delivery semantics beyond the happy path", () => {
+  test("410 Gone disables the endpoint at once, without retries", async () => {
+    const { app, ep, path } = await appWithEndpoint("gone410");
+    rx.respond(path, [410]);
+    await svix.message.create(app.id, { eventType: "user.created", payload: { g: 1 } });
+    await rx.waitFor(path, 1);
+    await eventually(async () => (await svix.endpoint.get(app.id, ep.id)).disabled === true, {
+      message: "endpoint disabled after a 410",
+    });
+    await svix.message.create(app.id, { eventType: "user.created", payload: { g: 2 } });
+    await sleep(QUIET_MS + 400); // longer than the whole 100+200+400 ms schedule
+    assert.equal(rx.requests(path).length, 1, "410: no retry and nothing to the disabled endpoint");
+  });
+
+  test("a timeout is a failed attempt with responseStatusCode 0, then retried", async () => {
+    const { app, path, secret } = await appWithEndpoint("timeout");
+    rx.respond(path, [{ status: 200, delayMs: 2600 }, 200]); // HERALD_REQUEST_TIMEOUT=2s
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { slow: true } });
+    const reqs = await rx.waitFor(path, 2, 6000);
+    reqs.forEach((r, i) => verifyDelivery(secret, r, { msgId: msg.id, payload: { slow: true }, what: `try ${i + 1}` }));
+    const attempts = await eventually(
+      async () => {
+        const r = await svix.messageAttempt.listByMsg(app.id, msg.id);
+        return r.data.length >= 2 ? [...r.data].sort((a, b) => a.timestamp - b.timestamp) : null;
+      },
+      { message: "2 attempts (timeout + success)" },
+    );
+    assert.equal(attempts[0].responseStatusCode, 0, "a timed-out attempt records status code 0");
+    assert.equal(attempts[0].status, 2, "a timed-out attempt is a failure");
+    assert.ok(
+      attempts[0].responseDurationMs >= 1500 && attempts[0].responseDurationMs < 2600,
+      `timed-out attempt lasted ${attempts[0].responseDurationMs} ms; HERALD_REQUEST_TIMEOUT is 2s`,
+    );
+    assert.equal(attempts[1].status, 0);
+  });
+
+  test("Retry-After on 429 and 503 is honoured", async () => {
+    const app = await svix.application.create({ name: "retryafter" });
+    const base = `/${uniq("ra")}`;
+    for (const code of [429, 503]) {
+      rx.respond(`${base}/${code}`, [{ status: code, headers: { "retry-after": "1" } }, 200]);
+      await svix.endpoint.create(app.id, { url: rx.url(`${base}/${code}`) });
+    }
+    await svix.message.create(app.id, { eventType: "user.created", payload: { ra: 1 } });
+    const gaps = {};
+    for (const code of [429, 503]) {
+      const [r1, r2] = await rx.waitFor(`${base}/${code}`, 2, 5000);
+      gaps[code] = r2.time - r1.time;
+    }
+    for (const code of [429, 503]) {
+      assert.ok(
+        gaps[code] >= 900,
+        `${code} with Retry-After: 1 → retry came after ${gaps[code]} ms (429: ${gaps[429]} ms, 503: ${gaps[503]} ms); ` +
+          "the schedule alone gives 100 ms",
+      );
+    }
+  });
+
+  test("manual resend re-delivers with the same webhook-id and triggerType 1", async () => {
+    const { app, ep, path, secret } = await appWithEndpoint("resend");
+    const payload = { resend: "me" };
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload });
+    await rx.waitFor(path, 1);
+    await eventually(async () => (await svix.messageAttempt.listByMsg(app.id, msg.id)).data.length === 1, {
+      message: "first attempt recorded",
+    });
+    await svix.messageAttempt.resend(app.id, msg.id, ep.id);
+    const [, r2] = await rx.waitFor(path, 2);
+    verifyDelivery(secret, r2, { msgId: msg.id, payload, what: "resent delivery" });
+    const attempts = await eventually(
+      async () => {
+        const r = await svix.messageAttempt.listByMsg(app.id, msg.id);
+        return r.data.length >= 2 ? [...r.data].sort((a, b) => a.timestamp - b.timestamp) : null;
+      },
+      { message: "2 attempts after resend" },
+    );
+    assert.deepEqual(attempts.map((a) => a.triggerType), [0, 1], "scheduled then manual");
+    assert.ok(attempts.every((a) => a.status === 0));
+  });
+
+  test("recover re-delivers messages that failed since a time", async () => {
+    const { app, ep, path, secret } = await appWithEndpoint("recover");
+    rx.respond(path, [500, 500, 500, 500, 200]);
+    const payload = { recover: true };
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload });
+    await rx.waitFor(path, 4, 5000);
+    await eventually(
+      async () => (await svix.messageAttempt.listByEndpoint(app.id, ep.id, { status: 2 })).data.length === 4,
+      { message: "4 failed attempts recorded" },
+    );
+    await sleep(200);
+    assert.equal(rx.requests(path).length, 4, "schedule exhausted after 4 tries");
+    const out = await svix.endpoint.recover(app.id, ep.id, { since: new Date(Date.now() - 60_000) });
+    assert.equal(typeof out?.id, "string", `recover returns a task {id,status,task,updatedAt}: ${JSON.stringify(out)}`);
+    const reqs = await rx.waitFor(path, 5, 5000);
+    verifyDelivery(secret, reqs[4], { msgId: msg.id, payload, what: "recovered delivery" });
+  });
+
+  test("endpoint stats count delivered and failed messages", async () => {
+    const app = await svix.application.create({ name: "stats" });
+    const base = `/${uniq("stats")}`;
+    rx.respond(`${base}/bad`, [500]);
+    const good = await svix.endpoint.create(app.id, { url: rx.url(`${base}/good`) });
+    const bad = await svix.endpoint.create(app.id, { url: rx.url(`${base}/bad`) });
+    await svix.message.create(app.id, { eventType: "user.created", payload: { s: 1 } });
+    await svix.message.create(app.id, { eventType: "user.created", payload: { s: 2 } });
+    await rx.waitFor(`${base}/good`, 2);
+    await rx.waitFor(`${base}/bad`, 8, 5000);
+    const goodStats = await eventually(
+      async () => {
+        const s = await svix.endpoint.getStats(app.id, good.id);
+        return s.success === 2 ? s : null;
+      },
+      { message: "good endpoint stats success=2" },
+    );
+    assert.equal(goodStats.fail, 0);
+    const badStats = await eventually(
+      async () => {
+        const s = await svix.endpoint.getStats(app.id, bad.id);
+        return s.fail === 2 ? s : null;
+      },
+      { message: "failing endpoint stats fail=2" },
+    );
+    assert.equal(badStats.success, 0);
+  });
+});
+
 describe("idempotency", () => {
   test("same idempotency-key → same message id, one delivery", async () => {
     const { app, path, secret } = await appWithEndpoint("idem-msg");

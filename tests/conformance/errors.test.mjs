@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 
 import {
   Svix,
+  instrumentSvix,
   assertJsonResponse,
   assertValidationBody,
   expectApiError,
@@ -60,14 +61,14 @@ async function assertUnchanged(before, what) {
 
 describe("authentication", () => {
   test("bad token → 401 authentication_failed", async () => {
-    const bad = new Svix("not-the-right-token-0123456789abcdefghij", { serverUrl: h.url });
+    const bad = instrumentSvix(new Svix("not-the-right-token-0123456789abcdefghij", { serverUrl: h.url }));
     await expectApiError(bad.application.list(), 401, "authentication_failed", "list apps with a bad token");
     await expectApiError(bad.application.get(app.id), 401, "authentication_failed", "get app with a bad token");
   });
 
   test("a rejected token changes nothing", async () => {
     const before = await snapshot();
-    const bad = new Svix("wrong-token", { serverUrl: h.url });
+    const bad = instrumentSvix(new Svix("wrong-token", { serverUrl: h.url }));
     await expectApiError(
       bad.message.create(app.id, { eventType: "user.created", payload: { evil: 1 } }),
       401,

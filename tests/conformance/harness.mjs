@@ -147,7 +147,7 @@ export async function startHerald(opts = {}) {
     );
   });
 
-  const svix = new Svix(token, { serverUrl: url });
+  const svix = instrumentSvix(new Svix(token, { serverUrl: url }));
 
   async function stop({ timeoutMs = 5000 } = {}) {
     if (!exited) {
@@ -172,6 +172,68 @@ export async function startHerald(opts = {}) {
     exitPromise,
     logs: () => ({ stdout, stderr }),
   };
+}
+
+/**
+ * Run the herald binary to completion (for command-line checks). Resolves with
+ * {code, signal, stdout, stderr}; kills it and rejects after `timeoutMs`.
+ */
+export function runHerald(args, { env = {}, timeoutMs = 5000 } = {}) {
+  const bin = process.env.HERALD_BIN || DEFAULT_HERALD_BIN;
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (c) => (stdout += c));
+    proc.stderr.on("data", (c) => (stderr += c));
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`herald ${args.join(" ")} still running after ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    proc.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    proc.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Wrap a Svix client so that an ApiException thrown by any SDK call names the call and carries
+ * the response body in its message (the SDK's own message only has the status code). The
+ * thrown object is still the SDK's ApiException, with `code` and `body` untouched.
+ */
+export function instrumentSvix(client) {
+  const wrapResource = (resource, resourceName) =>
+    new Proxy(resource, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function") return value;
+        return (...args) => {
+          const result = value.apply(target, args);
+          if (!result || typeof result.then !== "function") return result;
+          return result.catch((e) => {
+            if (e instanceof ApiException && !e.__instrumented) {
+              e.__instrumented = true;
+              const shownArgs = args.map((a) => JSON.stringify(a)?.slice(0, 200)).join(", ");
+              e.message =
+                `svix.${resourceName}.${String(prop)}(${shownArgs}) → HTTP ${e.code} ` +
+                `${typeof e.body === "string" ? e.body.slice(0, 500) : JSON.stringify(e.body)?.slice(0, 500)}`;
+            }
+            throw e;
+          });
+        };
+      },
+    });
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      return value && typeof value === "object" ? wrapResource(value, String(prop)) : value;
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------
