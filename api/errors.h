@@ -14,7 +14,7 @@ class ApiError : public std::runtime_error {
   ApiError(int status, std::string code, std::string detail)
       : std::runtime_error(detail), status_(status), code_(std::move(code)) {}
   // A 422 carrying validation details.
-  explicit ApiError(nlohmann::json validation_details)
+  explicit ApiError(nlohmann::ordered_json validation_details)
       : std::runtime_error("validation failed"),
         status_(422),
         code_("validation"),
@@ -22,12 +22,12 @@ class ApiError : public std::runtime_error {
 
   int status() const { return status_; }
   const std::string& code() const { return code_; }
-  nlohmann::json body() const;
+  nlohmann::ordered_json body() const;
 
  private:
   int status_;
   std::string code_;
-  nlohmann::json validation_;
+  nlohmann::ordered_json validation_;
 };
 
 ApiError not_found(const std::string& what);

@@ -9,7 +9,7 @@
 
 namespace herald {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 json ApiError::body() const {
   if (status_ == 422) return json{{"code", code_}, {"detail", validation_}};
@@ -119,7 +119,15 @@ json to_json(const DeliveryStats& s) {
               {"canceled", 0}};
 }
 
-BodyReader::BodyReader(const json& body) : body_(body) {
+BodyReader::BodyReader(const nlohmann::json& body) : owned_(JsonIn(body)), body_(*owned_) {
+  if (!body_.is_object()) {
+    throw ApiError(json::array({json{{"loc", {"body"}},
+                                     {"msg", "the body must be a JSON object"},
+                                     {"type", "type_error.dict"}}}));
+  }
+}
+
+BodyReader::BodyReader(const JsonIn& body) : body_(body) {
   if (!body_.is_object()) {
     throw ApiError(json::array({json{{"loc", {"body"}},
                                      {"msg", "the body must be a JSON object"},
@@ -136,7 +144,7 @@ bool BodyReader::present(const char* field) const {
   return body_.contains(field);
 }
 
-const json* BodyReader::raw(const char* field) const {
+const JsonIn* BodyReader::raw(const char* field) const {
   auto it = body_.find(field);
   if (it == body_.end() || it->is_null()) return nullptr;
   return &*it;
@@ -151,7 +159,7 @@ void BodyReader::finish() const {
 }
 
 std::optional<std::string> BodyReader::opt_string(const char* field, size_t max_len) {
-  const json* v = raw(field);
+  const JsonIn* v = raw(field);
   if (v == nullptr) return std::nullopt;
   if (!v->is_string()) {
     error(field, "must be a string", "type_error.str");
@@ -180,7 +188,7 @@ std::string BodyReader::req_string(const char* field, size_t max_len) {
 }
 
 std::optional<int64_t> BodyReader::opt_int(const char* field, int64_t min, int64_t max) {
-  const json* v = raw(field);
+  const JsonIn* v = raw(field);
   if (v == nullptr) return std::nullopt;
   if (!v->is_number_integer()) {
     error(field, "must be an integer", "type_error.integer");
@@ -195,7 +203,7 @@ std::optional<int64_t> BodyReader::opt_int(const char* field, int64_t min, int64
 }
 
 std::optional<bool> BodyReader::opt_bool(const char* field) {
-  const json* v = raw(field);
+  const JsonIn* v = raw(field);
   if (v == nullptr) return std::nullopt;
   if (!v->is_boolean()) {
     error(field, "must be a boolean", "type_error.bool");
@@ -207,7 +215,7 @@ std::optional<bool> BodyReader::opt_bool(const char* field) {
 std::optional<std::vector<std::string>> BodyReader::opt_string_list(const char* field,
                                                                     size_t max_items,
                                                                     size_t max_item_len) {
-  const json* v = raw(field);
+  const JsonIn* v = raw(field);
   if (v == nullptr) return std::nullopt;
   if (!v->is_array()) {
     error(field, "must be a list of strings", "type_error.list");
@@ -234,7 +242,7 @@ std::optional<std::vector<std::string>> BodyReader::opt_string_list(const char* 
 std::optional<std::map<std::string, std::string>> BodyReader::opt_string_map(const char* field,
                                                                              size_t max_entries,
                                                                              size_t max_len) {
-  const json* v = raw(field);
+  const JsonIn* v = raw(field);
   if (v == nullptr) return std::nullopt;
   if (!v->is_object()) {
     error(field, "must be an object of strings", "type_error.dict");

@@ -12,19 +12,25 @@
 namespace herald {
 
 // Svix-shaped JSON of herald's records (camelCase, RFC 3339 times).
-nlohmann::json to_json(const Application& a);
-nlohmann::json to_json(const Endpoint& e);
-nlohmann::json to_json(const EventType& e);
+nlohmann::ordered_json to_json(const Application& a);
+nlohmann::ordered_json to_json(const Endpoint& e);
+nlohmann::ordered_json to_json(const EventType& e);
 // `with_content` false leaves the payload out (an empty object), as Svix does.
-nlohmann::json to_json(const Message& m, bool with_content);
-nlohmann::json to_json(const Attempt& a, bool with_content);
-nlohmann::json to_json(const DeliveryStats& s);
+nlohmann::ordered_json to_json(const Message& m, bool with_content);
+nlohmann::ordered_json to_json(const Attempt& a, bool with_content);
+nlohmann::ordered_json to_json(const DeliveryStats& s);
+
+// Request bodies keep their keys in the order the client sent them, so a message payload is
+// stored and signed as written.
+using JsonIn = nlohmann::ordered_json;
 
 // Reads and validates a request body field by field. Every problem is collected; finish()
 // throws one ApiError 422 listing all of them. Explicit nulls read as absent.
 class BodyReader {
  public:
-  // Throws 422 unless `body` is a JSON object.
+  // Throws 422 unless `body` is a JSON object. `body` must outlive the reader.
+  explicit BodyReader(const JsonIn& body);
+  // Reads a copy of `body` (for callers holding sorted JSON).
   explicit BodyReader(const nlohmann::json& body);
 
   bool has(const char* field) const;  // present and not null
@@ -42,7 +48,7 @@ class BodyReader {
                                                                    size_t max_entries,
                                                                    size_t max_len);
   // The raw JSON value (nullptr when absent or null).
-  const nlohmann::json* raw(const char* field) const;
+  const JsonIn* raw(const char* field) const;
 
   // Records an error found by the caller.
   void error(const char* field, const std::string& msg, const std::string& type = "value_error");
@@ -50,8 +56,9 @@ class BodyReader {
   void finish() const;
 
  private:
-  const nlohmann::json& body_;
-  nlohmann::json errors_ = nlohmann::json::array();
+  std::optional<JsonIn> owned_;
+  const JsonIn& body_;
+  nlohmann::ordered_json errors_ = nlohmann::ordered_json::array();
 };
 
 // Checks a uid: 1 to 256 of [A-Za-z0-9_.-]; it must not look like one of herald's ids.

@@ -10,14 +10,14 @@
 namespace herald {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 constexpr size_t kMaxMetadataEntries = 64;
 constexpr size_t kMaxMetadataLen = 1024;
 
 // Applies the fields of an ApplicationIn body to `app`. With `patch`, absent fields keep
 // their value; otherwise they reset to their default.
-void read_app_body(const json& body, Application& app, bool patch) {
+void read_app_body(const JsonIn& body, Application& app, bool patch) {
   BodyReader r(body);
   if (!patch || r.present("name")) app.name = r.req_string("name");
   if (!patch || r.present("uid")) {

@@ -11,7 +11,7 @@
 namespace herald {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 AttemptFilter read_filter(const ApiRequest& r) {
   AttemptFilter f;

@@ -13,7 +13,7 @@
 namespace herald {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 constexpr size_t kMaxEventTypes = 256;
 constexpr size_t kMaxChannels = 10;
@@ -60,7 +60,7 @@ std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* fi
 
 // Applies an EndpointIn/EndpointUpdate/EndpointPatch body to `ep`. Returns the secret key
 // (raw bytes) given in the body, if any.
-std::optional<std::string> read_endpoint_body(const json& body, Endpoint& ep, bool patch) {
+std::optional<std::string> read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch) {
   BodyReader r(body);
   if (!patch || r.present("url")) {
     ep.url = r.req_string("url", 4096);
@@ -236,7 +236,7 @@ void register_endpoint_routes(ApiServer& s) {
   });
 
   auto set_headers = [&s](ApiRequest& r, bool patch) {
-    json given_body = r.body;
+    JsonIn given_body = r.body;
     if (patch && given_body.is_object() && given_body["headers"].is_object()) {
       for (auto it = given_body["headers"].begin(); it != given_body["headers"].end();) {
         it = it->is_null() ? given_body["headers"].erase(it) : std::next(it);

@@ -9,11 +9,11 @@
 namespace herald {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 constexpr size_t kMaxSchemaBytes = 64 * 1024;
 
-void read_event_type_body(const json& body, EventType& et, bool patch) {
+void read_event_type_body(const JsonIn& body, EventType& et, bool patch) {
   BodyReader r(body);
   if (!patch || r.present("description"))
     et.description = r.opt_string("description", 1024).value_or("");
@@ -22,7 +22,7 @@ void read_event_type_body(const json& body, EventType& et, bool patch) {
   if (!patch || r.present("groupName")) et.group_name = r.opt_string("groupName");
   if (!patch || r.present("schemas")) {
     et.schemas_json.reset();
-    if (const json* schemas = r.raw("schemas")) {
+    if (const JsonIn* schemas = r.raw("schemas")) {
       if (!schemas->is_object()) {
         r.error("schemas", "must be an object", "type_error.dict");
       } else {

@@ -15,7 +15,7 @@
 namespace herald {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 constexpr size_t kMaxChannels = 10;
 constexpr size_t kMaxTags = 10;
@@ -35,7 +35,7 @@ std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* fi
   return names;
 }
 
-Message read_message_body(const json& body) {
+Message read_message_body(const JsonIn& body) {
   BodyReader r(body);
   Message m;
   m.event_type = r.req_string("eventType");
@@ -53,7 +53,7 @@ Message read_message_body(const json& body) {
   } else {
     try {
       m.payload = body["payload"].dump();  // these exact bytes are signed and sent
-    } catch (const json::type_error&) {
+    } catch (const JsonIn::type_error&) {
       r.error("payload", "must be valid UTF-8");
     }
   }
@@ -69,7 +69,7 @@ Application app_for_message(Connection& c, ApiRequest& r, TimeMs now) {
     if (r.caller.app_id && *r.caller.app_id != app->id) throw not_found("application");
     return *app;
   }
-  const json* in =
+  const JsonIn* in =
       r.body.is_object() && r.body.contains("application") && r.body["application"].is_object()
           ? &r.body["application"]
           : nullptr;

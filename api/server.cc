@@ -18,7 +18,7 @@
 
 namespace herald {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -216,7 +216,7 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
   };
   try {
     Caller caller = req.path.rfind("/api/v1/health", 0) == 0 ? Caller{} : authenticate(req);
-    json body;
+    nlohmann::ordered_json body;
     if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
       if (req.body.size() > options_.max_payload_bytes) {
         throw ApiError(
@@ -224,9 +224,9 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
             "request body exceeds " + std::to_string(options_.max_payload_bytes) + " bytes");
       }
       if (req.body.empty()) {
-        body = json::object();
+        body = nlohmann::ordered_json::object();
       } else {
-        body = json::parse(req.body, nullptr, false);
+        body = nlohmann::ordered_json::parse(req.body, nullptr, false);
         if (body.is_discarded()) throw bad_request("the body is not valid JSON");
       }
     }

@@ -38,7 +38,7 @@ struct Caller {
 struct ApiRequest {
   const httplib::Request& http;
   Caller caller;
-  nlohmann::json body;  // the parsed JSON body (null for GET/DELETE)
+  nlohmann::ordered_json body;  // the parsed JSON body, keys in sent order (null for GET/DELETE)
 
   // Path capture `i` (1-based), URL-decoded.
   std::string param(int i) const;
@@ -53,7 +53,7 @@ struct ApiRequest {
 
 struct ApiReply {
   int status = 200;
-  nlohmann::json body;  // ignored for 204
+  nlohmann::ordered_json body;  // ignored for 204
 };
 
 using ApiHandler = std::function<ApiReply(ApiRequest&)>;
@@ -103,8 +103,8 @@ Application load_app(Connection& c, const Caller& caller, const std::string& key
 // Throws 404 unless `caller` is an admin.
 void require_admin(const Caller& caller);
 // {data, iterator, prevIterator, done} of a page of already-mapped items.
-nlohmann::json list_json(nlohmann::json data, const std::string& first_id,
-                         const std::string& last_id, bool done, const ListParams& p);
+nlohmann::ordered_json list_json(nlohmann::ordered_json data, const std::string& first_id,
+                                 const std::string& last_id, bool done, const ListParams& p);
 
 void register_app_routes(ApiServer& s);
 void register_endpoint_routes(ApiServer& s);
