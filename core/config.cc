@@ -226,7 +226,7 @@ const Setting kSettings[] = {
      }},
     {"max-payload-bytes", "HERALD_MAX_PAYLOAD_BYTES", "N",
      [] { return std::to_string(Config().max_payload_bytes); },
-     "Largest message payload accepted, in bytes.",
+     "Largest request body accepted (so the largest message), in bytes.",
      [](std::string_view v, Config& c, std::string* why) {
        return apply_positive(v, &c.max_payload_bytes, why);
      }},
