@@ -577,6 +577,25 @@ describe("uid addressing", () => {
   });
 });
 
+describe("payload bytes", () => {
+  test("numbers are delivered exactly as the SDK serialised them", async () => {
+    const { app, path, secret } = await appWithEndpoint("numbers");
+    const payload = {
+      nums: [0.1, 0.30000000000000004, 1e-7, 1.5e-10, 5e-324, 1.7976931348623157e308, 1e21, 1e20,
+        2 ** 53 + 2, 123456789.123456789, -1e-300, 100, 123e-20],
+      zeroes: { int: 0, neg: -5, big: 9007199254740991 },
+    };
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload });
+    const [r] = await rx.waitFor(path, 1);
+    verifyDelivery(secret, r, { msgId: msg.id, payload });
+    assert.equal(
+      r.body,
+      JSON.stringify(payload),
+      "Svix delivers the payload bytes it was given; herald re-formatted numbers",
+    );
+  });
+});
+
 describe("large unicode payload", () => {
   test("~200 KB with emoji, CJK, accents and escapes is delivered byte-exact and verifies", async () => {
     const { app, path, secret } = await appWithEndpoint("big");
@@ -601,6 +620,16 @@ describe("large unicode payload", () => {
     const [r] = await rx.waitFor(path, 1, 10_000);
     assert.ok(r.rawBody.length >= 200 * 1024, `body is ${r.rawBody.length} bytes, expected ≥ 200 KiB`);
     verifyDelivery(secret, r, { msgId: msg.id, payload, what: "200 KB unicode delivery" });
+    const sent = JSON.stringify(payload); // the exact bytes the SDK put in MessageIn.payload
+    if (r.body !== sent) {
+      let i = 0;
+      while (i < sent.length && sent[i] === r.body[i]) i++;
+      assert.fail(
+        `the delivered body is not the payload as sent (Svix delivers the raw payload bytes): ` +
+          `first difference at char ${i}: sent ${JSON.stringify(sent.slice(i, i + 40))}, ` +
+          `delivered ${JSON.stringify(r.body.slice(i, i + 40))}`,
+      );
+    }
     const got = await svix.message.get(app.id, msg.id, { withContent: true });
     assert.deepEqual(got.payload, payload, "stored payload equals the submitted one");
   });
