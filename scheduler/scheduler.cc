@@ -53,8 +53,7 @@ void Scheduler::wake() {
 }
 
 void Scheduler::stop(int64_t drain_ms) {
-  if (stopped_) return;
-  stopped_ = true;
+  if (stopped_.exchange(true)) return;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -123,6 +122,7 @@ int64_t Scheduler::claim_and_send() {
   std::vector<std::pair<uint64_t, InFlight>> sent;
   std::optional<TimeMs> next_due;
   size_t claimed_count = 0;
+  int held_back = 0;  // claimed over an endpoint's cap and put back
   {
     auto conn = db_.acquire();
     Transaction tx(*conn);
@@ -140,6 +140,7 @@ int64_t Scheduler::claim_and_send() {
       if (busy >= options_.endpoint_concurrency) {
         // Over the endpoint's cap: back to the queue, due now, untouched.
         deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, now}, now);
+        ++held_back;
         continue;
       }
       auto body_it = bodies.find(d.msg_id);
@@ -201,7 +202,10 @@ int64_t Scheduler::claim_and_send() {
     sender_->submit(std::move(jobs));
   }
   if (static_cast<int>(claimed_count) == limit) return 0;  // more may be due right now
-  return std::min(options_.idle_poll_ms, due_in(next_due, now).value_or(options_.idle_poll_ms));
+  int64_t wait = due_in(next_due, now).value_or(options_.idle_poll_ms);
+  // What is due now but was not taken waits for a capped endpoint: a result wakes us.
+  if (wait == 0 && (!saturated.empty() || held_back > 0)) wait = options_.idle_poll_ms;
+  return std::min(options_.idle_poll_ms, wait);
 }
 
 void Scheduler::record(std::vector<DeliveryResult> results) {

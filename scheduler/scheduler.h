@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -83,7 +84,7 @@ class Scheduler {
 
   std::unique_ptr<Sender> sender_;
   std::thread thread_;
-  bool stopped_ = false;
+  std::atomic<bool> stopped_{false};
 };
 
 }  // namespace herald
