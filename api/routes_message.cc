@@ -1,6 +1,7 @@
 // /api/v1/app/{app}/msg: publishing messages, reading them back, resending.
 #include "api/errors.h"
 #include "api/json_mapping.h"
+#include "api/raw_json.h"
 #include "api/server.h"
 #include "core/fanout.h"
 #include "core/ids.h"
@@ -11,6 +12,8 @@
 #include "db/message_store.h"
 #include "db/pool.h"
 #include "db/sqlite.h"
+
+#include <httplib.h>
 
 namespace herald {
 namespace {
@@ -35,7 +38,8 @@ std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* fi
   return names;
 }
 
-Message read_message_body(const JsonIn& body) {
+// `raw` is the request body as sent; the payload's own bytes are cut out of it.
+Message read_message_body(const JsonIn& body, std::string_view raw) {
   BodyReader r(body);
   Message m;
   m.event_type = r.req_string("eventType");
@@ -51,11 +55,10 @@ Message read_message_body(const JsonIn& body) {
   } else if (!body["payload"].is_object()) {
     r.error("payload", "must be a JSON object", "type_error.dict");
   } else {
-    try {
-      m.payload = body["payload"].dump();  // these exact bytes are signed and sent
-    } catch (const JsonIn::type_error&) {
-      r.error("payload", "must be valid UTF-8");
-    }
+    // The payload is stored, signed and delivered byte for byte as the producer sent it: no
+    // re-formatted numbers, no lost precision.
+    auto text = raw_member(raw, "payload");
+    m.payload = text ? std::string(*text) : body["payload"].dump();
   }
   r.finish();
   return m;
@@ -107,7 +110,7 @@ void register_message_routes(ApiServer& s) {
   const std::string one = base + "/([^/]+)";
 
   s.route("POST", base + "/?", [&s](ApiRequest& r) {
-    Message m = read_message_body(r.body);
+    Message m = read_message_body(r.body, r.http.body);
     const bool with_content = r.query_bool("with_content", true);
     TimeMs now = s.clock().now_ms();
     {

