@@ -94,6 +94,7 @@ json to_json(const Message& m, bool with_content) {
          {"tags", opt(m.tags)},
          {"timestamp", format_rfc3339(m.timestamp)}};
   j["payload"] = with_content && !m.payload.empty() ? json::parse(m.payload) : json::object();
+  if (m.payload_expired) j["payloadExpired"] = true;  // purged by retention
   return j;
 }
 

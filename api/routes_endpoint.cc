@@ -1,10 +1,13 @@
 // /api/v1/app/{app}/endpoint: endpoints, their secrets, headers and stats.
+#include <spdlog/spdlog.h>
+
 #include "api/errors.h"
 #include "api/json_mapping.h"
 #include "api/server.h"
 #include "core/encoding.h"
 #include "core/ids.h"
 #include "core/signing.h"
+#include "core/time_format.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
 #include "db/pool.h"
@@ -270,6 +273,38 @@ void register_endpoint_routes(ApiServer& s) {
           [set_headers](ApiRequest& r) { return set_headers(r, false); });
   s.route("PATCH", one + "/headers/?",
           [set_headers](ApiRequest& r) { return set_headers(r, true); });
+
+  // Re-delivers every message whose delivery to the endpoint failed in [since, until): each
+  // is tried once more, now, as a manual attempt.
+  s.route("POST", one + "/recover/?", [&s](ApiRequest& r) {
+    BodyReader body(r.body);
+    auto read_time = [&body](const char* field, bool required) -> std::optional<TimeMs> {
+      auto text = required ? std::optional(body.req_string(field, 64)) : body.opt_string(field, 64);
+      if (!text || text->empty()) return std::nullopt;
+      auto t = parse_rfc3339(*text);
+      if (!t) body.error(field, "must be an RFC 3339 date-time", "value_error.datetime");
+      return t;
+    };
+    auto since = read_time("since", true);
+    auto until = read_time("until", false);
+    body.finish();
+    TimeMs now = s.clock().now_ms();
+    {
+      auto conn = s.db().acquire();
+      Transaction tx(*conn);
+      Application app = load_app(*conn, r.caller, r.param(1));
+      Endpoint ep = load_endpoint(*conn, app, r.param(2));
+      if (ep.disabled) throw conflict("the endpoint is disabled: enable it before recovering");
+      int64_t n = DeliveryStore(*conn).recover(ep.id, *since, until.value_or(now + 1), now);
+      tx.commit();
+      spdlog::info("recover endpoint={} since={} deliveries={}", ep.id, format_rfc3339(*since), n);
+    }
+    s.wake_scheduler();
+    return ApiReply{202, json{{"id", new_id("rcvr", now)},
+                              {"status", "finished"},
+                              {"task", "endpoint.recover"},
+                              {"updatedAt", format_rfc3339(now)}}};
+  });
 
   s.route("GET", one + "/stats/?", [&s](ApiRequest& r) {
     auto conn = s.db().acquire();

@@ -11,6 +11,7 @@
 #include "api/server.h"
 #include "api/tokens.h"
 #include "core/config.h"
+#include "core/signing.h"
 #include "db/pool.h"
 #include "scheduler/scheduler.h"
 #include "web/portal.h"
@@ -18,7 +19,6 @@
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
-constexpr int64_t kShutdownDrainMs = 10000;
 
 constexpr const char* kUsage =
     "herald — outbound webhook delivery (Svix-compatible API, Standard Webhooks signing)\n"
@@ -75,6 +75,16 @@ int serve(const std::vector<std::string>& args) {
   sopts.lease_ms = config->lease_ms;
   sopts.request_timeout_ms = config->request_timeout_ms;
   sopts.connect_timeout_ms = config->connect_timeout_ms;
+  sopts.disable_after_ms = config->disable_after_ms;
+  sopts.retention_ms = config->retention_ms;
+  if (!config->operator_url.empty()) {
+    try {
+      sopts.operator_channel = herald::ensure_operator_channel(
+          *db, clock, config->operator_url, *herald::decode_secret(*config->operator_secret));
+    } catch (const std::exception& e) {
+      return fail(std::string("cannot set up operational webhooks: ") + e.what());
+    }
+  }
   herald::Scheduler scheduler(*db, clock, sopts);
 
   herald::ApiOptions aopts;
@@ -99,7 +109,7 @@ int serve(const std::vector<std::string>& args) {
   });
   api.listen();
   // listen() returned: intake has stopped. Drain, record, exit.
-  scheduler.stop(kShutdownDrainMs);
+  scheduler.stop(config->shutdown_timeout_ms);
   if (signal_thread.joinable()) {
     pthread_kill(signal_thread.native_handle(), SIGTERM);  // wakes it if listen() failed
     signal_thread.join();

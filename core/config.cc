@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 
+#include "core/signing.h"
 #include "core/time_format.h"
 
 namespace herald {
@@ -262,6 +263,44 @@ const Setting kSettings[] = {
        c.public_url = std::string(v);
        return true;
      }},
+    {"disable-after", "HERALD_DISABLE_AFTER", "DURATION",
+     [] { return format_duration(Config().disable_after_ms); },
+     "Disable an endpoint that has failed this long without a single success.",
+     [](std::string_view v, Config& c, std::string* why) {
+       return apply_duration(v, &c.disable_after_ms, why);
+     }},
+    {"retention", "HERALD_RETENTION", "DURATION",
+     [] { return format_duration(Config().retention_ms); },
+     "Purge message payloads, and attempts, older than this.",
+     [](std::string_view v, Config& c, std::string* why) {
+       return apply_duration(v, &c.retention_ms, why);
+     }},
+    {"shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", "DURATION",
+     [] { return format_duration(Config().shutdown_timeout_ms); },
+     "On SIGTERM/SIGINT, how long deliveries in flight may take to finish.",
+     [](std::string_view v, Config& c, std::string* why) {
+       return apply_duration(v, &c.shutdown_timeout_ms, why);
+     }},
+    {"operator-url", "HERALD_OPERATOR_URL", "URL", [] { return std::string("none"); },
+     "Where to send operational webhooks (endpoint.disabled, message.attempt.*).",
+     [](std::string_view v, Config& c, std::string* why) {
+       if (!v.empty() && !v.starts_with("http://") && !v.starts_with("https://")) {
+         *why = "is not an http:// or https:// URL";
+         return false;
+       }
+       c.operator_url = std::string(v);
+       return true;
+     }},
+    {"operator-secret", "HERALD_OPERATOR_SECRET", "SECRET", [] { return std::string("none"); },
+     "Signing secret (whsec_...) of the operational webhooks; needed with --operator-url.",
+     [](std::string_view v, Config& c, std::string* why) {
+       if (!decode_secret(v)) {
+         *why = "must be whsec_ followed by base64 of 24 to 64 bytes";
+         return false;
+       }
+       c.operator_secret = std::string(v);
+       return true;
+     }},
     {"log-level", "HERALD_LOG_LEVEL", "LEVEL", [] { return Config().log_level; },
      "One of trace, debug, info, warn, error, off.",
      [](std::string_view v, Config& c, std::string* why) {
@@ -353,6 +392,9 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
     return fail(lease_name + ": the lease (" + format_duration(config.lease_ms) +
                 ") must be longer than the request timeout (" +
                 format_duration(config.request_timeout_ms) + ", " + timeout_name + ")");
+  }
+  if (!config.operator_url.empty() && !config.operator_secret) {
+    return fail("HERALD_OPERATOR_URL: needs HERALD_OPERATOR_SECRET (whsec_...) to sign with");
   }
   return config;
 }

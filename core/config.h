@@ -26,6 +26,11 @@ struct Config {
   int64_t lease_ms = 60000;                  // HERALD_LEASE (must exceed the request timeout)
   std::string public_url;                    // HERALD_PUBLIC_URL, base of portal links
   std::string log_level = "info";            // HERALD_LOG_LEVEL
+  int64_t disable_after_ms = 5LL * 24 * 3600 * 1000;  // HERALD_DISABLE_AFTER
+  int64_t retention_ms = 90LL * 24 * 3600 * 1000;     // HERALD_RETENTION
+  int64_t shutdown_timeout_ms = 10000;                // HERALD_SHUTDOWN_TIMEOUT
+  std::string operator_url;                  // HERALD_OPERATOR_URL ("" = none)
+  std::optional<std::string> operator_secret;  // HERALD_OPERATOR_SECRET (whsec_...)
 };
 
 // Looks up an environment variable; nullopt when unset.

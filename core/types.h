@@ -42,6 +42,7 @@ struct Endpoint {
   std::optional<std::vector<std::string>> channels;     // nullopt: every channel
   std::map<std::string, std::string> metadata;
   std::map<std::string, std::string> headers;  // custom headers sent with each delivery
+  std::optional<TimeMs> failing_since;  // first failure since the last success, if failing
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
 };
@@ -69,7 +70,8 @@ struct Message {
   std::string app_id;
   std::optional<std::string> event_id;
   std::string event_type;
-  std::string payload;  // the exact JSON text signed and sent
+  std::string payload;  // the exact JSON text signed and sent; empty once expired
+  bool payload_expired = false;  // purged by retention
   std::optional<std::vector<std::string>> channels;
   std::optional<std::vector<std::string>> tags;
   TimeMs timestamp = 0;

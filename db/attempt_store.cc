@@ -51,6 +51,16 @@ void AttemptStore::insert(const Attempt& a) {
       .run();
 }
 
+int64_t AttemptStore::purge(TimeMs before, int limit) {
+  c_.prepare(
+        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE id < ? ORDER BY id "
+        "LIMIT ?)")
+      .bind(1, id_lower_bound(kAttemptPrefix, before))
+      .bind(2, limit)
+      .run();
+  return c_.changes();
+}
+
 std::optional<Attempt> AttemptStore::get(const std::string& app_id, const std::string& id) {
   auto st = c_.prepare(std::string(kColumns) + " WHERE id = ? AND app_id = ?");
   st.bind(1, id).bind(2, app_id);

@@ -24,6 +24,8 @@ class AttemptStore {
   explicit AttemptStore(Connection& c) : c_(c) {}
 
   void insert(const Attempt& a);
+  // Deletes up to `limit` attempts made before `before`, oldest first; returns how many.
+  int64_t purge(TimeMs before, int limit);
   std::optional<Attempt> get(const std::string& app_id, const std::string& id);
   // Newest first.
   ListPage<Attempt> list_by_message(const std::string& app_id, const std::string& msg_id,

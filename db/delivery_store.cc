@@ -83,6 +83,20 @@ std::optional<TimeMs> DeliveryStore::next_due() {
   return st.get_opt_int(0);
 }
 
+int64_t DeliveryStore::recover(const std::string& endpoint_id, TimeMs since, TimeMs until,
+                               TimeMs now) {
+  c_.prepare(
+        "UPDATE deliveries SET status = 1, due_at = ?, trigger = 1, updated_at = ? WHERE "
+        "endpoint_id = ? AND status = 2 AND created_at >= ? AND created_at < ?")
+      .bind(1, now)
+      .bind(2, now)
+      .bind(3, endpoint_id)
+      .bind(4, since)
+      .bind(5, until)
+      .run();
+  return c_.changes();
+}
+
 std::optional<Delivery> DeliveryStore::get(const std::string& id) {
   auto st = c_.prepare(std::string(kColumns) + " WHERE id = ?");
   st.bind(1, id);

@@ -47,6 +47,10 @@ class DeliveryStore {
   // When the next pending delivery falls due; nullopt when nothing is queued.
   std::optional<TimeMs> next_due();
 
+  // Puts the endpoint's failed deliveries created in [since, until) back in the queue, due
+  // now, as manual (tried once). Returns how many.
+  int64_t recover(const std::string& endpoint_id, TimeMs since, TimeMs until, TimeMs now);
+
   std::optional<Delivery> get(const std::string& id);
   // Every delivery of a message, by endpoint.
   std::vector<Delivery> for_message(const std::string& msg_id);

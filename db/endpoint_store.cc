@@ -9,7 +9,8 @@ namespace {
 
 constexpr const char* kColumns =
     "SELECT id, app_id, uid, url, description, throttle_rate, disabled, disabled_reason, "
-    "event_types, channels, metadata, headers, created_at, updated_at FROM endpoints";
+    "event_types, channels, metadata, headers, created_at, updated_at, failing_since "
+    "FROM endpoints";
 
 Endpoint read_endpoint(const Stmt& st) {
   Endpoint e;
@@ -27,6 +28,7 @@ Endpoint read_endpoint(const Stmt& st) {
   e.headers = string_map_from_json(st.get_text(11));
   e.created_at = st.get_int(12);
   e.updated_at = st.get_int(13);
+  e.failing_since = st.get_opt_int(14);
   return e;
 }
 
@@ -101,7 +103,8 @@ bool EndpointStore::update(const Endpoint& ep) {
   c_.prepare(
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, throttle_rate = ?, disabled = ?, "
         "disabled_reason = ?, event_types = ?, channels = ?, metadata = ?, headers = ?, "
-        "updated_at = ? WHERE id = ? AND app_id = ?")
+        "updated_at = ?, failing_since = CASE WHEN disabled = 1 AND ?5 = 0 THEN NULL ELSE "
+        "failing_since END WHERE id = ? AND app_id = ?")
       .bind(1, ep.uid)
       .bind(2, ep.url)
       .bind(3, ep.description)
@@ -159,6 +162,36 @@ void EndpointStore::rotate_key(const std::string& endpoint_id, const std::string
       .bind_blob(2, key)
       .bind(3, now)
       .run();
+}
+
+}  // namespace herald
+
+namespace herald {
+
+std::optional<TimeMs> EndpointStore::note_failure(const std::string& endpoint_id, TimeMs at) {
+  auto st = c_.prepare(
+      "UPDATE endpoints SET failing_since = coalesce(failing_since, ?) WHERE id = ? "
+      "RETURNING failing_since");
+  st.bind(1, at).bind(2, endpoint_id);
+  if (!st.step()) return std::nullopt;
+  return st.get_opt_int(0);
+}
+
+void EndpointStore::note_success(const std::string& endpoint_id) {
+  c_.prepare("UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")
+      .bind(1, endpoint_id)
+      .run();
+}
+
+bool EndpointStore::disable(const std::string& endpoint_id, const std::string& reason, TimeMs now) {
+  c_.prepare(
+        "UPDATE endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ? AND "
+        "disabled = 0")
+      .bind(1, reason)
+      .bind(2, now)
+      .bind(3, endpoint_id)
+      .run();
+  return c_.changes() > 0;
 }
 
 }  // namespace herald

@@ -25,9 +25,18 @@ class EndpointStore {
   ListPage<Endpoint> list(const std::string& app_id, const ListParams& p);
   // Every enabled endpoint of the app, oldest first.
   std::vector<Endpoint> enabled_for_app(const std::string& app_id);
-  // Writes every field but id, app_id and created_at; false if no such endpoint.
+  // Writes every field but id, app_id, created_at and failing_since; enabling a disabled
+  // endpoint clears failing_since. False if no such endpoint.
   bool update(const Endpoint& ep);
   bool remove(const std::string& app_id, const std::string& id);
+
+  // Records a failed attempt at `at`: starts the failing run unless one is under way.
+  // Returns when the run began (nullopt if there is no such endpoint).
+  std::optional<TimeMs> note_failure(const std::string& endpoint_id, TimeMs at);
+  // Records a success: the endpoint is no longer failing.
+  void note_success(const std::string& endpoint_id);
+  // Disables an enabled endpoint with `reason`; false if it was already disabled or is gone.
+  bool disable(const std::string& endpoint_id, const std::string& reason, TimeMs now);
 
   // The keys that sign right now: the current one first, then rotated-out keys still in
   // their grace period.

@@ -17,6 +17,7 @@ Message read_message(const Stmt& st) {
   m.event_id = st.get_opt_text(2);
   m.event_type = st.get_text(3);
   m.payload = st.get_text(4);
+  m.payload_expired = st.is_null(4);
   m.channels = opt_string_list_from_json(st.get_opt_text(5));
   m.tags = opt_string_list_from_json(st.get_opt_text(6));
   m.timestamp = st.get_int(7);
@@ -50,6 +51,21 @@ std::optional<Message> MessageStore::get(const std::string& app_id, const std::s
   st.bind(1, key).bind(2, app_id);
   if (!st.step()) return std::nullopt;
   return read_message(st);
+}
+
+int64_t MessageStore::expire_payloads(TimeMs before, const std::string& after_id, int limit,
+                                      std::string* last_id) {
+  auto st = c_.prepare(
+      "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages WHERE id > ? AND "
+      "id < ? AND payload IS NOT NULL ORDER BY id LIMIT ?) RETURNING id");
+  st.bind(1, after_id).bind(2, id_lower_bound(kMessagePrefix, before)).bind(3, limit);
+  int64_t n = 0;
+  while (st.step()) {
+    ++n;
+    std::string id = st.get_text(0);
+    if (id > *last_id) *last_id = id;
+  }
+  return n;
 }
 
 ListPage<Message> MessageStore::list(const std::string& app_id, const ListParams& p,

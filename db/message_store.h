@@ -28,6 +28,11 @@ class MessageStore {
   void insert(const Message& m);
   // By id, or by event id within the app.
   std::optional<Message> get(const std::string& app_id, const std::string& key);
+  // Drops the payloads of up to `limit` messages created before `before` whose ids sort after
+  // `after_id` (a watermark: pass "" first, then *last_id). Returns how many; *last_id becomes
+  // the largest id touched.
+  int64_t expire_payloads(TimeMs before, const std::string& after_id, int limit,
+                          std::string* last_id);
   // Newest first.
   ListPage<Message> list(const std::string& app_id, const ListParams& p, const MessageFilter& f);
 

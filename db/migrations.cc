@@ -129,6 +129,10 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_created ON idempotency_keys(created_at);
 )sql",
+    // 2: endpoint health (when the current run of failures began).
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
+)sql",
 };
 
 }  // namespace

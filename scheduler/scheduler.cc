@@ -10,6 +10,8 @@
 
 #include "core/ids.h"
 #include "core/signing.h"
+#include "core/time_format.h"
+#include "db/app_store.h"
 #include "db/attempt_store.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
@@ -25,6 +27,11 @@ struct Target {
   Endpoint endpoint;
   std::vector<std::string> keys;
 };
+
+// A delivery that keeps failing is reported to the operator after this many attempts.
+constexpr int kFailingAfterAttempts = 4;
+// Retention work runs this often when there is nothing left to purge.
+constexpr int64_t kPurgeIdleMs = 60000;
 
 std::optional<int64_t> due_in(std::optional<TimeMs> due, TimeMs now) {
   if (!due) return std::nullopt;
@@ -94,6 +101,10 @@ void Scheduler::run() {
     try {
       if (!batch.empty()) record(std::move(batch));
       wait_ms = stopping ? options_.idle_poll_ms : claim_and_send();
+      if (!stopping && clock_.now_ms() >= next_purge_at_) {
+        // Small batches between deliveries: retention never holds the queue up for long.
+        next_purge_at_ = clock_.now_ms() + (purge_once() ? 0 : kPurgeIdleMs);
+      }
     } catch (const std::exception& e) {
       // Leases make this safe: whatever was claimed and not recorded is claimed again later.
       spdlog::error("scheduler: {}", e.what());
@@ -114,9 +125,12 @@ int64_t Scheduler::claim_and_send() {
   for (const auto& [ep, n] : per_endpoint) {
     if (n >= options_.endpoint_concurrency) saturated.push_back(ep);
   }
+  const TimeMs now = clock_.now_ms();
+  for (const auto& [ep, bucket] : buckets_) {
+    if (bucket.tokens < 1 && bucket.refilled_at >= now) saturated.push_back(ep);
+  }
   if (capacity <= 0) return options_.idle_poll_ms;  // a result will wake us
   const int limit = std::min(capacity, options_.claim_batch);
-  const TimeMs now = clock_.now_ms();
 
   std::vector<DeliveryJob> jobs;
   std::vector<std::pair<uint64_t, InFlight>> sent;
@@ -160,12 +174,17 @@ int64_t Scheduler::claim_and_send() {
       }
       const auto& body = body_it->second;
       const auto& target = target_it->second;
-      if (!body || !target || target->endpoint.disabled || target->keys.empty()) {
-        // Nothing to send to: the endpoint was disabled (or the message is gone).
+      if (!body || body->empty() || !target || target->endpoint.disabled || target->keys.empty()) {
+        // Nothing to send: the endpoint was disabled, or the payload expired.
         deliveries.update({d.id, DeliveryStatus::kFail, d.attempts, std::nullopt}, now);
         continue;
       }
       const Endpoint& ep = target->endpoint;
+      if (int64_t wait = 0; !take_token(ep, now, &wait)) {
+        // Over the endpoint's throttleRate: back to the queue until its next token.
+        deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, now + wait}, now);
+        continue;
+      }
       DeliveryJob job;
       job.tag = next_tag_++;
       job.url = ep.url;
@@ -226,6 +245,41 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
   Transaction tx(*conn);
   DeliveryStore deliveries(*conn);
   AttemptStore attempts(*conn);
+  EndpointStore endpoints(*conn);
+  const auto& ops = options_.operator_channel;
+  // Operational webhooks about an app's deliveries; none about the operator's own.
+  auto report = [&](const Delivery& d, const std::string& type, nlohmann::json data) {
+    if (!ops || d.app_id == ops->app_id) return;
+    auto app = AppStore(*conn).get(d.app_id);
+    data["appId"] = d.app_id;
+    data["appUid"] = app && app->uid ? nlohmann::json(*app->uid) : nlohmann::json(nullptr);
+    queue_operator_event(*conn, *ops, type, std::move(data), now);
+  };
+  auto report_attempt = [&](const Delivery& d, const Attempt& a, const std::string& type) {
+    if (!ops || d.app_id == ops->app_id) return;
+    auto m = MessageStore(*conn).get(d.app_id, d.msg_id);
+    report(
+        d, type,
+        {{"msgId", d.msg_id},
+         {"msgEventId", m && m->event_id ? nlohmann::json(*m->event_id) : nlohmann::json(nullptr)},
+         {"endpointId", d.endpoint_id},
+         {"lastAttempt",
+          {{"id", a.id},
+           {"timestamp", format_rfc3339(a.timestamp)},
+           {"responseStatusCode", a.response_status_code}}}});
+  };
+  auto disable = [&](const Delivery& d, const std::string& reason, TimeMs fail_since) {
+    if (!endpoints.disable(d.endpoint_id, reason, now)) return;
+    spdlog::warn("endpoint {} disabled: {}", d.endpoint_id, reason);
+    auto ep = endpoints.get(d.app_id, d.endpoint_id);
+    report(d, "endpoint.disabled",
+           {{"endpointId", d.endpoint_id},
+            {"endpointUid", ep && ep->uid ? nlohmann::json(*ep->uid) : nlohmann::json(nullptr)},
+            {"failSince", format_rfc3339(fail_since)},
+            {"reason", reason},
+            {"trigger", "automatic"}});
+  };
+
   for (auto& [r, f] : done) {
     const Delivery& d = f.delivery;
     if (r.aborted) {
@@ -250,15 +304,37 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
     attempts.insert(a);
 
     DeliveryUpdate u{d.id, DeliveryStatus::kSuccess, d.attempts + 1, std::nullopt};
-    if (!r.success()) {
-      std::optional<int64_t> delay;
-      if (d.trigger == TriggerType::kScheduled)
-        delay = options_.retry.next_delay_ms(u.attempts, rng_);
-      if (delay) {
+    if (r.success()) {
+      endpoints.note_success(d.endpoint_id);
+      if (d.attempts >= kFailingAfterAttempts) report_attempt(d, a, "message.attempt.recovered");
+    } else if (r.status_code == 410) {
+      // Gone: the receiver asks us to stop, so the endpoint is disabled at once.
+      u.status = DeliveryStatus::kFail;
+      disable(d, "the endpoint answered 410 Gone", f.sent_at);
+    } else {
+      // Manual attempts are tried once; scheduled ones follow the schedule while it lasts.
+      const auto scheduled = d.trigger == TriggerType::kScheduled
+                                 ? options_.retry.next_delay_ms(u.attempts, rng_)
+                                 : std::nullopt;
+      bool retry = scheduled.has_value();
+      int64_t delay = scheduled.value_or(0);
+      if (retry && r.retry_after_s && (r.status_code == 429 || r.status_code == 503)) {
+        // Retry-After is a floor on the wait, within bounds; it costs no extra attempt.
+        delay = std::max(delay, std::min(*r.retry_after_s * 1000, options_.max_retry_after_ms));
+      }
+      TimeMs fail_since = endpoints.note_failure(d.endpoint_id, f.sent_at).value_or(f.sent_at);
+      if (now - fail_since >= options_.disable_after_ms) {
+        retry = false;
+        disable(d, "failing since " + format_rfc3339(fail_since) + " without a single success",
+                fail_since);
+      }
+      if (retry) {
         u.status = DeliveryStatus::kPending;
-        u.due_at = now + *delay;
+        u.due_at = now + delay;
+        if (u.attempts == kFailingAfterAttempts) report_attempt(d, a, "message.attempt.failing");
       } else {
         u.status = DeliveryStatus::kFail;
+        if (d.trigger == TriggerType::kScheduled) report_attempt(d, a, "message.attempt.exhausted");
       }
     }
     deliveries.update(u, now);
@@ -267,6 +343,39 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
                  r.status_code == 0 ? " error=\"" + r.error + "\"" : std::string());
   }
   tx.commit();
+}
+
+bool Scheduler::purge_once() {
+  const TimeMs cutoff = clock_.now_ms() - options_.retention_ms;
+  auto conn = db_.acquire();
+  Transaction tx(*conn);
+  std::string last = purge_watermark_;
+  int64_t payloads =
+      MessageStore(*conn).expire_payloads(cutoff, purge_watermark_, options_.purge_batch, &last);
+  int64_t old_attempts = AttemptStore(*conn).purge(cutoff, options_.purge_batch);
+  tx.commit();
+  purge_watermark_ = last;
+  if (payloads + old_attempts > 0) {
+    spdlog::debug("retention: purged {} payloads and {} attempts", payloads, old_attempts);
+  }
+  return payloads == options_.purge_batch || old_attempts == options_.purge_batch;
+}
+
+bool Scheduler::take_token(const Endpoint& ep, TimeMs now, int64_t* wait_ms) {
+  if (!ep.throttle_rate || *ep.throttle_rate <= 0) return true;
+  const double rate = *ep.throttle_rate;  // per second; the bucket holds one second's worth
+  auto [it, fresh] = buckets_.try_emplace(ep.id, Bucket{rate, now});
+  Bucket& b = it->second;
+  if (!fresh && now > b.refilled_at) {
+    b.tokens = std::min(rate, b.tokens + static_cast<double>(now - b.refilled_at) * rate / 1000.0);
+    b.refilled_at = now;
+  }
+  if (b.tokens >= 1) {
+    b.tokens -= 1;
+    return true;
+  }
+  *wait_ms = std::max<int64_t>(1, static_cast<int64_t>((1 - b.tokens) * 1000.0 / rate) + 1);
+  return false;
 }
 
 }  // namespace herald

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "core/clock.h"
 #include "core/retry.h"
 #include "core/types.h"
+#include "scheduler/operator.h"
 #include "sender/sender.h"
 
 namespace herald {
@@ -34,6 +36,15 @@ class Scheduler {
     int64_t request_timeout_ms = 15000;
     int64_t connect_timeout_ms = 5000;
     int64_t idle_poll_ms = 1000;  // longest sleep when nothing is due
+    // An endpoint failing this long without a success is disabled.
+    int64_t disable_after_ms = 5LL * 24 * 3600 * 1000;
+    // Retry-After on 429/503 delays the next try up to this long (never less than the schedule).
+    int64_t max_retry_after_ms = 6LL * 3600 * 1000;
+    // Payloads and attempts older than this are purged, `purge_batch` rows per transaction.
+    int64_t retention_ms = 90LL * 24 * 3600 * 1000;
+    int purge_batch = 500;
+    // Where operational webhooks go, if anywhere.
+    std::optional<OperatorChannel> operator_channel;
     Sender::Options sender;
   };
 
@@ -66,6 +77,11 @@ class Scheduler {
   // Claims and submits what is due; returns how long the loop may sleep.
   int64_t claim_and_send();
   void record(std::vector<DeliveryResult> results);
+  // One batch of retention work; returns true if more remains.
+  bool purge_once();
+  // True if the endpoint's token bucket (throttleRate per second) has a token now; takes it.
+  // Else *wait_ms says when it will.
+  bool take_token(const Endpoint& ep, TimeMs now, int64_t* wait_ms);
   void on_results(std::vector<DeliveryResult>&& results);
 
   Database& db_;
@@ -81,6 +97,13 @@ class Scheduler {
   std::unordered_map<uint64_t, InFlight> in_flight_;         // REQUIRES: mu_ held
   std::unordered_map<std::string, int> endpoint_in_flight_;  // REQUIRES: mu_ held
   uint64_t next_tag_ = 1;                                    // only the scheduler thread
+  struct Bucket {
+    double tokens = 0;
+    TimeMs refilled_at = 0;
+  };
+  std::unordered_map<std::string, Bucket> buckets_;  // only the scheduler thread
+  TimeMs next_purge_at_ = 0;                         // only the scheduler thread
+  std::string purge_watermark_;                      // only the scheduler thread
 
   std::unique_ptr<Sender> sender_;
   std::thread thread_;

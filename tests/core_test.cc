@@ -832,3 +832,42 @@ TEST_CASE("status_text names each delivery status") {
   CHECK(std::string(status_text(DeliveryStatus::kFail)) == "fail");
   CHECK(std::string(status_text(DeliveryStatus::kSending)) == "sending");
 }
+
+TEST_CASE("config: delivery-guarantee settings") {
+  using herald::Config;
+  std::map<std::string, std::string> env;
+  auto lookup = [&env](const std::string& k) -> std::optional<std::string> {
+    auto it = env.find(k);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  std::string error;
+  auto c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->disable_after_ms == 5LL * 24 * 3600 * 1000);
+  CHECK(c->retention_ms == 90LL * 24 * 3600 * 1000);
+  CHECK(c->shutdown_timeout_ms == 10000);
+  CHECK(c->operator_url.empty());
+
+  env = {{"HERALD_DISABLE_AFTER", "2s"},
+         {"HERALD_RETENTION", "3s"},
+         {"HERALD_SHUTDOWN_TIMEOUT", "500ms"},
+         {"HERALD_OPERATOR_URL", "http://127.0.0.1:1/ops"},
+         {"HERALD_OPERATOR_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}};
+  c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->disable_after_ms == 2000);
+  CHECK(c->retention_ms == 3000);
+  CHECK(c->shutdown_timeout_ms == 500);
+  CHECK(c->operator_url == "http://127.0.0.1:1/ops");
+
+  env = {{"HERALD_OPERATOR_URL", "http://127.0.0.1:1/ops"}};
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  CHECK(error.find("HERALD_OPERATOR_SECRET") != std::string::npos);
+  env = {{"HERALD_OPERATOR_SECRET", "whsec_short"}};
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  CHECK(error.find("HERALD_OPERATOR_SECRET") != std::string::npos);
+  env = {{"HERALD_RETENTION", "forever"}};
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  CHECK(error.find("HERALD_RETENTION") != std::string::npos);
+}

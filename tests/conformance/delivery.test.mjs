@@ -391,7 +391,7 @@ describe("retries", () => {
 });
 
 describe("delivery semantics beyond the happy path", () => {
-  test("410 Gone disables the endpoint at once, without retries", { todo: "410 handling is issue #3" }, async () => {
+  test("410 Gone disables the endpoint at once, without retries", async () => {
     const { app, ep, path } = await appWithEndpoint("gone410");
     rx.respond(path, [410]);
     await svix.message.create(app.id, { eventType: "user.created", payload: { g: 1 } });
@@ -426,7 +426,7 @@ describe("delivery semantics beyond the happy path", () => {
     assert.equal(attempts[1].status, 0);
   });
 
-  test("Retry-After on 429 and 503 is honoured", { todo: "Retry-After is issue #3" }, async () => {
+  test("Retry-After on 429 and 503 is honoured", async () => {
     const app = await svix.application.create({ name: "retryafter" });
     const base = `/${uniq("ra")}`;
     for (const code of [429, 503]) {
@@ -470,7 +470,7 @@ describe("delivery semantics beyond the happy path", () => {
     assert.ok(attempts.every((a) => a.status === 0));
   });
 
-  test("recover re-delivers messages that failed since a time", { todo: "recover is issue #3" }, async () => {
+  test("recover re-delivers messages that failed since a time", async () => {
     const { app, ep, path, secret } = await appWithEndpoint("recover");
     rx.respond(path, [500, 500, 500, 500, 200]);
     const payload = { recover: true };

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "core/clock.h"
+
+namespace herald {
+
+class Connection;
+class Database;
+
+// The operational-webhook channel: a reserved application and endpoint through which herald
+// tells an operator about endpoint.disabled and message.attempt.* events. Its messages go
+// through the ordinary queue, so they are signed, retried and recorded like any other.
+struct OperatorChannel {
+  std::string app_id;
+  std::string endpoint_id;
+};
+
+// The uid of the reserved application.
+inline constexpr std::string_view kOperatorAppUid = "herald-operator";
+
+// Creates, or updates, the reserved application and its one endpoint so that operational
+// webhooks go to `url`, signed with `key` (raw bytes).
+OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::string& url,
+                                        const std::string& key);
+
+// Queues one operational webhook {type, timestamp, data}.
+// REQUIRES: called inside a Transaction on `c`.
+void queue_operator_event(Connection& c, const OperatorChannel& channel, const std::string& type,
+                          nlohmann::json data, TimeMs now);
+
+}  // namespace herald
