@@ -64,4 +64,23 @@ std::string signature_header(const std::vector<std::string>& keys, std::string_v
   return out;
 }
 
+bool verify_signature_header(const std::vector<std::string>& keys, std::string_view msg_id,
+                             int64_t timestamp_s, std::string_view body, std::string_view header) {
+  std::vector<std::string> expected;
+  expected.reserve(keys.size());
+  for (const auto& key : keys) expected.push_back(sign_v1(key, msg_id, timestamp_s, body));
+  bool ok = false;
+  size_t start = 0;
+  while (start < header.size()) {
+    size_t end = header.find(' ', start);
+    if (end == std::string_view::npos) end = header.size();
+    std::string_view entry = header.substr(start, end - start);
+    if (entry.starts_with("v1,")) {
+      for (const auto& e : expected) ok |= constant_time_equal(entry, e);
+    }
+    start = end + 1;
+  }
+  return ok;
+}
+
 }  // namespace herald

@@ -28,4 +28,10 @@ std::string sign_v1(std::string_view key, std::string_view msg_id, int64_t times
 std::string signature_header(const std::vector<std::string>& keys, std::string_view msg_id,
                              int64_t timestamp_s, std::string_view body);
 
+// True if any v1 entry of a webhook-signature header value ("v1,<b64> v1,<b64> ...") is the
+// signature of (msg_id, timestamp_s, body) under one of `keys`; compared in constant time.
+// Entries of other versions, and malformed ones, are ignored.
+bool verify_signature_header(const std::vector<std::string>& keys, std::string_view msg_id,
+                             int64_t timestamp_s, std::string_view body, std::string_view header);
+
 }  // namespace herald

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Configures and builds herald into build/ (build/herald). Extra arguments go to cmake.
+# Configures and builds herald into build/ (build/herald), or into $HERALD_BUILD_DIR.
+# Extra arguments go to cmake's first configure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+dir=${HERALD_BUILD_DIR:-build}
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
-if [ ! -f build/CMakeCache.txt ]; then
-  cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_WERROR=ON "$@"
+if [ ! -f "$dir/CMakeCache.txt" ]; then
+  cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_WERROR=ON "$@"
 fi
-cmake --build build --parallel "$(nproc)"
+cmake --build "$dir" --parallel "$(nproc)"

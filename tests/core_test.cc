@@ -871,3 +871,24 @@ TEST_CASE("config: delivery-guarantee settings") {
   CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
   CHECK(error.find("HERALD_RETENTION") != std::string::npos);
 }
+
+TEST_CASE("verify_signature_header accepts any valid v1 entry and nothing else") {
+  const std::string key = *herald::decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  const std::string other = *herald::decode_secret(herald::generate_secret());
+  const std::string id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+  const std::string body = R"({"test": 2432232314})";
+  const std::string good = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+  CHECK(herald::verify_signature_header({key}, id, 1614265330, body, good));
+  CHECK(herald::verify_signature_header({other, key}, id, 1614265330, body, good));
+  CHECK(herald::verify_signature_header({key}, id, 1614265330, body, "v1,bad= " + good));
+  CHECK(herald::verify_signature_header({key}, id, 1614265330, body, "v2,xyz " + good + " v1a,"));
+  CHECK_FALSE(herald::verify_signature_header({key}, id, 1614265331, body, good));
+  CHECK_FALSE(herald::verify_signature_header({key}, id, 1614265330, body + " ", good));
+  CHECK_FALSE(herald::verify_signature_header({other}, id, 1614265330, body, good));
+  CHECK_FALSE(herald::verify_signature_header({key}, id, 1614265330, body, "v2" + good.substr(2)));
+  CHECK_FALSE(herald::verify_signature_header({key}, id, 1614265330, body, ""));
+  CHECK_FALSE(herald::verify_signature_header({}, id, 1614265330, body, good));
+  // What herald sends verifies.
+  const std::string header = herald::signature_header({key, other}, id, 1700000000, body);
+  CHECK(herald::verify_signature_header({other}, id, 1700000000, body, header));
+}
