@@ -1283,3 +1283,467 @@ TEST_CASE("Database pool bounds open connections: acquire waits for a release") 
   waiter.join();
   CHECK(acquired.load());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Delivery guarantees: schema version 2, endpoint health, retention, recover
+
+namespace {
+
+bool has_column(Connection& c, const std::string& table, const std::string& column) {
+  return scalar(c, "SELECT count(*) FROM pragma_table_info('" + table + "') WHERE name = '" +
+                       column + "'") == 1;
+}
+
+// An id with `prefix` made at `t`, the `n`th (n >= 1) of that millisecond. new_id() can't make
+// it: it never hands out an id sorting before one it made earlier in this process.
+std::string id_at(std::string_view prefix, TimeMs t, int n) {
+  static constexpr std::string_view kDigits =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::string id = id_lower_bound(prefix, t);
+  int carry = n;
+  for (size_t i = id.size(); carry > 0 && i-- > prefix.size() + 1;) {
+    const int v = static_cast<int>(kDigits.find(id[i])) + carry;
+    id[i] = kDigits[static_cast<size_t>(v % 62)];
+    carry = v / 62;
+  }
+  REQUIRE(is_id_with_prefix(id, prefix));
+  REQUIRE(id >= id_lower_bound(prefix, t));
+  REQUIRE(id < id_lower_bound(prefix, t + 1));
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("migration 2 adds endpoints.failing_since to a fresh database") {
+  TestDb t;
+  auto c = t.db->acquire();
+  CHECK(latest_schema_version() >= 2);
+  CHECK(scalar(*c, "SELECT max(version) FROM schema_version") == latest_schema_version());
+  CHECK(scalar(*c, "SELECT count(*) FROM schema_version WHERE version = 2") == 1);
+  CHECK(has_column(*c, "endpoints", "failing_since"));
+  CHECK_FALSE(has_column(*c, "endpoints", "no_such_column"));  // the helper can say no
+
+  // A new endpoint is not failing.
+  const TimeMs now = wall_now();
+  auto app = make_app(now, std::nullopt);
+  AppStore(*c).insert(app);
+  auto ep = make_endpoint(app.id, now, std::nullopt);
+  EndpointStore(*c).insert(ep, "k");
+  auto got = EndpointStore(*c).get(app.id, ep.id);
+  REQUIRE(got);
+  CHECK_FALSE(got->failing_since.has_value());
+  CHECK(scalar(*c, "SELECT count(*) FROM endpoints WHERE failing_since IS NULL") == 1);
+}
+
+TEST_CASE("migration 2 upgrades a version 1 database and keeps its data") {
+  TempDir dir;
+  const std::string path = dir.file("v1.db");
+  const TimeMs now = wall_now();
+  auto app = make_app(now, "kept-app");
+  auto ep = make_endpoint(app.id, now, "kept-ep");
+  ep.disabled = true;
+  ep.disabled_reason = "by hand";
+  auto m = make_message(app.id, now, "a.b");
+  {
+    // A database at version 1, made by migration 1's own SQL: a trigger stops migrate() when
+    // it records version 2, which rolls migration 2 back.
+    Connection c(path);
+    c.exec(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        "CREATE TRIGGER stop_after_v1 BEFORE INSERT ON schema_version WHEN NEW.version > 1 "
+        "BEGIN SELECT RAISE(ABORT, 'stop after version 1'); END;");
+    CHECK_THROWS_AS(migrate(c), DbError);
+    c.exec("DROP TRIGGER stop_after_v1");
+    REQUIRE(scalar(c, "SELECT max(version) FROM schema_version") == 1);
+    REQUIRE(scalar(c, "SELECT count(*) FROM schema_version") == 1);
+    REQUIRE(scalar(c, "SELECT count(*) FROM sqlite_master WHERE name = 'endpoints'") == 1);
+    REQUIRE_FALSE(has_column(c, "endpoints", "failing_since"));
+    // Data written at version 1, through the v1 columns only.
+    c.prepare(
+         "INSERT INTO applications (id, uid, name, created_at, updated_at) "
+         "VALUES (?, 'kept-app', 'v1', ?, ?)")
+        .bind(1, app.id)
+        .bind(2, now)
+        .bind(3, now)
+        .run();
+    c.prepare(
+         "INSERT INTO endpoints (id, app_id, uid, url, disabled, disabled_reason, "
+         "created_at, updated_at) VALUES (?, ?, 'kept-ep', ?, 1, 'by hand', ?, ?)")
+        .bind(1, ep.id)
+        .bind(2, app.id)
+        .bind(3, ep.url)
+        .bind(4, now)
+        .bind(5, now)
+        .run();
+    c.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+        .bind(1, ep.id)
+        .bind_blob(2, "key-v1")
+        .bind(3, now)
+        .run();
+    c.prepare(
+         "INSERT INTO messages (id, app_id, event_type, payload, created_at) "
+         "VALUES (?, ?, ?, ?, ?)")
+        .bind(1, m.id)
+        .bind(2, app.id)
+        .bind(3, m.event_type)
+        .bind(4, m.payload)
+        .bind(5, now)
+        .run();
+  }
+  Database db(path, 2);
+  auto c = db.acquire();
+  CHECK(scalar(*c, "SELECT max(version) FROM schema_version") == latest_schema_version());
+  CHECK(scalar(*c, "SELECT count(*) FROM schema_version") == latest_schema_version());
+  CHECK(has_column(*c, "endpoints", "failing_since"));
+
+  CHECK(AppStore(*c).get_by_uid("kept-app").has_value());
+  EndpointStore endpoints(*c);
+  auto got = endpoints.get(app.id, "kept-ep");
+  REQUIRE(got);
+  CHECK(got->id == ep.id);
+  CHECK(got->disabled);
+  CHECK(got->disabled_reason == std::optional<std::string>("by hand"));
+  CHECK_FALSE(got->failing_since.has_value());
+  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>("key-v1"));
+  auto msg = MessageStore(*c).get(app.id, m.id);
+  REQUIRE(msg);
+  CHECK(msg->payload == m.payload);
+  CHECK_FALSE(msg->payload_expired);
+
+  // The new column works on the upgraded rows.
+  CHECK(endpoints.note_failure(ep.id, now + 5) == std::optional<TimeMs>(now + 5));
+  CHECK(endpoints.get(app.id, ep.id)->failing_since == std::optional<TimeMs>(now + 5));
+}
+
+TEST_CASE("EndpointStore note_failure keeps the start of a failing run; note_success ends it") {
+  TestDb t;
+  auto c = t.db->acquire();
+  EndpointStore endpoints(*c);
+  const TimeMs t0 = wall_now();
+  auto app = make_app(t0, std::nullopt);
+  AppStore(*c).insert(app);
+  auto ep = make_endpoint(app.id, t0, std::nullopt);
+  auto bystander = make_endpoint(app.id, t0, std::nullopt);
+  endpoints.insert(ep, "k");
+  endpoints.insert(bystander, "k2");
+  const auto failing_since = [&](const Endpoint& e) {
+    auto got = endpoints.get(app.id, e.id);
+    REQUIRE(got);
+    return got->failing_since;
+  };
+
+  CHECK(endpoints.note_failure(ep.id, t0 + 100) == std::optional<TimeMs>(t0 + 100));
+  CHECK(endpoints.note_failure(ep.id, t0 + 200) == std::optional<TimeMs>(t0 + 100));
+  CHECK(endpoints.note_failure(ep.id, t0 + 50) == std::optional<TimeMs>(t0 + 100));
+  CHECK(failing_since(ep) == std::optional<TimeMs>(t0 + 100));
+  CHECK_FALSE(failing_since(bystander).has_value());
+  CHECK_FALSE(endpoints.note_failure(new_id(kEndpointPrefix, t0), t0 + 300).has_value());
+
+  endpoints.note_success(ep.id);
+  CHECK_FALSE(failing_since(ep).has_value());
+  endpoints.note_success(ep.id);  // no run: nothing to end, nothing breaks
+  CHECK_FALSE(failing_since(ep).has_value());
+
+  // The next failure starts a new run.
+  CHECK(endpoints.note_failure(ep.id, t0 + 400) == std::optional<TimeMs>(t0 + 400));
+  CHECK(endpoints.note_failure(ep.id, t0 + 500) == std::optional<TimeMs>(t0 + 400));
+  CHECK(failing_since(ep) == std::optional<TimeMs>(t0 + 400));
+  // Neither touches anything else of the endpoint.
+  auto got = endpoints.get(app.id, ep.id);
+  CHECK_FALSE(got->disabled);
+  CHECK(got->updated_at == t0);
+  CHECK(got->url == ep.url);
+}
+
+TEST_CASE("EndpointStore disable flips only enabled endpoints") {
+  TestDb t;
+  auto c = t.db->acquire();
+  EndpointStore endpoints(*c);
+  const TimeMs t0 = wall_now();
+  auto app = make_app(t0, std::nullopt);
+  AppStore(*c).insert(app);
+  auto ep = make_endpoint(app.id, t0, std::nullopt);
+  auto bystander = make_endpoint(app.id, t0, std::nullopt);
+  auto manual = make_endpoint(app.id, t0, std::nullopt);
+  manual.disabled = true;
+  manual.disabled_reason = "by hand";
+  endpoints.insert(ep, "k");
+  endpoints.insert(bystander, "k");
+  endpoints.insert(manual, "k");
+  endpoints.note_failure(ep.id, t0 + 1);
+
+  CHECK(endpoints.disable(ep.id, "the endpoint answered 410 Gone", t0 + 10));
+  auto got = endpoints.get(app.id, ep.id);
+  REQUIRE(got);
+  CHECK(got->disabled);
+  CHECK(got->disabled_reason == std::optional<std::string>("the endpoint answered 410 Gone"));
+  CHECK(got->updated_at == t0 + 10);
+  CHECK(got->failing_since == std::optional<TimeMs>(t0 + 1));  // kept: when it began failing
+
+  // Already disabled: false, and the first reason stays.
+  CHECK_FALSE(endpoints.disable(ep.id, "another reason", t0 + 20));
+  got = endpoints.get(app.id, ep.id);
+  CHECK(got->disabled_reason == std::optional<std::string>("the endpoint answered 410 Gone"));
+  CHECK(got->updated_at == t0 + 10);
+  CHECK_FALSE(endpoints.disable(manual.id, "automatic", t0 + 20));
+  CHECK(endpoints.get(app.id, manual.id)->disabled_reason == std::optional<std::string>("by hand"));
+  CHECK_FALSE(endpoints.disable(new_id(kEndpointPrefix, t0), "ghost", t0 + 20));
+
+  CHECK_FALSE(endpoints.get(app.id, bystander.id)->disabled);
+  CHECK(ids_of(endpoints.enabled_for_app(app.id)) == std::vector<std::string>{bystander.id});
+}
+
+TEST_CASE("EndpointStore update clears failing_since only when it re-enables") {
+  TestDb t;
+  auto c = t.db->acquire();
+  EndpointStore endpoints(*c);
+  const TimeMs t0 = wall_now();
+  auto app = make_app(t0, std::nullopt);
+  AppStore(*c).insert(app);
+  auto ep = make_endpoint(app.id, t0, std::nullopt);
+  endpoints.insert(ep, "k");
+  const auto get = [&] {
+    auto got = endpoints.get(app.id, ep.id);
+    REQUIRE(got);
+    return *got;
+  };
+
+  // Editing an enabled, failing endpoint keeps its run (and ignores the field).
+  endpoints.note_failure(ep.id, t0 + 100);
+  auto e = get();
+  e.description = "edited";
+  e.failing_since.reset();
+  e.updated_at = t0 + 200;
+  CHECK(endpoints.update(e));
+  CHECK(get().description == "edited");
+  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
+
+  // Disabling through update() keeps it, and so does editing while disabled.
+  e = get();
+  e.disabled = true;
+  e.disabled_reason = "by hand";
+  CHECK(endpoints.update(e));
+  CHECK(get().disabled);
+  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
+  e = get();
+  e.description = "edited while disabled";
+  CHECK(endpoints.update(e));
+  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
+
+  // Re-enabling clears it: the endpoint gets a fresh window.
+  e = get();
+  e.disabled = false;
+  e.disabled_reason.reset();
+  e.failing_since = t0 + 1;  // ignored
+  e.updated_at = t0 + 300;
+  CHECK(endpoints.update(e));
+  auto after = get();
+  CHECK_FALSE(after.disabled);
+  CHECK_FALSE(after.disabled_reason.has_value());
+  CHECK_FALSE(after.failing_since.has_value());
+  CHECK(after.description == "edited while disabled");
+  CHECK(after.updated_at == t0 + 300);
+
+  // The same after an automatic disable.
+  endpoints.note_failure(ep.id, t0 + 400);
+  CHECK(endpoints.disable(ep.id, "failing", t0 + 500));
+  e = get();
+  CHECK(e.failing_since == std::optional<TimeMs>(t0 + 400));
+  e.disabled = false;
+  CHECK(endpoints.update(e));
+  CHECK_FALSE(get().failing_since.has_value());
+  CHECK_FALSE(get().disabled);
+}
+
+TEST_CASE("MessageStore expire_payloads respects the cutoff, the limit and the watermark") {
+  TestDb t;
+  auto c = t.db->acquire();
+  MessageStore messages(*c);
+  const TimeMs t0 = wall_now() - 3'600'000;
+  auto app = make_app(wall_now(), std::nullopt);
+  AppStore(*c).insert(app);
+  const TimeMs cutoff = t0 + 10'000;
+  // Three before the cutoff, one at it, one after it.
+  std::vector<Message> ms;
+  for (TimeMs at : {t0, t0 + 1000, t0 + 2000, cutoff, cutoff + 1000}) {
+    auto m = make_message(app.id, at, "a", "evt-" + std::to_string(ms.size()));
+    m.id = id_at(kMessagePrefix, at, 1);
+    messages.insert(m);
+    ms.push_back(m);
+  }
+  const auto expired = [&](const Message& m) {
+    auto got = messages.get(app.id, m.id);
+    REQUIRE(got);
+    if (got->payload_expired) CHECK(got->payload.empty());
+    if (!got->payload_expired) CHECK(got->payload == m.payload);
+    return got->payload_expired;
+  };
+
+  std::string last;
+  CHECK(messages.expire_payloads(cutoff, "", 2, &last) == 2);
+  CHECK(last == ms[1].id);
+  CHECK(expired(ms[0]));
+  CHECK(expired(ms[1]));
+  CHECK_FALSE(expired(ms[2]));
+  CHECK(messages.expire_payloads(cutoff, last, 2, &last) == 1);
+  CHECK(last == ms[2].id);
+  CHECK(expired(ms[2]));
+  CHECK(messages.expire_payloads(cutoff, last, 2, &last) == 0);
+  CHECK(last == ms[2].id);
+  CHECK_FALSE(expired(ms[3]));  // made at the cutoff: not before it
+  CHECK_FALSE(expired(ms[4]));
+
+  // An old message below the watermark is left to a pass from the start; already expired
+  // payloads are not counted again.
+  auto late = make_message(app.id, t0 - 1000, "a");
+  late.id = id_at(kMessagePrefix, t0 - 1000, 1);
+  messages.insert(late);
+  CHECK(messages.expire_payloads(cutoff, last, 10, &last) == 0);
+  CHECK_FALSE(expired(late));
+  std::string from_start;
+  CHECK(messages.expire_payloads(cutoff, "", 10, &from_start) == 1);
+  CHECK(from_start == late.id);
+  CHECK(expired(late));
+  CHECK(messages.expire_payloads(cutoff + 2000, "", 10, &from_start) == 2);
+  CHECK(expired(ms[3]));
+  CHECK(expired(ms[4]));
+
+  // Everything else of an expired message stays, and listings say it is expired too.
+  auto got = messages.get(app.id, "evt-0");
+  REQUIRE(got);
+  CHECK(got->id == ms[0].id);
+  CHECK(got->event_type == "a");
+  CHECK(got->timestamp == t0);
+  auto listed = messages.list(app.id, ListParams{}, {});
+  REQUIRE(listed.items.size() == 6);
+  for (const auto& m : listed.items) {
+    CAPTURE(m.id);
+    CHECK(m.payload_expired);
+    CHECK(m.payload.empty());
+  }
+}
+
+TEST_CASE("MessageStore payload_expired is false for a message with a payload") {
+  TestDb t;
+  auto c = t.db->acquire();
+  const TimeMs now = wall_now();
+  auto app = make_app(now, std::nullopt);
+  AppStore(*c).insert(app);
+  auto m = make_message(app.id, now, "a");
+  MessageStore(*c).insert(m);
+  auto got = MessageStore(*c).get(app.id, m.id);
+  REQUIRE(got);
+  CHECK_FALSE(got->payload_expired);
+  CHECK(got->payload == m.payload);
+  auto listed = MessageStore(*c).list(app.id, ListParams{}, {});
+  REQUIRE(listed.items.size() == 1);
+  CHECK_FALSE(listed.items[0].payload_expired);
+}
+
+TEST_CASE("AttemptStore purge deletes attempts made before the cutoff, oldest first, up to limit") {
+  TestDb t;
+  auto c = t.db->acquire();
+  AttemptStore attempts(*c);
+  const TimeMs t0 = wall_now() - 3'600'000;
+  auto app = make_app(wall_now(), std::nullopt);
+  AppStore(*c).insert(app);
+  auto ep = make_endpoint(app.id, t0, std::nullopt);
+  EndpointStore(*c).insert(ep, "k");
+  auto m = make_message(app.id, t0, "a");
+  MessageStore(*c).insert(m);
+  auto d = make_delivery(m, ep.id, t0, t0);
+  DeliveryStore(*c).insert(d);
+  const TimeMs cutoff = t0 + 10'000;
+  std::vector<Attempt> made;
+  int n = 0;
+  for (TimeMs at : {t0 + 2000, t0, t0 + 1000, cutoff, cutoff + 1000}) {
+    auto a = make_attempt(d, at, DeliveryStatus::kFail, 500);
+    a.id = id_at(kAttemptPrefix, at, ++n);
+    attempts.insert(a);
+    made.push_back(a);
+  }
+  const auto exists = [&](const Attempt& a) { return attempts.get(app.id, a.id).has_value(); };
+
+  CHECK(attempts.purge(cutoff, 1) == 1);
+  CHECK_FALSE(exists(made[1]));  // the oldest
+  CHECK(exists(made[2]));
+  CHECK(exists(made[0]));
+  CHECK(attempts.purge(cutoff, 10) == 2);
+  CHECK_FALSE(exists(made[0]));
+  CHECK_FALSE(exists(made[2]));
+  CHECK(attempts.purge(cutoff, 10) == 0);
+  CHECK(exists(made[3]));  // made at the cutoff: not before it
+  CHECK(exists(made[4]));
+  CHECK(scalar(*c, "SELECT count(*) FROM attempts") == 2);
+  // The message and its delivery stay.
+  CHECK(MessageStore(*c).get(app.id, m.id).has_value());
+  CHECK(DeliveryStore(*c).get(d.id).has_value());
+}
+
+TEST_CASE("DeliveryStore recover re-queues the endpoint's failed deliveries in [since, until)") {
+  TestDb t;
+  auto c = t.db->acquire();
+  DeliveryStore deliveries(*c);
+  const TimeMs t0 = wall_now();
+  auto app = make_app(t0, std::nullopt);
+  AppStore(*c).insert(app);
+  auto ep = make_endpoint(app.id, t0, std::nullopt);
+  auto other = make_endpoint(app.id, t0, std::nullopt);
+  EndpointStore(*c).insert(ep, "k");
+  EndpointStore(*c).insert(other, "k");
+  auto m = make_message(app.id, t0, "a");
+  MessageStore(*c).insert(m);
+  const TimeMs since = t0 - 10'000;
+  const TimeMs until = t0 - 1000;
+  const auto add = [&](const Endpoint& e, TimeMs created, DeliveryStatus s, int attempts) {
+    auto d = make_delivery(m, e.id, created, 0, s);
+    d.attempts = attempts;
+    deliveries.insert(d);
+    return d;
+  };
+  auto before = add(ep, since - 1, DeliveryStatus::kFail, 4);
+  auto first = add(ep, since, DeliveryStatus::kFail, 4);
+  auto middle = add(ep, since + 5000, DeliveryStatus::kFail, 2);
+  auto at_until = add(ep, until, DeliveryStatus::kFail, 4);
+  auto succeeded = add(ep, since + 100, DeliveryStatus::kSuccess, 1);
+  auto pending = add(ep, since + 200, DeliveryStatus::kPending, 1);
+  auto elsewhere = add(other, since + 300, DeliveryStatus::kFail, 4);
+
+  const TimeMs now = t0 + 5;
+  CHECK(deliveries.recover(ep.id, since, until, now) == 2);
+  for (const auto* d : {&first, &middle}) {
+    CAPTURE(d->id);
+    auto got = deliveries.get(d->id);
+    REQUIRE(got);
+    CHECK(got->status == DeliveryStatus::kPending);
+    CHECK(got->trigger == TriggerType::kManual);
+    CHECK(got->next_attempt_at == now);
+    CHECK(got->attempts == d->attempts);
+    CHECK(got->updated_at == now);
+    CHECK(got->created_at == d->created_at);
+  }
+  for (const auto* d : {&before, &at_until, &succeeded, &pending, &elsewhere}) {
+    CAPTURE(d->id);
+    auto got = deliveries.get(d->id);
+    REQUIRE(got);
+    CHECK(got->status == d->status);
+    CHECK(got->trigger == TriggerType::kScheduled);
+    CHECK(got->updated_at == d->updated_at);
+  }
+
+  // Due now: the next claim takes exactly the recovered ones and the one already pending.
+  std::vector<Delivery> claimed;
+  {
+    Transaction tx(*c);
+    claimed = deliveries.claim(now, 1000, 10);
+    tx.commit();
+  }
+  std::set<std::string> claimed_ids;
+  for (const auto& d : claimed) claimed_ids.insert(d.id);
+  CHECK(claimed_ids == std::set<std::string>{first.id, middle.id, pending.id});
+
+  // Nothing failed is left in the range.
+  CHECK(deliveries.recover(ep.id, since, until, now + 1) == 0);
+  CHECK(deliveries.recover(other.id, since, until, now + 1) == 1);
+  CHECK(deliveries.get(elsewhere.id)->status == DeliveryStatus::kPending);
+}

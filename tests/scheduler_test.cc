@@ -822,11 +822,7 @@ TEST_CASE("an endpoint at its concurrency cap holds back neither other endpoints
   const int64_t cpu_used = process_cpu_ms() - cpu_before;
   CHECK(f.rx.count("/capped") == 2);  // the cap holds
   CHECK(sched.in_flight() == 2);
-#ifdef HERALD_KNOWN_BUG_CAP_SPIN
   CHECK_MESSAGE(cpu_used < 150, "the scheduler used " << cpu_used << " ms of CPU in 500 ms idle");
-#else
-  (void)cpu_used;
-#endif
 
   f.rx.gate.release();
   const auto all_done = [&] {
@@ -863,8 +859,7 @@ TEST_CASE("a redirect is a failed attempt and is not followed") {
   CHECK(f.rx.count("/target") == 0);
 }
 
-#ifdef HERALD_KNOWN_BUG_GONE_410
-// DESIGN.md: "410 Gone disables the endpoint at once." The scheduler ignores the status.
+// DESIGN.md: "410 Gone disables the endpoint at once."
 TEST_CASE("410 Gone disables the endpoint at once, without retries") {
   Fixture f;
   f.rx.on("/gone", answer(410, "gone"));
@@ -883,6 +878,17 @@ TEST_CASE("410 Gone disables the endpoint at once, without retries") {
   CHECK(wait_until(disabled, 2000ms));
   CHECK(f.wait_status(d, DeliveryStatus::kFail, 2000ms));
   CHECK(f.delivery(d.id).attempts == 1);
+  {
+    auto c = f.db.acquire();
+    auto e = EndpointStore(*c).get(f.app.id, ep.id);
+    REQUIRE(e);
+    REQUIRE(e->disabled_reason);
+    CHECK(e->disabled_reason->find("410") != std::string::npos);
+  }
+  auto attempts = f.attempts(m);
+  REQUIRE(attempts.size() == 1);
+  CHECK(attempts[0].response_status_code == 410);
+  CHECK(attempts[0].status == DeliveryStatus::kFail);
 
   // Nothing more reaches the endpoint: no retry, and a new delivery fails unsent.
   auto m2 = f.add_message(R"({"gone":2})");
@@ -892,11 +898,8 @@ TEST_CASE("410 Gone disables the endpoint at once, without retries") {
   std::this_thread::sleep_for(400ms);  // longer than the whole retry schedule
   CHECK(f.rx.count("/gone") == 1);
 }
-#endif
 
-#ifdef HERALD_KNOWN_BUG_RETRY_AFTER
-// DESIGN.md: "Retry-After on 429/503 is honoured within bounds." The scheduler ignores
-// DeliveryResult::retry_after_s and retries on the schedule alone (50 ms here).
+// DESIGN.md: "Retry-After on 429/503 is honoured within bounds."
 TEST_CASE("Retry-After on 429 and 503 delays the next try") {
   Fixture f;
   for (int code : {429, 503}) {
@@ -926,4 +929,3 @@ TEST_CASE("Retry-After on 429 and 503 delays the next try") {
     CHECK(gap < 3000);
   }
 }
-#endif
