@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 
+#include "core/address_policy.h"
 #include "core/signing.h"
 #include "core/time_format.h"
 
@@ -75,27 +76,9 @@ bool parse_listen(std::string_view s, std::string* host, int* port) {
   return true;
 }
 
-// "a.b.c.d/n" (n <= 32) or "v6addr/n" (n <= 128).
+// "a.b.c.d/n" (n <= 32) or "v6addr/n" (n <= 128), as the SSRF guard reads it.
 bool is_cidr(std::string_view s) {
-  const size_t slash = s.find('/');
-  if (slash == std::string_view::npos) return false;
-  const std::string addr(s.substr(0, slash));
-  const std::string_view bits = s.substr(slash + 1);
-  int max_bits = 0;
-  in_addr v4{};
-  in6_addr v6{};
-  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1) {
-    max_bits = 32;
-  } else if (inet_pton(AF_INET6, addr.c_str(), &v6) == 1) {
-    max_bits = 128;
-  } else {
-    return false;
-  }
-  if (bits.empty() || bits.size() > 3 ||
-      !std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return false;
-  }
-  return std::stoi(std::string(bits)) <= max_bits;
+  return AddressPolicy::parse({std::string(s)}, nullptr).has_value();
 }
 
 // Applies one value to `config`. On bad input returns false with the reason in *why, which
@@ -205,8 +188,9 @@ const Setting kSettings[] = {
      }},
     {"allow-private-cidrs", "HERALD_ALLOW_PRIVATE_CIDRS", "LIST",
      [] { return std::string("none"); },
-     "Private networks endpoints may resolve to, e.g. 127.0.0.0/8,::1/128\n"
-     "      (validated and kept; the SSRF guard that uses it is not built yet).",
+     "CIDR blocks the SSRF guard lets deliveries connect to, comma-separated,\n"
+     "      e.g. 127.0.0.0/8,::1/128. Without them loopback, private, link-local,\n"
+     "      CGNAT, unique-local, multicast and unspecified addresses are refused.",
      [](std::string_view v, Config& c, std::string* why) {
        std::vector<std::string> cidrs;
        if (!trim(v).empty()) {
@@ -223,6 +207,23 @@ const Setting kSettings[] = {
          }
        }
        c.allow_private_cidrs = std::move(cidrs);
+       return true;
+     }},
+    {"https-only", "HERALD_HTTPS_ONLY", "BOOL", [] { return std::string("false"); },
+     "Reject endpoint URLs that are not https:// (true or false; the bare flag is true).",
+     [](std::string_view v, Config& c, std::string* why) {
+       std::string lower(v);
+       std::transform(lower.begin(), lower.end(), lower.begin(), [](char ch) {
+         return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+       });
+       if (lower == "true" || lower == "1") {
+         c.https_only = true;
+       } else if (lower == "false" || lower == "0") {
+         c.https_only = false;
+       } else {
+         *why = "is not true, false, 1 or 0";
+         return false;
+       }
        return true;
      }},
     {"max-payload-bytes", "HERALD_MAX_PAYLOAD_BYTES", "N",
@@ -358,6 +359,8 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
       flags[setting] = std::string(arg.substr(eq + 1));
     } else if (i + 1 < args.size() && !args[i + 1].starts_with("--")) {
       flags[setting] = args[++i];
+    } else if (setting->metavar == "BOOL") {
+      flags[setting] = "true";  // a bare switch
     } else {
       return fail("flag --" + std::string(name) + " needs a value (see herald serve --help)");
     }

@@ -20,6 +20,7 @@ struct Config {
   int64_t request_timeout_ms = 15000;        // HERALD_REQUEST_TIMEOUT
   int64_t connect_timeout_ms = 5000;         // HERALD_CONNECT_TIMEOUT
   std::vector<std::string> allow_private_cidrs;  // HERALD_ALLOW_PRIVATE_CIDRS
+  bool https_only = false;                   // HERALD_HTTPS_ONLY: endpoint URLs must be https
   size_t max_payload_bytes = 1 << 20;        // HERALD_MAX_PAYLOAD_BYTES
   int max_in_flight = 512;                   // HERALD_MAX_IN_FLIGHT
   int endpoint_concurrency = 32;             // HERALD_ENDPOINT_CONCURRENCY

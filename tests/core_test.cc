@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -10,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/address_policy.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/encoding.h"
@@ -891,4 +896,261 @@ TEST_CASE("verify_signature_header accepts any valid v1 entry and nothing else")
   // What herald sends verifies.
   const std::string header = herald::signature_header({key, other}, id, 1700000000, body);
   CHECK(herald::verify_signature_header({other}, id, 1700000000, body, header));
+}
+
+// ---------------------------------------------------------------------------------------------
+// address_policy (the SSRF guard)
+
+namespace {
+
+AddressPolicy make_policy(const std::vector<std::string>& allow = {}) {
+  std::string error;
+  auto policy = AddressPolicy::parse(allow, &error);
+  REQUIRE_MESSAGE(policy.has_value(), error);
+  return *policy;
+}
+
+// The guard's verdict on a numeric IPv4 or IPv6 address, as a connected socket would see it.
+std::optional<std::string> verdict(const AddressPolicy& policy, const std::string& ip) {
+  sockaddr_in sin{};
+  sockaddr_in6 sin6{};
+  if (inet_pton(AF_INET, ip.c_str(), &sin.sin_addr) == 1) {
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(443);
+    return policy.refuse_reason(reinterpret_cast<const sockaddr*>(&sin), sizeof(sin));
+  }
+  REQUIRE_MESSAGE(inet_pton(AF_INET6, ip.c_str(), &sin6.sin6_addr) == 1, ip);
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(443);
+  return policy.refuse_reason(reinterpret_cast<const sockaddr*>(&sin6), sizeof(sin6));
+}
+
+}  // namespace
+
+TEST_CASE("the SSRF guard refuses every blocked range, at both ends, naming it") {
+  const AddressPolicy policy = make_policy();
+  const std::pair<const char*, const char*> refused[] = {
+      {"0.0.0.0", "unspecified"},
+      {"0.255.255.255", "unspecified"},
+      {"10.0.0.0", "private"},
+      {"10.255.255.255", "private"},
+      {"100.64.0.0", "CGNAT"},
+      {"100.127.255.255", "CGNAT"},
+      {"127.0.0.0", "loopback"},
+      {"127.0.0.1", "loopback"},
+      {"127.255.255.255", "loopback"},
+      {"169.254.0.0", "link-local"},
+      {"169.254.169.254", "cloud metadata"},
+      {"169.254.255.255", "link-local"},
+      {"172.16.0.0", "private"},
+      {"172.31.255.255", "private"},
+      {"192.0.0.0", "IETF"},
+      {"192.0.0.255", "IETF"},
+      {"192.168.0.0", "private"},
+      {"192.168.255.255", "private"},
+      {"198.18.0.0", "benchmarking"},
+      {"198.19.255.255", "benchmarking"},
+      {"224.0.0.0", "multicast"},
+      {"239.255.255.255", "multicast"},
+      {"240.0.0.0", "reserved"},
+      {"255.255.255.254", "reserved"},
+      {"255.255.255.255", "broadcast"},
+      {"::", "unspecified"},
+      {"::1", "loopback"},
+      {"fe80::", "link-local"},
+      {"febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "link-local"},
+      {"fec0::1", "site-local"},
+      {"fc00::", "unique-local"},
+      {"fd00::2", "unique-local"},
+      {"fd00:ec2::254", "unique-local"},
+      {"fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "unique-local"},
+      {"ff00::", "multicast"},
+      {"ff02::1", "multicast"},
+      {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "multicast"},
+  };
+  for (const auto& [ip, range] : refused) {
+    const std::string shown = ip;
+    CAPTURE(shown);
+    const auto reason = verdict(policy, ip);
+    REQUIRE(reason.has_value());
+    CHECK(reason->starts_with("refused by the SSRF guard: "));
+    CHECK(contains(*reason, std::string(" ") + ip + " is "));
+    CHECK(contains(*reason, range));
+    CHECK(contains(*reason, "HERALD_ALLOW_PRIVATE_CIDRS"));
+  }
+  CHECK(*verdict(policy, "127.0.0.1") ==
+        "refused by the SSRF guard: 127.0.0.1 is a loopback address "
+        "(HERALD_ALLOW_PRIVATE_CIDRS can allow it)");
+}
+
+TEST_CASE("the SSRF guard lets public addresses through, right next to the blocked ranges") {
+  const AddressPolicy policy = make_policy();
+  for (const char* ip : {"1.0.0.0",          "8.8.8.8",
+                         "9.255.255.255",    "11.0.0.0",
+                         "100.63.255.255",   "100.128.0.0",
+                         "126.255.255.255",  "128.0.0.0",
+                         "169.253.255.255",  "169.255.0.0",
+                         "172.15.255.255",   "172.32.0.0",
+                         "191.255.255.255",  "192.0.1.0",
+                         "192.0.2.1",        "192.167.255.255",
+                         "192.169.0.0",      "198.17.255.255",
+                         "198.20.0.0",       "223.255.255.255",
+                         "2606:4700::1111",  "2001:4860:4860::8888",
+                         "fe7f:ffff::1",     "fbff:ffff::1",
+                         "fe00::1",          "::ffff:8.8.8.8",
+                         "64:ff9b::8.8.8.8", "::8.8.8.8",
+                         "2002:808:808::1",  "::fffe:7f00:1",
+                         "64:ff9a::7f00:1",  "2003:7f00:1::"}) {
+    const auto reason = verdict(policy, ip);
+    CHECK_MESSAGE(!reason.has_value(), (std::string(ip) + ": " + reason.value_or("")));
+  }
+}
+
+TEST_CASE("IPv6 forms embedding a blocked IPv4 address are refused as that address") {
+  const AddressPolicy policy = make_policy();
+  const std::pair<const char*, const char*> refused[] = {
+      {"::ffff:127.0.0.1", "IPv4-mapped form of 127.0.0.1, a loopback"},
+      {"::ffff:7f00:2", "IPv4-mapped form of 127.0.0.2, a loopback"},
+      {"::ffff:10.1.2.3", "IPv4-mapped form of 10.1.2.3, a private"},
+      {"::ffff:169.254.169.254", "IPv4-mapped form of 169.254.169.254, the link-local cloud"},
+      {"::ffff:0.0.0.0", "IPv4-mapped form of 0.0.0.0, an unspecified"},
+      {"::ffff:100.64.0.1", "CGNAT"},
+      {"::ffff:224.0.0.1", "multicast"},
+      {"64:ff9b::127.0.0.1", "NAT64 form of 127.0.0.1, a loopback"},
+      {"64:ff9b::a9fe:a9fe", "NAT64 form of 169.254.169.254"},
+      {"::127.0.0.1", "IPv4-compatible form of 127.0.0.1, a loopback"},
+      {"::192.168.1.1", "IPv4-compatible form of 192.168.1.1, a private"},
+      {"::2", "IPv4-compatible form of 0.0.0.2, an unspecified"},
+      {"2002:7f00:1::", "6to4 form of 127.0.0.1, a loopback"},
+      {"2002:a9fe:a9fe::1", "6to4 form of 169.254.169.254"},
+  };
+  for (const auto& [ip, expected] : refused) {
+    const std::string shown = ip;
+    CAPTURE(shown);
+    const auto reason = verdict(policy, ip);
+    REQUIRE(reason.has_value());
+    CHECK(contains(*reason, expected));
+  }
+  CHECK(*verdict(policy, "::ffff:127.0.0.1") ==
+        "refused by the SSRF guard: ::ffff:127.0.0.1 is the IPv4-mapped form of 127.0.0.1, a "
+        "loopback address (HERALD_ALLOW_PRIVATE_CIDRS can allow it)");
+}
+
+TEST_CASE("an allowed CIDR opens exactly its range") {
+  const AddressPolicy loopback = make_policy({"127.0.0.0/8"});
+  CHECK_FALSE(verdict(loopback, "127.0.0.1").has_value());
+  CHECK_FALSE(verdict(loopback, "127.255.255.255").has_value());
+  CHECK_FALSE(verdict(loopback, "::ffff:127.0.0.1").has_value());  // the same IPv4 address
+  CHECK_FALSE(verdict(loopback, "64:ff9b::127.0.0.1").has_value());
+  CHECK(verdict(loopback, "10.0.0.1").has_value());
+  CHECK(verdict(loopback, "128.0.0.0").has_value() == false);  // public anyway
+  CHECK(verdict(loopback, "126.255.255.255").has_value() == false);
+  CHECK(verdict(loopback, "::1").has_value());  // IPv6 loopback is another address
+  CHECK(verdict(loopback, "169.254.169.254").has_value());
+
+  const AddressPolicy one = make_policy({"127.0.0.1/32"});
+  CHECK_FALSE(verdict(one, "127.0.0.1").has_value());
+  CHECK(verdict(one, "127.0.0.2").has_value());
+  CHECK(verdict(one, "127.0.0.0").has_value());
+
+  const AddressPolicy v6 = make_policy({"::1/128"});
+  CHECK_FALSE(verdict(v6, "::1").has_value());
+  CHECK(verdict(v6, "127.0.0.1").has_value());
+  CHECK(verdict(v6, "::ffff:127.0.0.1").has_value());
+  CHECK(verdict(v6, "::2").has_value());  // IPv4-compatible 0.0.0.2, not loopback
+
+  const AddressPolicy odd = make_policy({"172.16.0.0/13", "fd00::/8", "10.1.2.3/16"});
+  CHECK_FALSE(verdict(odd, "172.23.255.255").has_value());
+  CHECK(verdict(odd, "172.24.0.0").has_value());
+  CHECK_FALSE(verdict(odd, "fd12:3456::1").has_value());
+  CHECK(verdict(odd, "fc00::1").has_value());
+  CHECK_FALSE(verdict(odd, "10.1.0.0").has_value());  // host bits of 10.1.2.3/16 are ignored
+  CHECK_FALSE(verdict(odd, "10.1.255.255").has_value());
+  CHECK(verdict(odd, "10.2.0.0").has_value());
+
+  // An IPv6 block never opens plain IPv4 addresses; an IPv4 block never opens IPv6 ranges.
+  const AddressPolicy all_v6 = make_policy({"::/0"});
+  CHECK_FALSE(verdict(all_v6, "fe80::1").has_value());
+  CHECK(verdict(all_v6, "127.0.0.1").has_value());
+  const AddressPolicy all_v4 = make_policy({"0.0.0.0/0"});
+  CHECK_FALSE(verdict(all_v4, "169.254.169.254").has_value());
+  CHECK_FALSE(verdict(all_v4, "::ffff:10.0.0.1").has_value());
+  CHECK(verdict(all_v4, "::1").has_value());
+  CHECK(verdict(all_v4, "fd00::1").has_value());
+}
+
+TEST_CASE("AddressPolicy::parse rejects what is not a CIDR block") {
+  std::string error;
+  for (const char* bad :
+       {"127.0.0.0", "127.0.0.0/33", "::1/129", "300.0.0.0/8", "10.0.0/8", "abc/8", "10.0.0.0/-1",
+        "10.0.0.0/8x", "10.0.0.0/", "/8", "fe80::1%eth0/64", "10.0.0.0/0008", "", " 10.0.0.0/8"}) {
+    const std::string shown = bad;
+    CAPTURE(shown);
+    error.clear();
+    CHECK_FALSE(AddressPolicy::parse({"10.0.0.0/8", bad}, &error).has_value());
+    CHECK(error ==
+          "'" + std::string(bad) + "' is not a CIDR block (use e.g. 10.0.0.0/8 or fd00::/8)");
+  }
+  CHECK(AddressPolicy::parse({}, &error).has_value());
+  CHECK(AddressPolicy::parse({"0.0.0.0/0", "::/0", "1.2.3.4/32", "::1/128"}, nullptr));
+}
+
+TEST_CASE("the SSRF guard refuses what is not an IPv4 or IPv6 address") {
+  const AddressPolicy policy = make_policy({"0.0.0.0/0", "::/0"});
+  sockaddr unix_like{};
+  unix_like.sa_family = AF_UNIX;
+  CHECK(policy.refuse_reason(&unix_like, sizeof(unix_like)).has_value());
+  CHECK(policy.refuse_reason(nullptr, 0).has_value());
+  sockaddr_in6 short_v6{};
+  short_v6.sin6_family = AF_INET6;
+  CHECK(policy.refuse_reason(reinterpret_cast<const sockaddr*>(&short_v6), 8).has_value());
+}
+
+TEST_CASE("https-only is off by default and reads true/false/1/0 from flag or environment") {
+  std::string error;
+  auto c = parse({}, {}, &error);
+  REQUIRE_MESSAGE(c.has_value(), error);
+  CHECK_FALSE(c->https_only);
+
+  for (const char* yes : {"true", "TRUE", "True", "1"}) {
+    const std::string shown = yes;
+    CAPTURE(shown);
+    c = parse({}, {{"HERALD_HTTPS_ONLY", yes}}, &error);
+    REQUIRE_MESSAGE(c.has_value(), error);
+    CHECK(c->https_only);
+  }
+  for (const char* no : {"false", "FALSE", "0"}) {
+    const std::string shown = no;
+    CAPTURE(shown);
+    c = parse({}, {{"HERALD_HTTPS_ONLY", no}}, &error);
+    REQUIRE_MESSAGE(c.has_value(), error);
+    CHECK_FALSE(c->https_only);
+  }
+  c = parse({"--https-only"}, {}, &error);  // a bare switch
+  REQUIRE_MESSAGE(c.has_value(), error);
+  CHECK(c->https_only);
+  c = parse({"--https-only", "--db", "x.db"}, {}, &error);
+  REQUIRE_MESSAGE(c.has_value(), error);
+  CHECK(c->https_only);
+  CHECK(c->db_path == "x.db");
+  c = parse({"--https-only=false"}, {{"HERALD_HTTPS_ONLY", "true"}}, &error);
+  REQUIRE_MESSAGE(c.has_value(), error);
+  CHECK_FALSE(c->https_only);
+  c = parse({"--https-only", "0"}, {{"HERALD_HTTPS_ONLY", "1"}}, &error);
+  REQUIRE_MESSAGE(c.has_value(), error);
+  CHECK_FALSE(c->https_only);
+
+  for (const char* bad : {"yes", "on", "", "2", "truee"}) {
+    const std::string shown = bad;
+    CAPTURE(shown);
+    CHECK_FALSE(parse({}, {{"HERALD_HTTPS_ONLY", bad}}, &error).has_value());
+    CHECK(error == "HERALD_HTTPS_ONLY: '" + std::string(bad) + "' is not true, false, 1 or 0");
+  }
+  CHECK_FALSE(parse({"--https-only=maybe"}, {}, &error).has_value());
+  CHECK(contains(error, "--https-only"));
+
+  const std::string help = serve_help();
+  CHECK(contains(help, "--https-only"));
+  CHECK(contains(help, "HERALD_HTTPS_ONLY"));
+  CHECK_FALSE(contains(help, "not built yet"));
 }
