@@ -1,6 +1,7 @@
 #include "sender/sender.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +18,8 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+
+#include "core/address_policy.h"
 
 namespace herald {
 namespace {
@@ -71,6 +74,9 @@ void set_off(CURL* easy, CURLoption option, curl_off_t value) {
 }
 void set_callback(CURL* easy, CURLoption option, curl_write_callback value) {
   check(curl_easy_setopt(easy, option, value));
+}
+void set_opensocket(CURL* easy, curl_opensocket_callback value) {
+  check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, value));
 }
 void set_multi_long(CURLM* multi, CURLMoption option, long value) {
   curl_multi_setopt(multi, option, value);
@@ -130,6 +136,10 @@ struct Transfer {
   size_t max_response_bytes = 0;
   SteadyClock::time_point started;
   char error[CURL_ERROR_SIZE] = {};
+  const AddressPolicy* address_policy = nullptr;  // the SSRF guard, if any
+  bool refused = false;                           // the guard refused an address of this transfer
+  bool opened = false;        // the guard let a socket be opened for this transfer
+  std::string refuse_reason;  // the guard's reason for the first address it refused
 };
 
 size_t on_write(char* data, size_t size, size_t nmemb, void* user) {
@@ -158,6 +168,29 @@ size_t on_header(char* data, size_t size, size_t nmemb, void* user) {
     transfer->result.retry_after_s = parse_retry_after(line.substr(12));
   }
   return total;
+}
+
+// Opens every socket curl connects with, after DNS and for each address tried, so the SSRF
+// guard judges the address actually connected to. A reused connection was judged when opened.
+curl_socket_t on_open_socket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto* transfer = static_cast<Transfer*>(user);
+  if (purpose != CURLSOCKTYPE_IPCXN) {
+    transfer->refused = true;
+    return CURL_SOCKET_BAD;
+  }
+  try {
+    auto reason = transfer->address_policy->refuse_reason(&address->addr, address->addrlen);
+    if (reason) {
+      if (!transfer->refused) transfer->refuse_reason = std::move(*reason);
+      transfer->refused = true;
+      return CURL_SOCKET_BAD;
+    }
+  } catch (...) {  // out of memory for the reason: refuse all the same
+    transfer->refused = true;
+    return CURL_SOCKET_BAD;
+  }
+  transfer->opened = true;
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
 // A result without a response. `aborted`: never sent or cut short by stop(), so not an attempt.
@@ -302,6 +335,8 @@ void Sender::Impl::release_transfer(std::unique_ptr<Transfer> transfer) {
   transfer->headers.reset();
   transfer->body.reset();
   transfer->result = DeliveryResult{};
+  transfer->refused = transfer->opened = false;
+  transfer->refuse_reason.clear();
   if (idle_.size() < kMaxIdleHandles) idle_.push_back(std::move(transfer));
 }
 
@@ -316,6 +351,9 @@ void Sender::Impl::start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>
     t.max_response_bytes = options_.max_response_bytes;
     t.body = job.body;
     t.error[0] = '\0';
+    t.address_policy = options_.address_policy.get();
+    t.refused = t.opened = false;
+    t.refuse_reason.clear();
 
     bool has_content_type = false;
     bool has_expect = false;
@@ -339,6 +377,7 @@ void Sender::Impl::start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>
     set_str(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     set_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     set_long(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    set_str(easy, CURLOPT_PROXY, "");  // not even from http_proxy & co: connect to the URL's host
     set_long(easy, CURLOPT_POST, 1L);
     set_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     set_str(easy, CURLOPT_POSTFIELDS, body.data());  // not copied; t.body keeps it alive
@@ -353,6 +392,10 @@ void Sender::Impl::start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>
     set_ptr(easy, CURLOPT_WRITEDATA, &t);
     set_callback(easy, CURLOPT_HEADERFUNCTION, &on_header);
     set_ptr(easy, CURLOPT_HEADERDATA, &t);
+    if (t.address_policy != nullptr) {
+      set_opensocket(easy, &on_open_socket);
+      set_ptr(easy, CURLOPT_OPENSOCKETDATA, &t);
+    }
 
     t.started = SteadyClock::now();
     auto it = active_.emplace(easy, std::move(transfer)).first;
@@ -398,10 +441,19 @@ void Sender::Impl::collect_completed(std::vector<DeliveryResult>& results) {
       result.status_code = 0;
       result.body.clear();
       result.retry_after_s.reset();
+      std::string curl_error;
       if (code == CURLE_OK) {
-        result.error = "no HTTP response";
+        curl_error = "no HTTP response";
       } else {
-        result.error = transfer->error[0] != '\0' ? transfer->error : curl_easy_strerror(code);
+        curl_error = transfer->error[0] != '\0' ? transfer->error : curl_easy_strerror(code);
+      }
+      if (!transfer->refused) {
+        result.error = std::move(curl_error);
+      } else {
+        result.error = transfer->refuse_reason.empty() ? "refused by the SSRF guard"
+                                                       : std::move(transfer->refuse_reason);
+        // Another address of the host was allowed, and then failed.
+        if (transfer->opened) result.error += "; then: " + curl_error;
       }
     }
     release_transfer(std::move(transfer));

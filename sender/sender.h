@@ -11,6 +11,8 @@
 
 namespace herald {
 
+class AddressPolicy;
+
 // One HTTP POST to make. `tag` is the caller's handle and comes back in the result.
 struct DeliveryJob {
   uint64_t tag = 0;
@@ -26,7 +28,7 @@ struct DeliveryResult {
   uint64_t tag = 0;
   int status_code = 0;  // HTTP status; 0 when no response arrived (timeout, refused, DNS...)
   std::string body;     // first Options::max_response_bytes of the response body
-  std::string error;    // curl's error text when status_code == 0, else empty
+  std::string error;    // why, when status_code == 0 (curl's text or the SSRF guard's)
   int64_t duration_ms = 0;
   std::optional<int64_t> retry_after_s;  // parsed Retry-After (delta-seconds or HTTP date)
   bool aborted = false;  // never sent, or cut short by stop(): not a real attempt
@@ -36,7 +38,8 @@ struct DeliveryResult {
 // One libcurl-multi event loop on its own thread. Jobs go in through submit(); results come
 // out in batches through the sink, called on the sender's thread (the sink must not block
 // for long and must not call back into the Sender). Connections are reused across jobs to
-// the same host; redirects are never followed.
+// the same host; redirects are never followed; proxies (and their environment variables)
+// are never used.
 class Sender {
  public:
   struct Options {
@@ -44,6 +47,10 @@ class Sender {
     long max_connections_per_host = 0;  // 0: no cap (the scheduler caps per endpoint)
     long max_total_connections = 0;     // 0: no cap
     long connection_cache_size = 1024;  // idle connections kept for reuse
+    // The SSRF guard: every address is checked as a connection to it is opened (after DNS,
+    // so rebinding cannot slip through); a refused one fails the job with status 0 and the
+    // policy's reason as the error. nullptr: no guard.
+    std::shared_ptr<const AddressPolicy> address_policy;
   };
   using ResultSink = std::function<void(std::vector<DeliveryResult>&&)>;
 
