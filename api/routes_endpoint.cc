@@ -1,6 +1,8 @@
 // /api/v1/app/{app}/endpoint: endpoints, their secrets, headers and stats.
 #include <spdlog/spdlog.h>
 
+#include <string_view>
+
 #include "api/errors.h"
 #include "api/json_mapping.h"
 #include "api/server.h"
@@ -61,14 +63,30 @@ std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* fi
   return names;
 }
 
+// The scheme is https, in any case.
+bool is_https_url(const std::string& url) {
+  constexpr std::string_view kScheme = "https://";
+  if (url.size() < kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    const char c = url[i] >= 'A' && url[i] <= 'Z' ? static_cast<char>(url[i] - 'A' + 'a') : url[i];
+    if (c != kScheme[i]) return false;
+  }
+  return true;
+}
+
 // Applies an EndpointIn/EndpointUpdate/EndpointPatch body to `ep`. Returns the secret key
-// (raw bytes) given in the body, if any.
-std::optional<std::string> read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch) {
+// (raw bytes) given in the body, if any. `https_only`: a URL that is not https:// is an error.
+std::optional<std::string> read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch,
+                                              bool https_only) {
   BodyReader r(body);
   if (!patch || r.present("url")) {
     ep.url = r.req_string("url", 4096);
     if (!ep.url.empty()) {
-      if (auto problem = url_problem(ep.url)) r.error("url", *problem);
+      if (auto problem = url_problem(ep.url)) {
+        r.error("url", *problem);
+      } else if (https_only && !is_https_url(ep.url)) {
+        r.error("url", "the URL must start with https:// (this server is https-only)");
+      }
     }
   }
   if (!patch || r.present("description")) {
@@ -151,7 +169,7 @@ void register_endpoint_routes(ApiServer& s) {
     auto conn = s.db().acquire();
     Application app = load_app(*conn, r.caller, r.param(1));
     Endpoint ep;
-    auto key = read_endpoint_body(r.body, ep, false);
+    auto key = read_endpoint_body(r.body, ep, false, s.options().https_only);
     TimeMs now = s.clock().now_ms();
     ep.id = new_id(kEndpointPrefix, now);
     ep.app_id = app.id;
@@ -178,7 +196,7 @@ void register_endpoint_routes(ApiServer& s) {
     Application app = load_app(*conn, r.caller, r.param(1));
     Endpoint ep = load_endpoint(*conn, app, r.param(2));
     auto old_uid = ep.uid;
-    auto key = read_endpoint_body(r.body, ep, patch);
+    auto key = read_endpoint_body(r.body, ep, patch, s.options().https_only);
     EndpointStore endpoints(*conn);
     if (ep.uid && ep.uid != old_uid) {
       if (auto other = endpoints.get(app.id, *ep.uid); other && other->id != ep.id) {

@@ -25,6 +25,7 @@ struct ApiOptions {
   size_t max_payload_bytes = 1 << 20;  // largest accepted request body
   std::string public_url;              // base of links herald hands out; "" = the listen URL
   int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;
+  bool https_only = false;  // endpoint URLs must be https:// (else 422)
 };
 
 // Who is calling: an admin token, or a token scoped to one application.

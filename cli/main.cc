@@ -4,12 +4,14 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "api/server.h"
 #include "api/tokens.h"
+#include "core/address_policy.h"
 #include "core/config.h"
 #include "core/signing.h"
 #include "db/pool.h"
@@ -77,6 +79,11 @@ int serve(const std::vector<std::string>& args) {
   sopts.connect_timeout_ms = config->connect_timeout_ms;
   sopts.disable_after_ms = config->disable_after_ms;
   sopts.retention_ms = config->retention_ms;
+  // The SSRF guard is always on; the allow list only opens the ranges it names.
+  std::string policy_error;
+  auto policy = herald::AddressPolicy::parse(config->allow_private_cidrs, &policy_error);
+  if (!policy) return fail("HERALD_ALLOW_PRIVATE_CIDRS: " + policy_error);
+  sopts.sender.address_policy = std::make_shared<const herald::AddressPolicy>(std::move(*policy));
   if (!config->operator_url.empty()) {
     try {
       sopts.operator_channel = herald::ensure_operator_channel(
@@ -90,6 +97,7 @@ int serve(const std::vector<std::string>& args) {
   herald::ApiOptions aopts;
   aopts.max_payload_bytes = config->max_payload_bytes;
   aopts.public_url = config->public_url;
+  aopts.https_only = config->https_only;
   herald::ApiServer api(*db, clock, &scheduler, aopts);
   herald::register_portal_routes(api);
   int port = api.bind(config->listen_host, config->listen_port);

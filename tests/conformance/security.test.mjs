@@ -4,7 +4,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { ApiException, eventually, sleep, startHerald, startReceiver } from "./harness.mjs";
+import {
+  ApiException,
+  assertValidationBody,
+  eventually,
+  expectApiError,
+  sleep,
+  startHerald,
+  startReceiver,
+} from "./harness.mjs";
 
 let h;
 let rx;
@@ -23,7 +31,7 @@ after(async () => {
 });
 
 describe("SSRF guard", () => {
-  test("loopback destinations are blocked in every spelling", { todo: "the SSRF guard is issue #4" }, async () => {
+  test("loopback destinations are blocked in every spelling", async () => {
     const app = await svix.application.create({ name: "ssrf" });
     const port = rx.port;
     const spellings = {
@@ -65,5 +73,143 @@ describe("SSRF guard", () => {
       );
     }
     assert.ok(Object.keys(created).length + refused.length === Object.keys(spellings).length);
+  });
+
+  test("a refused delivery is a failed attempt whose response names the SSRF guard", async () => {
+    const app = await svix.application.create({ name: "ssrf-response" });
+    const ep = await svix.endpoint.create(app.id, { url: rx.url("/ssrf/response") });
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { r: 1 } });
+    const attempts = await eventually(
+      async () => {
+        const r = await svix.messageAttempt.listByMsg(app.id, msg.id, { withContent: true });
+        return r.data.length === 4 ? r.data : null;
+      },
+      { timeoutMs: 5000, message: "4 refused attempts (the first try and 3 retries)" },
+    );
+    for (const a of attempts) {
+      assert.equal(a.endpointId, ep.id);
+      assert.equal(a.status, 2, `a refused delivery is a failure: ${JSON.stringify(a)}`);
+      assert.equal(a.responseStatusCode, 0, "no response arrived");
+      assert.match(
+        a.response,
+        /^refused by the SSRF guard: 127\.0\.0\.1 is a loopback address/,
+        `the attempt's response says why: ${JSON.stringify(a.response)}`,
+      );
+    }
+    assert.equal(rx.requests("/ssrf/response").length, 0);
+  });
+
+  test("the cloud metadata address is refused at once, not timed out", async () => {
+    const app = await svix.application.create({ name: "ssrf-metadata" });
+    const urls = [
+      "http://169.254.169.254/latest/meta-data/",
+      "http://[::ffff:169.254.169.254]/latest/meta-data/",
+      "http://2852039166/latest/meta-data/", // 169.254.169.254 as one decimal number
+    ];
+    const eps = [];
+    for (const url of urls) eps.push(await svix.endpoint.create(app.id, { url }));
+    await svix.message.create(app.id, { eventType: "user.created", payload: { m: 1 } });
+    for (const [i, ep] of eps.entries()) {
+      const attempts = await eventually(
+        async () => {
+          const r = await svix.messageAttempt.listByEndpoint(app.id, ep.id, { withContent: true });
+          return r.data.length ? r.data : null;
+        },
+        // The request timeout is 2s: a first attempt within 1.5s was never connecting.
+        { timeoutMs: 1500, message: `a refused attempt for ${urls[i]}` },
+      );
+      const a = attempts[attempts.length - 1];
+      assert.equal(a.status, 2);
+      assert.equal(a.responseStatusCode, 0);
+      assert.match(a.response, /^refused by the SSRF guard: .*169\.254\.169\.254\b.* the link-local cloud metadata address/, urls[i]);
+      assert.ok(a.responseDurationMs < 500, `refused without connecting: ${a.responseDurationMs} ms`);
+    }
+  });
+});
+
+describe("SSRF guard: on by default", () => {
+  let h2;
+  let rx2;
+
+  before(async () => {
+    h2 = await startHerald({ env: { HERALD_ALLOW_PRIVATE_CIDRS: "" } }); // no allow list at all
+    rx2 = await startReceiver();
+  });
+
+  after(async () => {
+    await h2?.stop();
+    await rx2?.close();
+  });
+
+  test("with no HERALD_ALLOW_PRIVATE_CIDRS loopback is refused", async () => {
+    const app = await h2.svix.application.create({ name: "ssrf-default" });
+    const ep = await h2.svix.endpoint.create(app.id, { url: rx2.url("/default") });
+    await h2.svix.message.create(app.id, { eventType: "user.created", payload: { d: 1 } });
+    const attempts = await eventually(
+      async () => {
+        const r = await h2.svix.messageAttempt.listByEndpoint(app.id, ep.id, { withContent: true });
+        return r.data.length ? r.data : null;
+      },
+      { timeoutMs: 3000, message: "a refused attempt" },
+    );
+    assert.match(attempts[0].response, /^refused by the SSRF guard: /);
+    await sleep(1000); // the rest of the 100+200+400 ms schedule
+    assert.equal(rx2.requests().length, 0, "nothing reached the loopback receiver");
+  });
+});
+
+describe("HERALD_HTTPS_ONLY", () => {
+  let h3;
+
+  before(async () => {
+    h3 = await startHerald({ env: { HERALD_HTTPS_ONLY: "true" } });
+  });
+
+  after(async () => {
+    await h3?.stop();
+  });
+
+  test("rejects http:// endpoint URLs at creation and update, accepts https://", async () => {
+    const app = await h3.svix.application.create({ name: "https-only" });
+    for (const url of ["http://example.com/hook", "HTTP://example.com/hook"]) {
+      const err = await expectApiError(
+        h3.svix.endpoint.create(app.id, { url }),
+        422,
+        undefined,
+        `create ${url} on an https-only server`,
+      );
+      assertValidationBody(err.body, `create ${url}`);
+      assert.ok(
+        err.body.detail.some((d) => JSON.stringify(d.loc) === JSON.stringify(["body", "url"])),
+        `the error is at ["body","url"]: ${JSON.stringify(err.body)}`,
+      );
+    }
+    const ep = await h3.svix.endpoint.create(app.id, { url: "https://example.com/hook" });
+    assert.equal(ep.url, "https://example.com/hook");
+    const upper = await h3.svix.endpoint.create(app.id, { url: "HTTPS://example.com/upper" });
+    assert.equal(upper.url, "HTTPS://example.com/upper");
+
+    await expectApiError(
+      h3.svix.endpoint.patch(app.id, ep.id, { url: "http://example.com/patched" }),
+      422,
+      undefined,
+      "patch to http://",
+    );
+    await expectApiError(
+      h3.svix.endpoint.upsert(app.id, ep.id, { url: "http://example.com/put" }),
+      422,
+      undefined,
+      "put to http://",
+    );
+    const still = await h3.svix.endpoint.get(app.id, ep.id);
+    assert.equal(still.url, "https://example.com/hook", "a rejected update changes nothing");
+    const patched = await h3.svix.endpoint.patch(app.id, ep.id, { url: "https://example.com/v2" });
+    assert.equal(patched.url, "https://example.com/v2");
+  });
+
+  test("is off by default: http:// is accepted", async () => {
+    const app = await svix.application.create({ name: "http-ok" });
+    const ep = await svix.endpoint.create(app.id, { url: "http://example.com/hook" });
+    assert.equal(ep.url, "http://example.com/hook");
   });
 });
