@@ -23,6 +23,27 @@ using json = nlohmann::ordered_json;
 namespace {
 
 constexpr int kMaxListLimit = 250;
+// Deeper JSON is refused before parsing: it serves no webhook and would exhaust the stack of
+// the recursive code that prints JSON.
+constexpr int kMaxJsonDepth = 64;
+
+// True if `text` nests arrays and objects deeper than kMaxJsonDepth (strings are skipped).
+bool too_deep(std::string_view text) {
+  int depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
 
 void write_reply(httplib::Response& res, const ApiReply& reply) {
   res.status = reply.status;
@@ -37,7 +58,7 @@ ApiReply error_reply(const ApiError& e) {
 }  // namespace
 
 std::string ApiRequest::param(int i) const {
-  return httplib::detail::decode_url(http.matches[static_cast<size_t>(i)].str(), false);
+  return http.matches[static_cast<size_t>(i)].str();  // httplib decoded the path already
 }
 
 std::optional<std::string> ApiRequest::query(const std::string& name) const {
@@ -192,10 +213,13 @@ Caller ApiServer::authenticate(const httplib::Request& req) {
   if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
     throw ApiError(401, "authentication_failed", "missing or malformed bearer token");
   }
+  // Only hashes are stored. The lookup is by hash, so its timing says nothing about the token;
+  // the comparison after it is constant-time all the same.
   std::string hash = sha256(std::string_view(header).substr(kBearer.size()));
   auto conn = db_.acquire();
   auto token = TokenStore(*conn).find_by_hash(hash);
-  if (!token || (token->expires_at && *token->expires_at <= clock_.now_ms())) {
+  if (!token || !constant_time_equal(token->hash, hash) ||
+      (token->expires_at && *token->expires_at <= clock_.now_ms())) {
     throw ApiError(401, "authentication_failed", "invalid or expired token");
   }
   return Caller{token->id, token->app_id};
@@ -228,6 +252,10 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
       if (req.body.empty()) {
         body = nlohmann::ordered_json::object();
       } else {
+        if (too_deep(req.body)) {
+          throw bad_request("the body nests JSON deeper than " + std::to_string(kMaxJsonDepth) +
+                            " levels");
+        }
         body = nlohmann::ordered_json::parse(req.body, nullptr, false);
         if (body.is_discarded()) throw bad_request("the body is not valid JSON");
       }

@@ -127,7 +127,7 @@ int64_t Scheduler::claim_and_send() {
   }
   const TimeMs now = clock_.now_ms();
   for (const auto& [ep, bucket] : buckets_) {
-    if (bucket.tokens < 1 && bucket.refilled_at >= now) saturated.push_back(ep);
+    if (now < bucket.next_token_at) saturated.push_back(ep);  // throttled until then
   }
   if (capacity <= 0) return options_.idle_poll_ms;  // a result will wake us
   const int limit = std::min(capacity, options_.claim_batch);
@@ -320,7 +320,11 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
       int64_t delay = scheduled.value_or(0);
       if (retry && r.retry_after_s && (r.status_code == 429 || r.status_code == 503)) {
         // Retry-After is a floor on the wait, within bounds; it costs no extra attempt.
-        delay = std::max(delay, std::min(*r.retry_after_s * 1000, options_.max_retry_after_ms));
+        const int64_t cap_s = options_.max_retry_after_ms / 1000;
+        const int64_t wanted_ms = std::max<int64_t>(0, *r.retry_after_s) > cap_s
+                                      ? options_.max_retry_after_ms
+                                      : std::max<int64_t>(0, *r.retry_after_s) * 1000;
+        delay = std::max(delay, wanted_ms);
       }
       TimeMs fail_since = endpoints.note_failure(d.endpoint_id, f.sent_at).value_or(f.sent_at);
       if (now - fail_since >= options_.disable_after_ms) {
@@ -375,6 +379,7 @@ bool Scheduler::take_token(const Endpoint& ep, TimeMs now, int64_t* wait_ms) {
     return true;
   }
   *wait_ms = std::max<int64_t>(1, static_cast<int64_t>((1 - b.tokens) * 1000.0 / rate) + 1);
+  b.next_token_at = now + *wait_ms;
   return false;
 }
 

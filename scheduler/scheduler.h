@@ -100,6 +100,7 @@ class Scheduler {
   struct Bucket {
     double tokens = 0;
     TimeMs refilled_at = 0;
+    TimeMs next_token_at = 0;  // when empty: when the next token arrives
   };
   std::unordered_map<std::string, Bucket> buckets_;  // only the scheduler thread
   TimeMs next_purge_at_ = 0;                         // only the scheduler thread

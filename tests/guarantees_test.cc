@@ -404,7 +404,6 @@ TEST_CASE("Retry-After beyond max_retry_after_ms is capped at it") {
   CHECK(f.delivery(d.id).attempts == 2);  // waiting costs no attempt
 }
 
-#ifdef HERALD_KNOWN_BUG_RETRY_AFTER_OVERFLOW
 // Scheduler::record() multiplies Retry-After seconds by 1000 before capping: a value past
 // INT64_MAX / 1000 (the sender turns an out-of-range one into INT64_MAX) overflows (undefined
 // behaviour; in practice a negative wait), and the retry comes on the 50 ms schedule.
@@ -431,7 +430,6 @@ TEST_CASE("Retry-After too large for milliseconds is capped, not wrapped") {
     CHECK(got[1].at - got[0].at >= 250);
   }
 }
-#endif
 
 TEST_CASE("Retry-After on a status other than 429 or 503 is ignored") {
   Fixture f;
@@ -579,7 +577,6 @@ TEST_CASE("throttleRate spaces an endpoint's deliveries; others go at full speed
   CHECK(f.rx.count("/free") == 12);
 }
 
-#ifdef HERALD_KNOWN_BUG_THROTTLE_CHURN
 // scheduler.cc: claim_and_send() skips a throttled endpoint only while
 // `bucket.refilled_at >= now`, i.e. within the millisecond its bucket was last touched. From the
 // next poll on, its due deliveries are claimed again and put back for want of a token.
@@ -623,7 +620,6 @@ TEST_CASE("an endpoint with no token left is skipped when claiming") {
       f.count("SELECT count(*) FROM deliveries WHERE updated_at > " + std::to_string(queued_at));
   CHECK(touched <= 2 * opts.claim_batch);
 }
-#endif
 
 // ---------------------------------------------------------------------------------------------
 // Expired payloads and retention
