@@ -1,7 +1,9 @@
 #include "db/endpoint_store.h"
 
 #include "core/ids.h"
+#include "core/secret_box.h"
 #include "db/json_text.h"
+#include "db/sealing.h"
 #include "db/sqlite.h"
 
 namespace herald {
@@ -40,6 +42,7 @@ std::optional<int64_t> opt_int(const std::optional<int>& v) {
 }  // namespace
 
 void EndpointStore::insert(const Endpoint& ep, const std::string& key) {
+  const auto [bytes, sealed] = stored(ep.id, key);
   c_.prepare(
         "INSERT INTO endpoints (id, app_id, uid, url, description, throttle_rate, disabled, "
         "disabled_reason, event_types, channels, metadata, headers, created_at, updated_at) "
@@ -59,10 +62,12 @@ void EndpointStore::insert(const Endpoint& ep, const std::string& key) {
       .bind(13, ep.created_at)
       .bind(14, ep.updated_at)
       .run();
-  c_.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+  c_.prepare(
+        "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at) VALUES (?, ?, ?, ?)")
       .bind(1, ep.id)
-      .bind_blob(2, key)
-      .bind(3, ep.created_at)
+      .bind_blob(2, bytes)
+      .bind(3, sealed)
+      .bind(4, ep.created_at)
       .run();
 }
 
@@ -129,25 +134,26 @@ bool EndpointStore::remove(const std::string& app_id, const std::string& id) {
 
 std::vector<std::string> EndpointStore::signing_keys(const std::string& endpoint_id, TimeMs now) {
   auto st = c_.prepare(
-      "SELECT key FROM endpoint_secrets WHERE endpoint_id = ? AND "
+      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = ? AND "
       "(expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NOT NULL, created_at DESC");
   st.bind(1, endpoint_id).bind(2, now);
   std::vector<std::string> keys;
-  while (st.step()) keys.push_back(st.get_text(0));
+  while (st.step()) keys.push_back(unsealed(endpoint_id, st.get_text(0), st.get_int(1) != 0));
   return keys;
 }
 
 std::optional<std::string> EndpointStore::current_key(const std::string& endpoint_id) {
   auto st = c_.prepare(
-      "SELECT key FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at IS NULL "
+      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at IS NULL "
       "ORDER BY created_at DESC LIMIT 1");
   st.bind(1, endpoint_id);
   if (!st.step()) return std::nullopt;
-  return st.get_text(0);
+  return unsealed(endpoint_id, st.get_text(0), st.get_int(1) != 0);
 }
 
 void EndpointStore::rotate_key(const std::string& endpoint_id, const std::string& key,
                                int64_t grace_ms, TimeMs now) {
+  const auto [bytes, sealed] = stored(endpoint_id, key);
   c_.prepare("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?")
       .bind(1, endpoint_id)
       .bind(2, now)
@@ -157,11 +163,92 @@ void EndpointStore::rotate_key(const std::string& endpoint_id, const std::string
       .bind(1, now + grace_ms)
       .bind(2, endpoint_id)
       .run();
-  c_.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+  c_.prepare(
+        "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at) VALUES (?, ?, ?, ?)")
       .bind(1, endpoint_id)
-      .bind_blob(2, key)
-      .bind(3, now)
+      .bind_blob(2, bytes)
+      .bind(3, sealed)
+      .bind(4, now)
       .run();
+}
+
+std::pair<std::string, int> EndpointStore::stored(const std::string& endpoint_id,
+                                                  const std::string& key) {
+  const SecretBox* box = c_.secret_box();
+  if (box == nullptr) return {key, 0};
+  require_master_key(c_);
+  return {box->seal(key, endpoint_id), 1};
+}
+
+std::string EndpointStore::unsealed(const std::string& endpoint_id, const std::string& bytes,
+                                    bool sealed) {
+  if (!sealed) return bytes;
+  const SecretBox* box = c_.secret_box();
+  if (box == nullptr) {
+    throw MasterKeyMismatch("the secrets of endpoint " + endpoint_id +
+                            " are sealed and no master key was given");
+  }
+  auto key = box->open(bytes, endpoint_id);
+  if (!key) {
+    throw MasterKeyMismatch("a secret of endpoint " + endpoint_id +
+                            " does not open with the master key (the wrong key?)");
+  }
+  return std::move(*key);
+}
+
+int EndpointStore::seal_plaintext_keys() {
+  const SecretBox* box = c_.secret_box();
+  if (box == nullptr) throw MasterKeyMismatch("no master key to seal secrets with");
+  struct Row {
+    int64_t rowid;
+    std::string endpoint_id, key;
+  };
+  std::vector<Row> rows;
+  {
+    auto st = c_.prepare("SELECT rowid, endpoint_id, key FROM endpoint_secrets WHERE sealed = 0");
+    while (st.step()) rows.push_back({st.get_int(0), st.get_text(1), st.get_text(2)});
+  }
+  for (const auto& r : rows) {
+    c_.prepare("UPDATE endpoint_secrets SET key = ?, sealed = 1 WHERE rowid = ?")
+        .bind_blob(1, box->seal(r.key, r.endpoint_id))
+        .bind(2, r.rowid)
+        .run();
+  }
+  return static_cast<int>(rows.size());
+}
+
+int EndpointStore::reseal_keys(const SecretBox& to) {
+  struct Row {
+    int64_t rowid;
+    std::string endpoint_id, key;
+  };
+  std::vector<Row> rows;
+  {
+    auto st = c_.prepare("SELECT rowid, endpoint_id, key, sealed FROM endpoint_secrets");
+    while (st.step()) {
+      std::string endpoint_id = st.get_text(1);
+      std::string key = unsealed(endpoint_id, st.get_text(2), st.get_int(3) != 0);
+      rows.push_back({st.get_int(0), std::move(endpoint_id), std::move(key)});
+    }
+  }
+  for (const auto& r : rows) {
+    c_.prepare("UPDATE endpoint_secrets SET key = ?, sealed = 1 WHERE rowid = ?")
+        .bind_blob(1, to.seal(r.key, r.endpoint_id))
+        .bind(2, r.rowid)
+        .run();
+  }
+  return static_cast<int>(rows.size());
+}
+
+bool EndpointStore::has_sealed_keys() {
+  return c_.prepare("SELECT 1 FROM endpoint_secrets WHERE sealed = 1 LIMIT 1").step();
+}
+
+bool EndpointStore::sealed_keys_open() {
+  auto st = c_.prepare("SELECT endpoint_id, key FROM endpoint_secrets WHERE sealed = 1 LIMIT 1");
+  if (!st.step()) return true;
+  const SecretBox* box = c_.secret_box();
+  return box != nullptr && box->open(st.get_text(1), st.get_text(0)).has_value();
 }
 
 }  // namespace herald

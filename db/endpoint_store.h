@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/types.h"
@@ -10,6 +11,7 @@
 namespace herald {
 
 class Connection;
+class SecretBox;
 
 // The endpoints and endpoint_secrets tables.
 class EndpointStore {
@@ -48,7 +50,23 @@ class EndpointStore {
   void rotate_key(const std::string& endpoint_id, const std::string& key, int64_t grace_ms,
                   TimeMs now);
 
+  // Keys are sealed with the connection's secret box when it has one (after a check that the
+  // database still uses that key: MasterKeyMismatch otherwise), else stored as given. Reading
+  // a sealed key that does not open, or without a box, throws MasterKeyMismatch.
+
+  // Seals every key stored in plaintext; returns how many. REQUIRES: a secret box.
+  int seal_plaintext_keys();
+  // Re-seals every key under `to`; returns how many. REQUIRES: a transaction.
+  int reseal_keys(const SecretBox& to);
+  // True if no key is sealed, or a sealed one opens with the connection's secret box.
+  bool sealed_keys_open();
+  bool has_sealed_keys();
+
  private:
+  // What to store for `key`: its bytes, sealed or not, and whether they are sealed.
+  std::pair<std::string, int> stored(const std::string& endpoint_id, const std::string& key);
+  std::string unsealed(const std::string& endpoint_id, const std::string& bytes, bool sealed);
+
   Connection& c_;
 };
 

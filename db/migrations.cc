@@ -133,6 +133,15 @@ CREATE INDEX idempotency_created ON idempotency_keys(created_at);
     R"sql(
 ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
 )sql",
+    // 3: endpoint secrets sealed with the master key (sealed = 1: key holds a SecretBox value),
+    // and a known value sealed with that key, to tell a wrong key at start.
+    R"sql(
+ALTER TABLE endpoint_secrets ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE master_key_check (
+  id     INTEGER PRIMARY KEY CHECK (id = 1),
+  sealed BLOB NOT NULL
+);
+)sql",
 };
 
 }  // namespace

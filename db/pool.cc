@@ -1,13 +1,18 @@
 #include "db/pool.h"
 
 #include "db/migrations.h"
+#include "db/sealing.h"
 
 namespace herald {
 
-Database::Database(std::string path, int max_connections)
-    : path_(std::move(path)), max_connections_(max_connections < 1 ? 1 : max_connections) {
+Database::Database(std::string path, int max_connections, std::shared_ptr<const SecretBox> box)
+    : path_(std::move(path)),
+      max_connections_(max_connections < 1 ? 1 : max_connections),
+      box_(std::move(box)) {
   auto first = std::make_unique<Connection>(path_);
+  first->set_secret_box(box_);
   migrate(*first);
+  if (box_) adopt_master_key(*first);
   idle_.push_back(std::move(first));
   open_ = 1;
 }
@@ -27,7 +32,9 @@ Database::Handle Database::acquire() {
   ++open_;
   lock.unlock();
   try {
-    return Handle(this, std::make_unique<Connection>(path_));
+    auto c = std::make_unique<Connection>(path_);
+    c->set_secret_box(box_);
+    return Handle(this, std::move(c));
   } catch (...) {
     std::lock_guard relock(mu_);
     --open_;

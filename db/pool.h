@@ -10,13 +10,17 @@
 
 namespace herald {
 
+class SecretBox;
+
 // herald's database: a file path and a bounded pool of connections to it. Opening it applies
 // the migrations. Thread-safe.
 class Database {
  public:
   // Opens `path` (creating it), applies pending migrations. At most `max_connections` are
-  // open at once; acquire() waits for a free one.
-  Database(std::string path, int max_connections);
+  // open at once; acquire() waits for a free one. With `box`, every connection seals endpoint
+  // secrets with it, and opening adopts it (see adopt_master_key in db/sealing.h): throws
+  // MasterKeyMismatch if the database was sealed with another key.
+  Database(std::string path, int max_connections, std::shared_ptr<const SecretBox> box = nullptr);
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
@@ -42,6 +46,7 @@ class Database {
 
   std::string path_;
   int max_connections_;
+  std::shared_ptr<const SecretBox> box_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Connection>> idle_;  // REQUIRES: mu_ held

@@ -13,6 +13,8 @@ struct sqlite3_stmt;
 
 namespace herald {
 
+class SecretBox;
+
 // An infrastructure failure or broken invariant in the database layer.
 class DbError : public std::runtime_error {
  public:
@@ -80,6 +82,11 @@ class Connection {
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int64_t changes() const;
 
+  // The master key that seals endpoint secrets; null: they are written in plaintext and
+  // sealed ones cannot be read.
+  void set_secret_box(std::shared_ptr<const SecretBox> box) { box_ = std::move(box); }
+  const SecretBox* secret_box() const { return box_.get(); }
+
  private:
   struct Closer {
     void operator()(sqlite3* db) const;
@@ -89,6 +96,7 @@ class Connection {
   };
   std::unique_ptr<sqlite3, Closer> db_;
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, Finalizer>> cache_;
+  std::shared_ptr<const SecretBox> box_;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless commit() ran. The
