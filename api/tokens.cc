@@ -37,4 +37,13 @@ std::optional<std::string> bootstrap_admin_token(Database& db, Clock& clock) {
   return token;
 }
 
+NewToken create_token(Database& db, Clock& clock, const std::optional<std::string>& app_id,
+                      const std::string& name, std::optional<TimeMs> expires_at) {
+  NewToken t{new_id(kTokenPrefix, clock.now_ms()), new_token_text(app_id ? "ak" : "sk")};
+  auto conn = db.acquire();
+  TokenStore(*conn).insert(
+      TokenRecord{t.id, sha256(t.text), app_id, name, clock.now_ms(), expires_at});
+  return t;
+}
+
 }  // namespace herald

@@ -19,4 +19,15 @@ void ensure_admin_token(Database& db, Clock& clock, const std::string& token);
 // visible); otherwise nullopt.
 std::optional<std::string> bootstrap_admin_token(Database& db, Clock& clock);
 
+// A token just created: its text is visible only now; only its hash is stored.
+struct NewToken {
+  std::string id;
+  std::string text;
+};
+
+// Creates a token: an admin token without `app_id`, else one that reaches only that
+// application (an application id). Expires at `expires_at` if set.
+NewToken create_token(Database& db, Clock& clock, const std::optional<std::string>& app_id,
+                      const std::string& name, std::optional<TimeMs> expires_at);
+
 }  // namespace herald

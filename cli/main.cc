@@ -11,6 +11,8 @@
 
 #include "api/server.h"
 #include "api/tokens.h"
+#include "cli/master_key_command.h"
+#include "cli/token_command.h"
 #include "core/address_policy.h"
 #include "core/config.h"
 #include "core/signing.h"
@@ -29,6 +31,8 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  serve      run the API, the scheduler and the sender (see herald serve --help)\n"
+    "  token      create, list and revoke API tokens (see herald token --help)\n"
+    "  master-key rotate the key that seals endpoint secrets (see herald master-key --help)\n"
     "  version    print the version\n"
     "  help       print this text\n";
 
@@ -59,8 +63,12 @@ int serve(const std::vector<std::string>& args) {
 
   herald::SystemClock clock;
   std::unique_ptr<herald::Database> db;
+  std::vector<std::string> key_notes;
+  std::string key_error;
+  db = herald::open_with_master_key(*config, 32, &key_notes, &key_error);
+  for (const auto& note : key_notes) std::cout << note << std::endl;
+  if (!db) return fail(key_error);
   try {
-    db = std::make_unique<herald::Database>(config->db_path, 32);
     if (config->admin_token) {
       herald::ensure_admin_token(*db, clock, *config->admin_token);
     } else if (auto token = herald::bootstrap_admin_token(*db, clock)) {
@@ -139,5 +147,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (args[0] == "serve") return serve({args.begin() + 1, args.end()});
+  if (args[0] == "token") {
+    herald::SystemClock clock;
+    return herald::token_command({args.begin() + 1, args.end()}, herald::process_env(), clock);
+  }
+  if (args[0] == "master-key") {
+    return herald::master_key_command({args.begin() + 1, args.end()}, herald::process_env());
+  }
   return fail("unknown command '" + args[0] + "' (see herald --help)");
 }

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/address_policy.h"
+#include "core/encoding.h"
 #include "core/signing.h"
 #include "core/time_format.h"
 
@@ -16,6 +17,7 @@ namespace herald {
 namespace {
 
 constexpr size_t kMinAdminTokenLen = 16;
+constexpr size_t kMasterKeyBytes = 32;
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 
 std::string_view trim(std::string_view s) {
@@ -160,6 +162,29 @@ const Setting kSettings[] = {
          return false;
        }
        c.admin_token = std::string(v);
+       return true;
+     }},
+    {"master-key", "HERALD_MASTER_KEY", "BASE64", [] { return std::string("none"); },
+     "Key that seals endpoint secrets in the database: base64 of 32 bytes\n"
+     "      (e.g. openssl rand -base64 32). Prefer the variable to the flag.",
+     [](std::string_view v, Config& c, std::string* why) {
+       auto key = base64_decode(trim(v));
+       if (!key || key->size() != kMasterKeyBytes) {
+         *why = "!must be base64 of exactly 32 bytes (e.g. from openssl rand -base64 32)";
+         return false;
+       }
+       c.master_key = std::move(*key);
+       return true;
+     }},
+    {"master-key-file", "HERALD_MASTER_KEY_FILE", "PATH", [] { return std::string("<db>.key"); },
+     "Holds the master key when HERALD_MASTER_KEY is unset; created with mode\n"
+     "      0600 on first start. herald refuses one that others may read.",
+     [](std::string_view v, Config& c, std::string* why) {
+       if (v.empty()) {
+         *why = "is not a file path";
+         return false;
+       }
+       c.master_key_file = std::string(v);
        return true;
      }},
     {"retry-schedule", "HERALD_RETRY_SCHEDULE", "LIST", [] { return retry_text(Config().retry); },
@@ -396,6 +421,7 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
                 ") must be longer than the request timeout (" +
                 format_duration(config.request_timeout_ms) + ", " + timeout_name + ")");
   }
+  if (config.master_key_file.empty()) config.master_key_file = config.db_path + ".key";
   if (!config.operator_url.empty() && !config.operator_secret) {
     return fail("HERALD_OPERATOR_URL: needs HERALD_OPERATOR_SECRET (whsec_...) to sign with");
   }

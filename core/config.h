@@ -16,6 +16,8 @@ struct Config {
   int listen_port = 8071;
   std::string db_path = "./herald.db";       // --db / HERALD_DB
   std::optional<std::string> admin_token;    // --admin-token / HERALD_ADMIN_TOKEN
+  std::optional<std::string> master_key;     // HERALD_MASTER_KEY, 32 raw bytes (base64 there)
+  std::string master_key_file;               // HERALD_MASTER_KEY_FILE ("" until parsed: db + ".key")
   RetryPolicy retry = RetryPolicy::standard();  // HERALD_RETRY_SCHEDULE
   int64_t request_timeout_ms = 15000;        // HERALD_REQUEST_TIMEOUT
   int64_t connect_timeout_ms = 5000;         // HERALD_CONNECT_TIMEOUT
