@@ -1,0 +1,310 @@
+// Tokens and secrets at rest. `herald token create --app` makes a token that reaches only its
+// application (404 for anything else) and expires; `token list` never shows a token; `token
+// revoke` ends one. The master key file is created 0600, the database file never holds an
+// endpoint secret, a wrong master key is refused with one line, and `herald master-key rotate`
+// keeps every endpoint secret as it was.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+import {
+  Svix,
+  expectApiError,
+  instrumentSvix,
+  makeSecret,
+  runHerald,
+  sleep,
+  startHerald,
+  startReceiver,
+  uniq,
+  verifyDelivery,
+} from "./harness.mjs";
+
+let h;
+let rx;
+let svix;
+
+before(async () => {
+  h = await startHerald();
+  svix = h.svix;
+  rx = await startReceiver();
+});
+
+after(async () => {
+  await h?.stop();
+  await rx?.close();
+});
+
+/** `herald token create --db <h's db> ...args`: resolves with {token, id}. */
+async function createToken(args, db = h.dbPath) {
+  const r = await runHerald(["token", "create", "--db", db, ...args]);
+  assert.equal(r.code, 0, `herald token create ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  const token = r.stdout.trim();
+  assert.match(token, /^\S{20,}$/, `token create prints the token alone on stdout, got "${r.stdout}"`);
+  const id = /\b(tok_\w+)/.exec(r.stderr)?.[1];
+  assert.ok(id, `token create names the new token's id on stderr: "${r.stderr}"`);
+  return { token, id };
+}
+
+const clientFor = (token) => instrumentSvix(new Svix(token, { serverUrl: h.url }));
+
+/** Bytes of the database as a copy of its files would hold them. */
+function dbBytes(dbPath) {
+  const parts = [readFileSync(dbPath)];
+  if (existsSync(`${dbPath}-wal`)) parts.push(readFileSync(`${dbPath}-wal`));
+  return Buffer.concat(parts);
+}
+
+/** The raw key of a "whsec_..." secret. */
+const keyOf = (secret) => Buffer.from(secret.slice("whsec_".length), "base64");
+
+/** An app with one endpoint on the receiver and one delivered message. */
+async function appWithTraffic(name) {
+  const app = await svix.application.create({ name, uid: uniq(name) });
+  const p = `/${uniq(name)}`;
+  const ep = await svix.endpoint.create(app.id, { url: rx.url(p) });
+  const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { app: name } });
+  await rx.waitFor(p, 1);
+  return { app, ep, msg, path: p };
+}
+
+describe("app-scoped tokens across two apps", () => {
+  let a;
+  let b;
+  let scoped;
+  let scopedId;
+
+  before(async () => {
+    a = await appWithTraffic("scope-a");
+    b = await appWithTraffic("scope-b");
+    ({ token: scoped, id: scopedId } = await createToken(["--app", a.app.uid, "--name", "portal-a"]));
+  });
+
+  test("the token reaches its own app, its endpoints and its messages", async () => {
+    const s = clientFor(scoped);
+    assert.equal((await s.application.get(a.app.id)).id, a.app.id);
+    assert.equal((await s.application.get(a.app.uid)).id, a.app.id, "by uid as well");
+    const eps = await s.endpoint.list(a.app.id);
+    assert.deepEqual(eps.data.map((e) => e.id), [a.ep.id]);
+    const { key } = await s.endpoint.getSecret(a.app.id, a.ep.id);
+    assert.match(key, /^whsec_/);
+    assert.equal((await s.message.get(a.app.id, a.msg.id)).id, a.msg.id);
+    const attempts = await s.messageAttempt.listByMsg(a.app.id, a.msg.id);
+    assert.ok(attempts.data.length >= 1, "attempts of its own messages");
+
+    // It sends too, and the delivery is signed with the endpoint's secret.
+    const payload = { via: "app token" };
+    const msg = await s.message.create(a.app.id, { eventType: "user.created", payload });
+    const [, second] = await rx.waitFor(a.path, 2);
+    verifyDelivery(key, second, { msgId: msg.id, payload, what: "message sent with the app token" });
+    const p = `/${uniq("scoped-ep")}`;
+    const ep = await s.endpoint.create(a.app.id, { url: rx.url(p) });
+    assert.equal((await s.endpoint.get(a.app.id, ep.id)).id, ep.id);
+  });
+
+  test("anything else is 404: the other app, listing apps, creating apps", async () => {
+    const s = clientFor(scoped);
+    for (const [what, call] of [
+      ["get app B", () => s.application.get(b.app.id)],
+      ["get app B by uid", () => s.application.get(b.app.uid)],
+      ["replace app B", () => s.application.upsert(b.app.id, { name: "taken" })],
+      ["patch app B", () => s.application.patch(b.app.id, { name: "taken" })],
+      ["delete app B", () => s.application.delete(b.app.id)],
+      ["list B's endpoints", () => s.endpoint.list(b.app.id)],
+      ["get B's endpoint", () => s.endpoint.get(b.app.id, b.ep.id)],
+      ["get B's endpoint under A", () => s.endpoint.get(a.app.id, b.ep.id)],
+      ["get B's endpoint secret", () => s.endpoint.getSecret(b.app.id, b.ep.id)],
+      ["create an endpoint in B", () => s.endpoint.create(b.app.id, { url: rx.url("/sneaky") })],
+      ["list B's messages", () => s.message.list(b.app.id)],
+      ["get B's message", () => s.message.get(b.app.id, b.msg.id)],
+      ["get B's message under A", () => s.message.get(a.app.id, b.msg.id)],
+      ["send to B", () => s.message.create(b.app.id, { eventType: "x", payload: {} })],
+      ["list B's attempts", () => s.messageAttempt.listByMsg(b.app.id, b.msg.id)],
+      ["create an event type", () => s.eventType.create({ name: "sneaky.type", description: "x" })],
+      ["list apps", () => s.application.list()],
+      ["create an app", () => s.application.create({ name: "sneaky" })],
+      ["get-or-create an app", () => s.application.getOrCreate({ name: "sneaky", uid: uniq("sneaky") })],
+      ["create an app by PUT", () => s.application.upsert(uniq("sneaky"), { name: "sneaky" })],
+    ]) {
+      await expectApiError(call(), 404, undefined, `app-scoped token: ${what}`);
+    }
+    // Nothing reached B.
+    assert.equal((await svix.message.list(b.app.id)).data.length, 1, "B has only its own message");
+    assert.equal((await svix.endpoint.list(b.app.id)).data.length, 1, "B has only its own endpoint");
+    assert.equal((await svix.application.get(b.app.id)).name, "scope-b");
+  });
+
+  test("token list shows the token's id, scope and name, never the token", async () => {
+    const r = await runHerald(["token", "list", "--db", h.dbPath]);
+    assert.equal(r.code, 0, `token list: ${r.stderr}`);
+    const line = r.stdout.split("\n").find((l) => l.includes(scopedId));
+    assert.ok(line, `token list shows ${scopedId}:\n${r.stdout}`);
+    assert.ok(line.includes(a.app.id), `the scope is app A's id: ${line}`);
+    assert.ok(line.includes("portal-a"), `the name: ${line}`);
+    assert.ok(!r.stdout.includes(scoped), "the token itself is never listed");
+    assert.ok(!r.stdout.includes(scoped.slice(-16)), "nor any part of it");
+    assert.ok(!r.stdout.includes(h.token), "nor the admin token");
+    const hash = crypto.createHash("sha256").update(scoped).digest();
+    for (const enc of ["hex", "base64"]) {
+      assert.ok(!r.stdout.includes(hash.toString(enc).slice(0, 16)), `nor its hash (${enc})`);
+    }
+    assert.match(r.stdout, /\badmin\b/, "the admin token is listed as admin");
+  });
+
+  test("token revoke: the token gets 401 from then on", async () => {
+    const { token, id } = await createToken(["--app", a.app.id]);
+    await clientFor(token).application.get(a.app.id);
+    const r = await runHerald(["token", "revoke", "--db", h.dbPath, id]);
+    assert.equal(r.code, 0, `token revoke: ${r.stderr}`);
+    await expectApiError(clientFor(token).application.get(a.app.id), 401, undefined, "revoked token");
+    const again = await runHerald(["token", "revoke", "--db", h.dbPath, id]);
+    assert.notEqual(again.code, 0, "revoking an unknown id fails");
+    assert.equal(again.stderr.trim().split("\n").length, 1, `one line: ${again.stderr}`);
+    const list = await runHerald(["token", "list", "--db", h.dbPath]);
+    assert.ok(!list.stdout.includes(id), "a revoked token is not listed");
+  });
+
+  test("an app-scoped token expires: works, then 401", async () => {
+    const { token } = await createToken(["--app", a.app.id, "--expires", "1s"]);
+    const s = clientFor(token);
+    await s.application.get(a.app.id);
+    await sleep(1300);
+    await expectApiError(s.application.get(a.app.id), 401, undefined, "expired app token");
+    await expectApiError(s.message.list(a.app.id), 401, undefined, "expired app token");
+  });
+
+  test("token create without --app makes an admin token; an unknown app is an error", async () => {
+    const { token } = await createToken(["--name", "ops"]);
+    const s = clientFor(token);
+    const apps = await s.application.list();
+    assert.ok(apps.data.some((x) => x.id === b.app.id), "an admin token lists every app");
+    const r = await runHerald(["token", "create", "--db", h.dbPath, "--app", "app_nosuchapp"]);
+    assert.notEqual(r.code, 0, "unknown app: non-zero exit");
+    assert.equal(r.stdout, "", "no token printed");
+    assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+    assert.match(r.stderr, /app_nosuchapp/);
+  });
+
+  test("herald --help lists the token and master-key commands; each has --help", async () => {
+    const top = await runHerald(["--help"]);
+    assert.match(top.stdout, /\btoken\b/);
+    assert.match(top.stdout, /\bmaster-key\b/);
+    for (const cmd of [["token", "--help"], ["token", "create", "--help"], ["master-key", "--help"], ["master-key", "rotate", "--help"]]) {
+      const r = await runHerald(cmd);
+      assert.equal(r.code, 0, `${cmd.join(" ")}: exit ${r.code} ${r.stderr}`);
+      assert.match(r.stdout, /Usage: herald/, `${cmd.join(" ")} prints its usage`);
+    }
+  });
+});
+
+describe("secrets at rest", () => {
+  test("the first start creates the master key file with mode 0600", () => {
+    const keyFile = `${h.dbPath}.key`;
+    assert.ok(existsSync(keyFile), `${keyFile} exists after the first start`);
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600, "the key file is 0600");
+    const key = Buffer.from(readFileSync(keyFile, "utf8").trim(), "base64");
+    assert.equal(key.length, 32, "it holds base64 of 32 bytes");
+  });
+
+  test("the database files never hold an endpoint secret", async () => {
+    const app = await svix.application.create({ name: "at-rest", uid: uniq("rest") });
+    const explicit = makeSecret(32);
+    const url = rx.url(`/${uniq("rest-marker")}`);
+    const e1 = await svix.endpoint.create(app.id, { url, secret: explicit });
+    const e2 = await svix.endpoint.create(app.id, { url: rx.url("/rest-2") });
+    await svix.endpoint.rotateSecret(app.id, e2.id, {});
+    const secrets = [
+      (await svix.endpoint.getSecret(app.id, e1.id)).key,
+      (await svix.endpoint.getSecret(app.id, e2.id)).key,
+    ];
+    assert.equal(secrets[0], explicit);
+    const bytes = dbBytes(h.dbPath);
+    // The control: what was written is in the files, in the clear.
+    assert.ok(bytes.includes(Buffer.from(url)), "the endpoint URL is in the database files");
+    for (const secret of secrets) {
+      const key = keyOf(secret);
+      assert.ok(!bytes.includes(key), `the raw key of ${secret.slice(0, 12)}... is not in the files`);
+      assert.ok(!bytes.includes(Buffer.from(secret)), "nor its whsec_ form");
+      assert.ok(!bytes.includes(Buffer.from(secret.slice(6))), "nor its base64");
+      assert.ok(!bytes.includes(Buffer.from(key.toString("hex"))), "nor its hex");
+    }
+  });
+
+  test("a wrong or malformed HERALD_MASTER_KEY, or an open key file: exit non-zero, one line", async () => {
+    const serve = ["serve", "--listen", "127.0.0.1:0", "--db", h.dbPath];
+    const cases = [
+      ["wrong key", { HERALD_MASTER_KEY: crypto.randomBytes(32).toString("base64") }, /HERALD_MASTER_KEY/],
+      ["malformed key", { HERALD_MASTER_KEY: "c2hvcnQ=" }, /HERALD_MASTER_KEY/],
+    ];
+    for (const [what, env, pattern] of cases) {
+      const r = await runHerald(serve, { env });
+      const out = `${r.stderr}${r.stdout}`.trim();
+      assert.notEqual(r.code, 0, `${what}: non-zero exit (got ${r.code}): ${out}`);
+      assert.equal(r.signal, null, `${what}: an exit, not a crash`);
+      assert.equal(out.split("\n").length, 1, `${what}: one line, got:\n${out}`);
+      assert.match(out, pattern, `${what}: names the setting: ${out}`);
+      if (what === "wrong key") assert.match(out, /does not match/, out);
+    }
+    const keyFile = `${h.dbPath}.key`;
+    chmodSync(keyFile, 0o644);
+    try {
+      const r = await runHerald(serve);
+      const out = `${r.stderr}${r.stdout}`.trim();
+      assert.notEqual(r.code, 0, `group/world-readable key file: non-zero exit: ${out}`);
+      assert.equal(out.split("\n").length, 1, `one line, got:\n${out}`);
+      assert.ok(out.includes(keyFile), `names the file: ${out}`);
+    } finally {
+      chmodSync(keyFile, 0o600);
+    }
+  });
+
+  test("master-key rotate, then restart: same secrets, signatures verify, old key refused", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "herald-rotate-"));
+    const dbPath = path.join(dir, "rotate.db");
+    const keyFile = `${dbPath}.key`;
+    let first;
+    let second;
+    try {
+      first = await startHerald({ args: ["--db", dbPath] });
+      const app = await first.svix.application.create({ name: "rotate", uid: uniq("rotate") });
+      const p = `/${uniq("rotate")}`;
+      const ep = await first.svix.endpoint.create(app.id, { url: rx.url(p) });
+      const { key: secret } = await first.svix.endpoint.getSecret(app.id, ep.id);
+      const m1 = await first.svix.message.create(app.id, { eventType: "user.created", payload: { n: 1 } });
+      const [r1] = await rx.waitFor(p, 1);
+      verifyDelivery(secret, r1, { msgId: m1.id, payload: { n: 1 } });
+      await first.stop();
+      first = undefined;
+
+      const oldKey = readFileSync(keyFile, "utf8").trim();
+      const r = await runHerald(["master-key", "rotate", "--db", dbPath]);
+      assert.equal(r.code, 0, `master-key rotate exited ${r.code}: ${r.stderr}`);
+      const newKey = readFileSync(keyFile, "utf8").trim();
+      assert.notEqual(newKey, oldKey, "the key file holds a new key");
+      assert.equal(Buffer.from(newKey, "base64").length, 32);
+      assert.equal(statSync(keyFile).mode & 0o777, 0o600, "the new key file is 0600");
+      assert.ok(!existsSync(`${keyFile}.new`), "no .new file is left");
+
+      // The old key no longer opens the database.
+      const refused = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", dbPath], {
+        env: { HERALD_MASTER_KEY: oldKey },
+      });
+      assert.notEqual(refused.code, 0, `the old key must be refused: ${refused.stdout}${refused.stderr}`);
+
+      second = await startHerald({ args: ["--db", dbPath] });
+      const { key: after } = await second.svix.endpoint.getSecret(app.id, ep.id);
+      assert.equal(after, secret, "the endpoint secret is unchanged by the rotation");
+      const m2 = await second.svix.message.create(app.id, { eventType: "user.created", payload: { n: 2 } });
+      const [, r2] = await rx.waitFor(p, 2);
+      verifyDelivery(secret, r2, { msgId: m2.id, payload: { n: 2 } });
+      assert.ok(!dbBytes(dbPath).includes(keyOf(secret)), "still not in the files after the rotation");
+    } finally {
+      await first?.stop();
+      await second?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
