@@ -57,6 +57,9 @@ const READY_RE = /listening on (http:\/\/127\.0\.0\.1:(\d+))/;
  * opts.env            extra environment variables
  * opts.args           extra command-line arguments
  * opts.readyTimeoutMs how long to wait for the "listening on" line (default 10 s)
+ * opts.dbPath        reuse this database file (e.g. to restart after a crash) instead of a
+ *                    fresh one; its directory is removed by stop() unless stop({keepDir: true})
+ * opts.token         admin token to use (default: a fresh random one)
  */
 export async function startHerald(opts = {}) {
   const bin = process.env.HERALD_BIN || DEFAULT_HERALD_BIN;
@@ -66,9 +69,9 @@ export async function startHerald(opts = {}) {
         "`cmake --build build --target herald` in the repository root)",
     );
   }
-  const dir = mkdtempSync(path.join(tmpdir(), "herald-conf-"));
-  const dbPath = path.join(dir, "herald.db");
-  const token = randomToken(40);
+  const dir = opts.dbPath ? path.dirname(opts.dbPath) : mkdtempSync(path.join(tmpdir(), "herald-conf-"));
+  const dbPath = opts.dbPath ?? path.join(dir, "herald.db");
+  const token = opts.token ?? randomToken(40);
   const env = {
     ...process.env,
     HERALD_ADMIN_TOKEN: token,
@@ -149,14 +152,14 @@ export async function startHerald(opts = {}) {
 
   const svix = instrumentSvix(new Svix(token, { serverUrl: url }));
 
-  async function stop({ timeoutMs = 5000 } = {}) {
+  async function stop({ timeoutMs = 5000, keepDir = false } = {}) {
     if (!exited) {
       proc.kill("SIGTERM");
       const t = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
       await exitPromise;
       clearTimeout(t);
     }
-    rmSync(dir, { recursive: true, force: true });
+    if (!keepDir) rmSync(dir, { recursive: true, force: true });
     return exited;
   }
 
@@ -418,8 +421,9 @@ export async function collectAll(fetchPage, { maxPages = 100 } = {}) {
  * A loopback HTTP server recording every request.
  *
  * rx.respond(path, plan): plan is an array of steps, each a status number or
- *   {status, body, headers, delayMs}; step i answers the i-th request on that path, the last
- *   step repeats. Default for unplanned paths: 204 with no body.
+ *   {status, body, headers, delayMs}, or a function (record) => step; step i answers the i-th
+ *   request on that path, the last step repeats. Default for unplanned paths: 204 with no body.
+ *   Pending delays end (without a response) when the receiver is closed.
  */
 export async function startReceiver() {
   const events = new EventEmitter();
@@ -427,6 +431,17 @@ export async function startReceiver() {
   const all = [];
   const byPath = new Map();
   const plans = new Map();
+  const delays = new Set(); // pending response delays: {timer, resolve}
+  let closed = false;
+  const delay = (ms) =>
+    new Promise((resolve) => {
+      const d = { resolve };
+      d.timer = setTimeout(() => {
+        delays.delete(d);
+        resolve(true);
+      }, ms);
+      delays.add(d);
+    });
 
   const server = http.createServer((req, res) => {
     const chunks = [];
@@ -454,8 +469,10 @@ export async function startReceiver() {
 
       const plan = plans.get(p);
       let step = plan ? plan[Math.min(index, plan.length - 1)] : 204;
+      if (typeof step === "function") step = await step(record);
       if (typeof step === "number") step = { status: step };
-      if (step.delayMs) await sleep(step.delayMs);
+      if (step.delayMs && !(await delay(step.delayMs))) return; // receiver closed meanwhile
+      if (closed || res.destroyed) return;
       const headers = { ...(step.headers ?? {}) };
       let body = step.body;
       if (body !== undefined && typeof body !== "string" && !Buffer.isBuffer(body)) {
@@ -511,7 +528,15 @@ export async function startReceiver() {
         check();
       });
     },
+    /** Requests whose response is still being delayed. */
+    pendingDelays: () => delays.size,
     async close() {
+      closed = true;
+      for (const d of delays) {
+        clearTimeout(d.timer);
+        d.resolve(false);
+      }
+      delays.clear();
       server.closeAllConnections?.();
       await new Promise((resolve) => server.close(() => resolve()));
     },
