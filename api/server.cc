@@ -141,6 +141,12 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
   http_->set_keep_alive_max_count(1000);
   http_->set_keep_alive_timeout(2);  // also bounds how long shutdown waits on idle clients
   http_->set_tcp_nodelay(true);      // small JSON replies must not wait on Nagle
+  // cpp-httplib listens with a backlog of 5: bursts of new connections beyond it stall a
+  // second in SYN retries. Remember the socket so bind() can listen again with a real one.
+  http_->set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_socket_ = sock;
+  });
   http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&,
                                                                    httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -170,6 +176,7 @@ ApiServer::~ApiServer() {
 int ApiServer::bind(const std::string& host, int port) {
   int bound =
       port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
+  if (bound > 0 && listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
   if (bound > 0) bound_url_ = "http://" + host + ":" + std::to_string(bound);
   return bound;
 }

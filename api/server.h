@@ -97,6 +97,7 @@ class ApiServer {
   ApiOptions options_;
   std::unique_ptr<httplib::Server> http_;
   std::string bound_url_;
+  int listen_socket_ = -1;  // the listening socket, once bound
 };
 
 // Looks up the application named by `key` (id or uid) as `caller` may see it; throws 404.

@@ -103,7 +103,9 @@ void Scheduler::run() {
       wait_ms = stopping ? options_.idle_poll_ms : claim_and_send();
       if (!stopping && clock_.now_ms() >= next_purge_at_) {
         // Small batches between deliveries: retention never holds the queue up for long.
-        next_purge_at_ = clock_.now_ms() + (purge_once() ? 0 : kPurgeIdleMs);
+        // Idle checks come at least four times per retention period.
+        const int64_t idle = std::clamp<int64_t>(options_.retention_ms / 4, 50, kPurgeIdleMs);
+        next_purge_at_ = clock_.now_ms() + (purge_once() ? 0 : idle);
       }
     } catch (const std::exception& e) {
       // Leases make this safe: whatever was claimed and not recorded is claimed again later.
@@ -223,7 +225,13 @@ int64_t Scheduler::claim_and_send() {
   if (static_cast<int>(claimed_count) == limit) return 0;  // more may be due right now
   int64_t wait = due_in(next_due, now).value_or(options_.idle_poll_ms);
   // What is due now but was not taken waits for a capped endpoint: a result wakes us.
-  if (wait == 0 && (!saturated.empty() || held_back > 0)) wait = options_.idle_poll_ms;
+  if (wait == 0 && (!saturated.empty() || held_back > 0)) {
+    // Capped endpoints are woken by their results; throttled ones by their next token.
+    wait = options_.idle_poll_ms;
+    for (const auto& [ep, bucket] : buckets_) {
+      if (bucket.next_token_at > now) wait = std::min(wait, bucket.next_token_at - now);
+    }
+  }
   return std::min(options_.idle_poll_ms, wait);
 }
 
