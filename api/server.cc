@@ -147,15 +147,18 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
     httplib::default_socket_options(sock);
     listen_socket_ = sock;
   });
-  http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&,
-                                                                   httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    ApiError e = res.status == 404   ? not_found("route")
-                 : res.status == 413 ? ApiError(413, "payload_too_large", "request body too large")
-                                     : ApiError(res.status, "http_error", "request failed");
-    res.set_content(e.body().dump(), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  http_->set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ApiError e =
+            res.status == 404   ? not_found("route")
+            : res.status == 413 ? ApiError(413, "payload_too_large", "request body too large")
+            : res.status == 414 ? ApiError(414, "uri_too_long", "the request line is too long")
+            : res.status == 400 ? bad_request("malformed HTTP request (a header line over 8 KB?)")
+                                : ApiError(res.status, "http_error", "request failed");
+        res.set_content(e.body().dump(), "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http_->set_exception_handler([](const httplib::Request&, httplib::Response& res,
                                   std::exception_ptr) {
     res.status = 500;
