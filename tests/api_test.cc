@@ -1737,7 +1737,7 @@ TEST_CASE("http: deeply nested JSON gets a 400 and stores nothing") {
   check_error(f.call("POST", "/api/v1/event-type", event_type), 400, "bad_request");
   // Brackets inside strings do not count, escaped quotes included.
   const std::string in_string =
-      R"({"eventType":"a","payload":{"a":"\\\"")" + std::string(1000, '[') + R"("}})";
+      R"({"eventType":"a","payload":{"a":"\\\")" + std::string(1000, '[') + R"("}})";
   CHECK(f.call("POST", "/api/v1/app/acme/msg", in_string).status == 202);
   // Ordinary nesting is fine.
   CHECK(f.call("POST", "/api/v1/app/acme/msg",
