@@ -23,6 +23,8 @@ using json = nlohmann::ordered_json;
 namespace {
 
 constexpr int kMaxListLimit = 250;
+// More request headers than any client sends; beyond it, 431.
+constexpr size_t kMaxHeaderCount = 100;
 // Deeper JSON is refused before parsing: it serves no webhook and would exhaust the stack of
 // the recursive code that prints JSON.
 constexpr int kMaxJsonDepth = 64;
@@ -251,6 +253,10 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
     }
   };
   try {
+    if (req.headers.size() > kMaxHeaderCount) {
+      throw ApiError(431, "headers_too_large",
+                     "more than " + std::to_string(kMaxHeaderCount) + " request headers");
+    }
     Caller caller = req.path.rfind("/api/v1/health", 0) == 0 ? Caller{} : authenticate(req);
     nlohmann::ordered_json body;
     if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {

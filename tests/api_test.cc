@@ -1762,3 +1762,20 @@ TEST_CASE("http: an https-only server refuses http:// endpoint URLs") {
                    json{"body", "url"});
   CHECK(f.get("/api/v1/app/acme/endpoint/main").j == ep);
 }
+
+TEST_CASE("http: more than 100 request headers get a 431 and change nothing") {
+  ApiFixture f;
+  httplib::Client cli("127.0.0.1", f.port());
+  httplib::Headers many{{"Authorization", std::string("Bearer ") + kAdminToken}};
+  for (int i = 0; i < 120; ++i) many.emplace("X-Extra-" + std::to_string(i), "v");
+  auto res = cli.Post("/api/v1/app", many, R"({"name":"Acme"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 431);
+  CHECK(json::parse(res->body)["code"] == "headers_too_large");
+  CHECK(f.list("/api/v1/app").empty());
+  httplib::Headers few{{"Authorization", std::string("Bearer ") + kAdminToken}};
+  for (int i = 0; i < 50; ++i) few.emplace("X-Extra-" + std::to_string(i), "v");
+  res = cli.Post("/api/v1/app", few, R"({"name":"Acme"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 201);
+}
