@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses with clang (into build-fuzz/) and runs each for a bounded
-# time: scripts/fuzz.sh [seconds per target, default 60]. New inputs that reach new code are
-# kept in tests/fuzz/corpus/<target>/; a crash leaves its input in build-fuzz/ and fails.
+# time: scripts/fuzz.sh [seconds per target, default 60]. Seeds come from
+# tests/fuzz/corpus/<target>/; new inputs that reach new code are kept in
+# build-fuzz/corpus/<target>/; a crash leaves its input in build-fuzz/ and fails.
 set -euo pipefail
 seconds=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +23,7 @@ targets=(fuzz_request_body fuzz_text_parsers fuzz_signature)
 cmake --build build-fuzz --target "${targets[@]}"
 for t in "${targets[@]}"; do
   echo "== $t for ${seconds}s"
-  mkdir -p "tests/fuzz/corpus/$t"
+  mkdir -p "build-fuzz/corpus/$t"
   (cd build-fuzz && "./tests/fuzz/$t" -max_total_time="$seconds" -max_len=65536 \
-    -print_final_stats=1 "$root/tests/fuzz/corpus/$t")
+    -print_final_stats=1 "corpus/$t" "$root/tests/fuzz/corpus/$t")
 done
