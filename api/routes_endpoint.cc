@@ -7,6 +7,7 @@
 #include "api/json_mapping.h"
 #include "api/server.h"
 #include "core/encoding.h"
+#include "core/headers.h"
 #include "core/ids.h"
 #include "core/signing.h"
 #include "core/time_format.h"
@@ -28,15 +29,6 @@ constexpr size_t kMaxMetadataEntries = 64;
 constexpr size_t kMaxMetadataLen = 1024;
 constexpr int64_t kDefaultGraceSeconds = 24 * 3600;
 constexpr int64_t kMaxGraceSeconds = 7 * 24 * 3600;
-
-// Header names whose values are never shown back.
-bool sensitive_header(const std::string& name) {
-  std::string lower;
-  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" ||
-         lower.find("secret") != std::string::npos || lower.find("token") != std::string::npos ||
-         lower.find("api-key") != std::string::npos;
-}
 
 std::optional<std::map<std::string, std::string>> read_headers(BodyReader& r, const char* field) {
   auto headers = r.opt_string_map(field, kMaxHeaders, kMaxHeaderLen);
@@ -138,7 +130,7 @@ json headers_json(const Endpoint& ep) {
   json headers = json::object();
   json sensitive = json::array();
   for (const auto& [name, value] : ep.headers) {
-    if (sensitive_header(name)) {
+    if (is_sensitive_header(name)) {
       sensitive.push_back(name);
     } else {
       headers[name] = value;

@@ -12,6 +12,7 @@
 #include "db/message_store.h"
 #include "db/pool.h"
 #include "db/sqlite.h"
+#include "db/write_batcher.h"
 
 #include <httplib.h>
 
@@ -113,11 +114,11 @@ void register_message_routes(ApiServer& s) {
     Message m = read_message_body(r.body, r.http.body);
     const bool with_content = r.query_bool("with_content", true);
     TimeMs now = s.clock().now_ms();
-    {
-      auto conn = s.db().acquire();
-      Transaction tx(*conn);
-      Application app = app_for_message(*conn, r, now);
-      MessageStore messages(*conn);
+    // Group commit: this message and its deliveries share a transaction with other requests'
+    // messages; the 202 goes out only once that transaction is durable.
+    s.writer().run([&](Connection& c) {
+      Application app = app_for_message(c, r, now);
+      MessageStore messages(c);
       if (m.event_id && messages.get(app.id, *m.event_id)) {
         throw conflict("a message with eventId '" + *m.event_id + "' exists");
       }
@@ -125,8 +126,8 @@ void register_message_routes(ApiServer& s) {
       m.app_id = app.id;
       m.timestamp = now;
       messages.insert(m);
-      DeliveryStore deliveries(*conn);
-      for (const auto& ep : EndpointStore(*conn).enabled_for_app(app.id)) {
+      DeliveryStore deliveries(c);
+      for (const auto& ep : EndpointStore(c).enabled_for_app(app.id)) {
         if (!endpoint_accepts(ep, m.event_type, m.channels)) continue;
         Delivery d;
         d.id = new_id(kDeliveryPrefix, now);
@@ -138,8 +139,7 @@ void register_message_routes(ApiServer& s) {
         d.created_at = d.updated_at = now;
         deliveries.insert(d);
       }
-      tx.commit();  // acknowledged only once the message and its deliveries are durable
-    }
+    });
     s.wake_scheduler();
     return ApiReply{202, to_json(m, with_content)};
   });

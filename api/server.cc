@@ -14,6 +14,7 @@
 #include "db/pool.h"
 #include "db/sqlite.h"
 #include "db/token_store.h"
+#include "db/write_batcher.h"
 #include "scheduler/scheduler.h"
 
 namespace herald {
@@ -136,10 +137,12 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
       clock_(clock),
       scheduler_(scheduler),
       options_(std::move(options)),
+      writer_(std::make_unique<WriteBatcher>(db)),
       http_(std::make_unique<httplib::Server>()) {
   // Bodies a little over the limit still reach us, so the 413 is ours (JSON) and says why.
   http_->set_payload_max_length(options_.max_payload_bytes + 64 * 1024);
-  http_->new_task_queue = [] { return new httplib::ThreadPool(16); };
+  // Enough threads that concurrent publishers share group commits (each waits on an fsync).
+  http_->new_task_queue = [] { return new httplib::ThreadPool(64); };
   http_->set_keep_alive_max_count(1000);
   http_->set_keep_alive_timeout(2);  // also bounds how long shutdown waits on idle clients
   http_->set_tcp_nodelay(true);      // small JSON replies must not wait on Nagle

@@ -20,6 +20,7 @@ namespace herald {
 class Database;
 class Connection;
 class Scheduler;
+class WriteBatcher;
 
 struct ApiOptions {
   size_t max_payload_bytes = 1 << 20;  // largest accepted request body
@@ -80,6 +81,8 @@ class ApiServer {
 
   httplib::Server& http() { return *http_; }
   Database& db() { return db_; }
+  // Group commit for the hot write path (message creation).
+  WriteBatcher& writer() { return *writer_; }
   Clock& clock() { return clock_; }
   const ApiOptions& options() const { return options_; }
   // Tells the scheduler new deliveries are due.
@@ -95,6 +98,7 @@ class ApiServer {
   Clock& clock_;
   Scheduler* scheduler_;
   ApiOptions options_;
+  std::unique_ptr<WriteBatcher> writer_;
   std::unique_ptr<httplib::Server> http_;
   std::string bound_url_;
   int listen_socket_ = -1;  // the listening socket, once bound

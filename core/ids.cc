@@ -82,6 +82,15 @@ bool is_id_with_prefix(std::string_view id, std::string_view prefix) {
   return true;
 }
 
+std::optional<TimeMs> id_time(std::string_view id) {
+  auto sep = id.rfind('_');
+  if (sep == std::string_view::npos || id.size() - sep - 1 != kEncodedLen) return std::nullopt;
+  if (!is_id_with_prefix(id, id.substr(0, sep))) return std::nullopt;
+  U128 v = 0;
+  for (char c : id.substr(sep + 1)) v = v * 62 + static_cast<U128>(base62_value(c));
+  return static_cast<TimeMs>(v >> kRandomBits);
+}
+
 std::string id_lower_bound(std::string_view prefix, TimeMs t) {
   return with_prefix(prefix, time_part(t));
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,9 @@ std::string new_id(std::string_view prefix, TimeMs now_ms);
 
 // True if `id` looks like an id new_id would make with `prefix`.
 bool is_id_with_prefix(std::string_view id, std::string_view prefix);
+
+// When an id made by new_id was made (its milliseconds part); nullopt if it is not such an id.
+std::optional<TimeMs> id_time(std::string_view id);
 
 // The smallest id that any id made at `t` or later sorts at or after: "<prefix>_<time part>000..".
 // Used to turn a time bound into an id bound for listing.

@@ -1,5 +1,8 @@
 #include "db/delivery_store.h"
 
+#include <algorithm>
+
+#include "core/ids.h"
 #include "db/json_text.h"
 #include "db/sqlite.h"
 
@@ -75,6 +78,64 @@ void DeliveryStore::update(const DeliveryUpdate& u, TimeMs now) {
       .bind(4, now)
       .bind(5, u.id)
       .run();
+}
+
+int64_t DeliveryStore::park_due(const std::string& endpoint_id, TimeMs now) {
+  c_.prepare(
+        "UPDATE deliveries SET due_at = NULL, updated_at = ? WHERE endpoint_id = ? AND status = 1 "
+        "AND due_at <= ?")
+      .bind(1, now)
+      .bind(2, endpoint_id)
+      .bind(3, now)
+      .run();
+  return c_.changes();
+}
+
+std::vector<Delivery> DeliveryStore::claim_parked(const std::string& endpoint_id, TimeMs now,
+                                                  int64_t lease_ms, int limit) {
+  auto st = c_.prepare(
+      "UPDATE deliveries SET status = 3, due_at = ?, updated_at = ? WHERE id IN (SELECT id FROM "
+      "deliveries WHERE endpoint_id = ? AND status = 1 AND due_at IS NULL ORDER BY id LIMIT ?) "
+      "RETURNING id, app_id, msg_id, endpoint_id, status, attempts, due_at, trigger, created_at, "
+      "updated_at");
+  st.bind(1, now + lease_ms).bind(2, now).bind(3, endpoint_id).bind(4, limit);
+  std::vector<Delivery> out;
+  while (st.step()) out.push_back(read_delivery(st));
+  return out;
+}
+
+std::vector<std::string> DeliveryStore::parked_endpoints() {
+  auto st =
+      c_.prepare("SELECT DISTINCT endpoint_id FROM deliveries WHERE status = 1 AND due_at IS NULL");
+  std::vector<std::string> out;
+  while (st.step()) out.push_back(st.get_text(0));
+  return out;
+}
+
+DeliveryStore::QueueState DeliveryStore::queue_state(TimeMs now) {
+  // Both reads are scans of a partial index alone (no table rows): cheap enough per scrape.
+  QueueState q;
+  {
+    auto st = c_.prepare(
+        "SELECT count(*), min(due_at) FROM deliveries WHERE status IN (1, 3) AND due_at IS NOT "
+        "NULL");
+    if (st.step()) {
+      q.queued = st.get_int(0);
+      if (!st.is_null(1) && st.get_int(1) <= now) q.oldest_due = st.get_int(1);
+    }
+  }
+  {
+    // A parked delivery fell due no later than it was made (its id's time).
+    auto st =
+        c_.prepare("SELECT count(*), min(id) FROM deliveries WHERE status = 1 AND due_at IS NULL");
+    if (st.step()) {
+      q.parked = st.get_int(0);
+      if (auto t = id_time(st.get_text(1))) {
+        q.oldest_due = q.oldest_due ? std::min(*q.oldest_due, *t) : *t;
+      }
+    }
+  }
+  return q;
 }
 
 std::optional<TimeMs> DeliveryStore::next_due() {

@@ -41,8 +41,29 @@ class DeliveryStore {
   std::vector<Delivery> claim(TimeMs now, int64_t lease_ms, int limit,
                               const std::vector<std::string>& skip_endpoints = {});
 
-  // Applies an attempt's outcome.
+  // Applies an attempt's outcome. A pending update without due_at parks the delivery.
   void update(const DeliveryUpdate& u, TimeMs now);
+
+  // Parking: a pending delivery whose endpoint has no room (at its concurrency cap, or out of
+  // throttleRate tokens) waits with no due time, out of the due index, until the scheduler
+  // claims it for that endpoint. Parked deliveries count as pending everywhere else.
+
+  // Parks every due pending delivery of the endpoint; returns how many.
+  int64_t park_due(const std::string& endpoint_id, TimeMs now);
+  // Claims up to `limit` parked deliveries of the endpoint, oldest first, as claim() does.
+  // REQUIRES: called inside a Transaction.
+  std::vector<Delivery> claim_parked(const std::string& endpoint_id, TimeMs now, int64_t lease_ms,
+                                     int limit);
+  // The endpoints that have parked deliveries.
+  std::vector<std::string> parked_endpoints();
+  // For metrics: deliveries queued (pending with a due time, or sending), parked, and when the
+  // oldest due one fell due (nullopt when none is due).
+  struct QueueState {
+    int64_t queued = 0;
+    int64_t parked = 0;
+    std::optional<TimeMs> oldest_due;
+  };
+  QueueState queue_state(TimeMs now);
 
   // When the next pending delivery falls due; nullopt when nothing is queued.
   std::optional<TimeMs> next_due();

@@ -53,6 +53,13 @@ std::optional<Message> MessageStore::get(const std::string& app_id, const std::s
   return read_message(st);
 }
 
+std::optional<std::string> MessageStore::payload(const std::string& id) {
+  auto st = c_.prepare("SELECT payload FROM messages WHERE id = ?");
+  st.bind(1, id);
+  if (!st.step()) return std::nullopt;
+  return st.get_text(0);
+}
+
 int64_t MessageStore::expire_payloads(TimeMs before, const std::string& after_id, int limit,
                                       std::string* last_id) {
   auto st = c_.prepare(

@@ -28,6 +28,8 @@ class MessageStore {
   void insert(const Message& m);
   // By id, or by event id within the app.
   std::optional<Message> get(const std::string& app_id, const std::string& key);
+  // The payload of message `id`: nullopt when there is no such message, "" once it expired.
+  std::optional<std::string> payload(const std::string& id);
   // Drops the payloads of up to `limit` messages created before `before` whose ids sort after
   // `after_id` (a watermark: pass "" first, then *last_id). Returns how many; *last_id becomes
   // the largest id touched.

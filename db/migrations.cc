@@ -142,6 +142,11 @@ CREATE TABLE master_key_check (
   sealed BLOB NOT NULL
 );
 )sql",
+    // 4: parked deliveries (pending with no due time: their endpoint had no room), found per
+    // endpoint in the order they were made.
+    R"sql(
+CREATE INDEX deliveries_parked ON deliveries(endpoint_id, id) WHERE status = 1 AND due_at IS NULL;
+)sql",
 };
 
 }  // namespace

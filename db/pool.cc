@@ -9,8 +9,7 @@ Database::Database(std::string path, int max_connections, std::shared_ptr<const 
     : path_(std::move(path)),
       max_connections_(max_connections < 1 ? 1 : max_connections),
       box_(std::move(box)) {
-  auto first = std::make_unique<Connection>(path_);
-  first->set_secret_box(box_);
+  auto first = open_connection();
   migrate(*first);
   if (box_) adopt_master_key(*first);
   idle_.push_back(std::move(first));
@@ -32,15 +31,20 @@ Database::Handle Database::acquire() {
   ++open_;
   lock.unlock();
   try {
-    auto c = std::make_unique<Connection>(path_);
-    c->set_secret_box(box_);
-    return Handle(this, std::move(c));
+    return Handle(this, open_connection());
   } catch (...) {
     std::lock_guard relock(mu_);
     --open_;
     cv_.notify_one();
     throw;
   }
+}
+
+std::unique_ptr<Connection> Database::open_connection() {
+  auto c = std::make_unique<Connection>(path_);
+  c->set_secret_box(box_);
+  c->set_write_lock(&write_mu_);
+  return c;
 }
 
 void Database::release(std::unique_ptr<Connection> c) {

@@ -39,6 +39,9 @@ class Database {
   };
 
   Handle acquire();
+  // A connection of its own for a long-lived user (the scheduler, the write batcher), outside
+  // the pool's count, set up like the pool's. It must not outlive the Database.
+  std::unique_ptr<Connection> open_connection();
   const std::string& path() const { return path_; }
 
  private:
@@ -47,6 +50,7 @@ class Database {
   std::string path_;
   int max_connections_;
   std::shared_ptr<const SecretBox> box_;
+  std::mutex write_mu_;  // held by every Transaction on this database's connections
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Connection>> idle_;  // REQUIRES: mu_ held

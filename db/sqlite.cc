@@ -113,7 +113,9 @@ Connection::Connection(const std::string& path) {
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=FULL;"
       "PRAGMA foreign_keys=ON;"
-      "PRAGMA temp_store=MEMORY;");
+      "PRAGMA temp_store=MEMORY;"
+      "PRAGMA cache_size=-32768;"
+      "PRAGMA mmap_size=268435456;");
 }
 
 Connection::~Connection() {
@@ -148,7 +150,12 @@ int64_t Connection::changes() const {
   return sqlite3_changes64(db_.get());
 }
 
+void Connection::set_durable(bool durable) {
+  exec(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
 Transaction::Transaction(Connection& c) : conn_(c) {
+  if (std::mutex* m = conn_.write_lock()) lock_ = std::unique_lock(*m);
   conn_.exec("BEGIN IMMEDIATE");
 }
 
@@ -164,6 +171,7 @@ Transaction::~Transaction() {
 void Transaction::commit() {
   conn_.exec("COMMIT");
   done_ = true;
+  if (lock_.owns_lock()) lock_.unlock();
 }
 
 }  // namespace herald

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,16 @@ class Connection {
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int64_t changes() const;
 
+  // synchronous=FULL (true, the default: a commit is on disk when it returns) or NORMAL (a
+  // commit survives a crash of the process but may be lost with the machine's power; in WAL
+  // mode the next FULL commit makes it durable too).
+  void set_durable(bool durable);
+
+  // The mutex every Transaction on this connection holds, so that writers in one process
+  // queue on it instead of polling SQLite's busy lock. Null: none. Must outlive the connection.
+  void set_write_lock(std::mutex* m) { write_lock_ = m; }
+  std::mutex* write_lock() const { return write_lock_; }
+
   // The master key that seals endpoint secrets; null: they are written in plaintext and
   // sealed ones cannot be read.
   void set_secret_box(std::shared_ptr<const SecretBox> box) { box_ = std::move(box); }
@@ -97,10 +108,11 @@ class Connection {
   std::unique_ptr<sqlite3, Closer> db_;
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, Finalizer>> cache_;
   std::shared_ptr<const SecretBox> box_;
+  std::mutex* write_lock_ = nullptr;
 };
 
-// BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless commit() ran. The
-// destructor never throws.
+// BEGIN IMMEDIATE on construction (after taking the connection's write lock, if any);
+// ROLLBACK on destruction unless commit() ran. The destructor never throws.
 class Transaction {
  public:
   explicit Transaction(Connection& c);
@@ -111,6 +123,7 @@ class Transaction {
 
  private:
   Connection& conn_;
+  std::unique_lock<std::mutex> lock_;
   bool done_ = false;
 };
 

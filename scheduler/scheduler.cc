@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/headers.h"
 #include "core/ids.h"
+#include "core/metrics.h"
 #include "core/signing.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
@@ -33,6 +35,44 @@ constexpr int kFailingAfterAttempts = 4;
 // Retention work runs this often when there is nothing left to purge.
 constexpr int64_t kPurgeIdleMs = 60000;
 
+// Appends `text` as a JSON string.
+void append_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char esc[8];
+          std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(c));
+          out += esc;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+// The headers of a request as recorded with its attempt: a JSON object, sensitive values
+// masked (the signature is not a secret and stays).
+std::string recorded_headers(const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string out = "{";
+  for (const auto& [name, value] : headers) {
+    if (out.size() > 1) out += ',';
+    append_json_string(out, name);
+    out += ':';
+    append_json_string(out, is_sensitive_header(name) ? kMaskedHeaderValue : value);
+  }
+  out += '}';
+  return out;
+}
+
 std::optional<int64_t> due_in(std::optional<TimeMs> due, TimeMs now) {
   if (!due) return std::nullopt;
   return std::max<int64_t>(0, *due - now);
@@ -42,6 +82,9 @@ std::optional<int64_t> due_in(std::optional<TimeMs> due, TimeMs now) {
 
 Scheduler::Scheduler(Database& db, Clock& clock, Options options)
     : db_(db), clock_(clock), options_(std::move(options)), rng_(std::random_device{}()) {
+  conn_ = db_.open_connection();
+  conn_->set_durable(false);
+  for (auto& ep : DeliveryStore(*conn_).parked_endpoints()) parked_.insert(std::move(ep));
   sender_ = std::make_unique<Sender>(
       options_.sender, [this](std::vector<DeliveryResult>&& r) { on_results(std::move(r)); });
   thread_ = std::thread([this] { run(); });
@@ -117,59 +160,86 @@ void Scheduler::run() {
 
 int64_t Scheduler::claim_and_send() {
   int capacity;
-  std::vector<std::string> saturated;  // endpoints at their concurrency cap
+  size_t in_flight_now;
   std::unordered_map<std::string, int> per_endpoint;
   {
     std::lock_guard lock(mu_);
-    capacity = options_.max_in_flight - static_cast<int>(in_flight_.size());
+    in_flight_now = in_flight_.size();
+    capacity = options_.max_in_flight - static_cast<int>(in_flight_now);
     per_endpoint = endpoint_in_flight_;
   }
-  for (const auto& [ep, n] : per_endpoint) {
-    if (n >= options_.endpoint_concurrency) saturated.push_back(ep);
-  }
-  const TimeMs now = clock_.now_ms();
-  for (const auto& [ep, bucket] : buckets_) {
-    if (now < bucket.next_token_at) saturated.push_back(ep);  // throttled until then
-  }
   if (capacity <= 0) return options_.idle_poll_ms;  // a result will wake us
-  const int limit = std::min(capacity, options_.claim_batch);
+  // Near the cap, wait for room for a real batch: each claim is a transaction.
+  const int min_claim = std::max(1, std::min(options_.claim_batch, options_.max_in_flight) / 8);
+  if (in_flight_now > 0 && capacity < min_claim) return options_.idle_poll_ms;
+  int limit = std::min(capacity, options_.claim_batch);
+  const TimeMs now = clock_.now_ms();
 
   std::vector<DeliveryJob> jobs;
   std::vector<std::pair<uint64_t, InFlight>> sent;
   std::optional<TimeMs> next_due;
-  size_t claimed_count = 0;
-  int held_back = 0;  // claimed over an endpoint's cap and put back
+  bool more = false;  // there may be more to claim right now
   {
-    auto conn = db_.acquire();
-    Transaction tx(*conn);
-    DeliveryStore deliveries(*conn);
-    MessageStore messages(*conn);
-    EndpointStore endpoints(*conn);
-    auto claimed = deliveries.claim(now, options_.lease_ms, limit, saturated);
-    claimed_count = claimed.size();
+    Connection& c = *conn_;
+    Transaction tx(c);
+    DeliveryStore deliveries(c);
+    MessageStore messages(c);
+    EndpointStore endpoints(c);
+    std::vector<Delivery> claimed;
+
+    // First the parked endpoints that have room again, round-robin from where the last round
+    // stopped; then whatever else is due, oldest first.
+    if (!parked_.empty()) {
+      std::vector<std::string> order;
+      order.reserve(parked_.size());
+      for (auto it = parked_.upper_bound(parked_cursor_); it != parked_.end(); ++it) {
+        order.push_back(*it);
+      }
+      for (auto it = parked_.begin(); it != parked_.end() && *it <= parked_cursor_; ++it) {
+        order.push_back(*it);
+      }
+      for (const auto& ep : order) {
+        if (limit <= 0) {
+          more = true;
+          break;
+        }
+        int room = options_.endpoint_concurrency - per_endpoint[ep];
+        if (auto tokens = peek_tokens(ep, now)) room = std::min(room, *tokens);
+        if (room <= 0) continue;
+        const int ask = std::min(room, limit);
+        auto got = deliveries.claim_parked(ep, now, options_.lease_ms, ask);
+        limit -= static_cast<int>(got.size());
+        parked_cursor_ = ep;
+        if (static_cast<int>(got.size()) < ask) parked_.erase(ep);  // none left parked
+        for (auto& d : got) claimed.push_back(std::move(d));
+      }
+    }
+    if (limit > 0) {
+      auto due = deliveries.claim(now, options_.lease_ms, limit);
+      more = more || static_cast<int>(due.size()) == limit;
+      for (auto& d : due) claimed.push_back(std::move(d));
+    }
 
     std::map<std::string, std::shared_ptr<const std::string>> bodies;
     std::map<std::string, std::optional<Target>> targets;
+    std::set<std::string> to_park;
     const int64_t ts = now / 1000;
+    const std::string ts_text = std::to_string(ts);
     for (auto& d : claimed) {
-      int& busy = per_endpoint[d.endpoint_id];
-      if (busy >= options_.endpoint_concurrency) {
-        // Over the endpoint's cap: back to the queue, due now, untouched.
-        deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, now}, now);
-        ++held_back;
-        continue;
-      }
       auto body_it = bodies.find(d.msg_id);
       if (body_it == bodies.end()) {
-        auto m = messages.get(d.app_id, d.msg_id);
-        body_it =
-            bodies.emplace(d.msg_id, m ? std::make_shared<const std::string>(m->payload) : nullptr)
-                .first;
+        auto payload = messages.payload(d.msg_id);
+        body_it = bodies
+                      .emplace(d.msg_id,
+                               payload ? std::make_shared<const std::string>(std::move(*payload))
+                                       : nullptr)
+                      .first;
       }
       auto target_it = targets.find(d.endpoint_id);
       if (target_it == targets.end()) {
         std::optional<Target> t;
         if (auto ep = endpoints.get(d.app_id, d.endpoint_id)) {
+          failing_[ep->id] = ep->failing_since.has_value();
           t = Target{*ep, endpoints.signing_keys(ep->id, now)};
         }
         target_it = targets.emplace(d.endpoint_id, std::move(t)).first;
@@ -182,9 +252,11 @@ int64_t Scheduler::claim_and_send() {
         continue;
       }
       const Endpoint& ep = target->endpoint;
-      if (int64_t wait = 0; !take_token(ep, now, &wait)) {
-        // Over the endpoint's throttleRate: back to the queue until its next token.
-        deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, now + wait}, now);
+      int& busy = per_endpoint[d.endpoint_id];
+      if (busy >= options_.endpoint_concurrency || !take_token(ep, now)) {
+        // No room at the endpoint: park this one and the rest of its due deliveries.
+        deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, std::nullopt}, now);
+        to_park.insert(d.endpoint_id);
         continue;
       }
       DeliveryJob job;
@@ -193,23 +265,25 @@ int64_t Scheduler::claim_and_send() {
       job.body = body;
       job.timeout_ms = options_.request_timeout_ms;
       job.connect_timeout_ms = options_.connect_timeout_ms;
+      job.headers.reserve(ep.headers.size() + 7);
       for (const auto& [name, value] : ep.headers) job.headers.emplace_back(name, value);
       std::string signature = signature_header(target->keys, d.msg_id, ts, *body);
-      std::string ts_text = std::to_string(ts);
       job.headers.emplace_back("content-type", "application/json");
       job.headers.emplace_back("webhook-id", d.msg_id);
       job.headers.emplace_back("webhook-timestamp", ts_text);
       job.headers.emplace_back("webhook-signature", signature);
       job.headers.emplace_back("svix-id", d.msg_id);
       job.headers.emplace_back("svix-timestamp", ts_text);
-      job.headers.emplace_back("svix-signature", signature);
-      nlohmann::json sent_headers = nlohmann::json::object();
-      for (const auto& [name, value] : job.headers) sent_headers[name] = value;
-      sent.emplace_back(job.tag, InFlight{d, ep.url, sent_headers.dump(), now});
+      job.headers.emplace_back("svix-signature", std::move(signature));
+      sent.emplace_back(job.tag, InFlight{d, ep.url, recorded_headers(job.headers), now});
       ++busy;
       jobs.push_back(std::move(job));
     }
-    if (static_cast<int>(claimed_count) < limit) next_due = deliveries.next_due();
+    for (const auto& ep : to_park) {
+      deliveries.park_due(ep, now);
+      parked_.insert(ep);
+    }
+    if (!more) next_due = deliveries.next_due();
     tx.commit();
   }
   if (!jobs.empty()) {
@@ -222,14 +296,14 @@ int64_t Scheduler::claim_and_send() {
     }
     sender_->submit(std::move(jobs));
   }
-  if (static_cast<int>(claimed_count) == limit) return 0;  // more may be due right now
+  if (more) return 0;
   int64_t wait = due_in(next_due, now).value_or(options_.idle_poll_ms);
-  // What is due now but was not taken waits for a capped endpoint: a result wakes us.
-  if (wait == 0 && (!saturated.empty() || held_back > 0)) {
-    // Capped endpoints are woken by their results; throttled ones by their next token.
-    wait = options_.idle_poll_ms;
-    for (const auto& [ep, bucket] : buckets_) {
-      if (bucket.next_token_at > now) wait = std::min(wait, bucket.next_token_at - now);
+  // Parked endpoints at their cap are woken by their results; throttled ones by their next
+  // token.
+  for (const auto& ep : parked_) {
+    auto b = buckets_.find(ep);
+    if (b != buckets_.end() && b->second.next_token_at > now) {
+      wait = std::min(wait, b->second.next_token_at - now);
     }
   }
   return std::min(options_.idle_poll_ms, wait);
@@ -249,7 +323,7 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
     }
   }
   const TimeMs now = clock_.now_ms();
-  auto conn = db_.acquire();
+  Connection* conn = conn_.get();
   Transaction tx(*conn);
   DeliveryStore deliveries(*conn);
   AttemptStore attempts(*conn);
@@ -312,8 +386,19 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
     attempts.insert(a);
 
     DeliveryUpdate u{d.id, DeliveryStatus::kSuccess, d.attempts + 1, std::nullopt};
+    if (options_.metrics != nullptr) {
+      options_.metrics->attempt(r.success()         ? Metrics::Outcome::kSuccess
+                                : r.status_code > 0 ? Metrics::Outcome::kHttpError
+                                                    : Metrics::Outcome::kNetworkError,
+                                r.duration_ms);
+    }
     if (r.success()) {
-      endpoints.note_success(d.endpoint_id);
+      // Only a failing endpoint (or one not seen since this process started) needs a write.
+      auto known = failing_.find(d.endpoint_id);
+      if (known == failing_.end() || known->second) {
+        endpoints.note_success(d.endpoint_id);
+        failing_[d.endpoint_id] = false;
+      }
       if (d.attempts >= kFailingAfterAttempts) report_attempt(d, a, "message.attempt.recovered");
     } else if (r.status_code == 410) {
       // Gone: the receiver asks us to stop, so the endpoint is disabled at once.
@@ -335,6 +420,7 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
         delay = std::max(delay, wanted_ms);
       }
       TimeMs fail_since = endpoints.note_failure(d.endpoint_id, f.sent_at).value_or(f.sent_at);
+      failing_[d.endpoint_id] = true;
       if (now - fail_since >= options_.disable_after_ms) {
         retry = false;
         disable(d, "failing since " + format_rfc3339(fail_since) + " without a single success",
@@ -350,16 +436,18 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
       }
     }
     deliveries.update(u, now);
-    spdlog::info("attempt msg={} endpoint={} status={} duration_ms={} outcome={}{}", d.msg_id,
-                 d.endpoint_id, r.status_code, r.duration_ms, status_text(u.status),
-                 r.status_code == 0 ? " error=\"" + r.error + "\"" : std::string());
+    // Failures at info, successes at debug: the attempt itself is recorded either way.
+    spdlog::log(r.success() ? spdlog::level::debug : spdlog::level::info,
+                "attempt msg={} endpoint={} status={} duration_ms={} outcome={}{}", d.msg_id,
+                d.endpoint_id, r.status_code, r.duration_ms, status_text(u.status),
+                r.status_code == 0 ? " error=\"" + r.error + "\"" : std::string());
   }
   tx.commit();
 }
 
 bool Scheduler::purge_once() {
   const TimeMs cutoff = clock_.now_ms() - options_.retention_ms;
-  auto conn = db_.acquire();
+  Connection* conn = conn_.get();
   Transaction tx(*conn);
   std::string last = purge_watermark_;
   int64_t payloads =
@@ -373,11 +461,15 @@ bool Scheduler::purge_once() {
   return payloads == options_.purge_batch || old_attempts == options_.purge_batch;
 }
 
-bool Scheduler::take_token(const Endpoint& ep, TimeMs now, int64_t* wait_ms) {
-  if (!ep.throttle_rate || *ep.throttle_rate <= 0) return true;
-  const double rate = *ep.throttle_rate;  // per second; the bucket holds one second's worth
-  auto [it, fresh] = buckets_.try_emplace(ep.id, Bucket{rate, now});
+bool Scheduler::take_token(const Endpoint& ep, TimeMs now) {
+  if (!ep.throttle_rate || *ep.throttle_rate <= 0) {
+    buckets_.erase(ep.id);  // no longer throttled
+    return true;
+  }
+  const double rate = *ep.throttle_rate;
+  auto [it, fresh] = buckets_.try_emplace(ep.id, Bucket{rate, rate, now, 0});
   Bucket& b = it->second;
+  b.rate = rate;
   if (!fresh && now > b.refilled_at) {
     b.tokens = std::min(rate, b.tokens + static_cast<double>(now - b.refilled_at) * rate / 1000.0);
     b.refilled_at = now;
@@ -386,9 +478,25 @@ bool Scheduler::take_token(const Endpoint& ep, TimeMs now, int64_t* wait_ms) {
     b.tokens -= 1;
     return true;
   }
-  *wait_ms = std::max<int64_t>(1, static_cast<int64_t>((1 - b.tokens) * 1000.0 / rate) + 1);
-  b.next_token_at = now + *wait_ms;
+  b.next_token_at =
+      now + std::max<int64_t>(1, static_cast<int64_t>((1 - b.tokens) * 1000.0 / rate) + 1);
   return false;
+}
+
+std::optional<int> Scheduler::peek_tokens(const std::string& endpoint_id, TimeMs now) {
+  auto it = buckets_.find(endpoint_id);
+  if (it == buckets_.end()) return std::nullopt;
+  Bucket& b = it->second;
+  if (now > b.refilled_at) {
+    b.tokens =
+        std::min(b.rate, b.tokens + static_cast<double>(now - b.refilled_at) * b.rate / 1000.0);
+    b.refilled_at = now;
+  }
+  if (b.tokens < 1) {
+    b.next_token_at =
+        now + std::max<int64_t>(1, static_cast<int64_t>((1 - b.tokens) * 1000.0 / b.rate) + 1);
+  }
+  return static_cast<int>(b.tokens);
 }
 
 }  // namespace herald

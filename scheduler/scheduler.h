@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -20,11 +21,18 @@
 
 namespace herald {
 
+class Connection;
 class Database;
+class Metrics;
 
 // Moves the queue: claims due deliveries under a lease, signs them, hands them to the
 // Sender, and records each attempt together with its delivery's new state in one
 // transaction per batch of results. Runs one thread of its own; the Sender runs another.
+// Its writes go through a connection of its own with synchronous=NORMAL: a claim or a result
+// lost with the machine's power only means a delivery is tried again (at least once).
+// Deliveries to an endpoint with no room (at its concurrency cap, or out of throttleRate
+// tokens) are parked and claimed for that endpoint when it has room again, so a slow or dead
+// endpoint's backlog is never scanned past by everyone else's claims.
 class Scheduler {
  public:
   struct Options {
@@ -45,6 +53,8 @@ class Scheduler {
     int purge_batch = 500;
     // Where operational webhooks go, if anywhere.
     std::optional<OperatorChannel> operator_channel;
+    // Counters for /metrics; null: none. Must outlive the Scheduler.
+    Metrics* metrics = nullptr;
     Sender::Options sender;
   };
 
@@ -80,8 +90,10 @@ class Scheduler {
   // One batch of retention work; returns true if more remains.
   bool purge_once();
   // True if the endpoint's token bucket (throttleRate per second) has a token now; takes it.
-  // Else *wait_ms says when it will.
-  bool take_token(const Endpoint& ep, TimeMs now, int64_t* wait_ms);
+  bool take_token(const Endpoint& ep, TimeMs now);
+  // Whole tokens the endpoint's bucket holds now; nullopt if it has no bucket (not throttled
+  // as far as the scheduler knows).
+  std::optional<int> peek_tokens(const std::string& endpoint_id, TimeMs now);
   void on_results(std::vector<DeliveryResult>&& results);
 
   Database& db_;
@@ -98,13 +110,20 @@ class Scheduler {
   std::unordered_map<std::string, int> endpoint_in_flight_;  // REQUIRES: mu_ held
   uint64_t next_tag_ = 1;                                    // only the scheduler thread
   struct Bucket {
+    double rate = 0;  // tokens per second; the bucket holds one second's worth
     double tokens = 0;
     TimeMs refilled_at = 0;
     TimeMs next_token_at = 0;  // when empty: when the next token arrives
   };
   std::unordered_map<std::string, Bucket> buckets_;  // only the scheduler thread
-  TimeMs next_purge_at_ = 0;                         // only the scheduler thread
-  std::string purge_watermark_;                      // only the scheduler thread
+  // Endpoints with parked deliveries, and where the last round of claiming them stopped.
+  std::set<std::string> parked_;  // only the scheduler thread
+  std::string parked_cursor_;     // only the scheduler thread
+  // Endpoints known to be failing (failing_since set), so a success costs no write otherwise.
+  std::unordered_map<std::string, bool> failing_;  // only the scheduler thread
+  std::unique_ptr<Connection> conn_;               // only the scheduler thread
+  TimeMs next_purge_at_ = 0;                       // only the scheduler thread
+  std::string purge_watermark_;                    // only the scheduler thread
 
   std::unique_ptr<Sender> sender_;
   std::thread thread_;

@@ -577,10 +577,9 @@ TEST_CASE("throttleRate spaces an endpoint's deliveries; others go at full speed
   CHECK(f.rx.count("/free") == 12);
 }
 
-// scheduler.cc: claim_and_send() skips a throttled endpoint only while
-// `bucket.refilled_at >= now`, i.e. within the millisecond its bucket was last touched. From the
-// next poll on, its due deliveries are claimed again and put back for want of a token.
-TEST_CASE("an endpoint with no token left is skipped when claiming") {
+// A throttled endpoint's backlog is parked once, then left alone until its next token: claims
+// never scan or rewrite it while it waits.
+TEST_CASE("an endpoint with no token left is parked, not claimed again and again") {
   Fixture f;
   f.rx.start();
   auto ep = f.add_endpoint(f.rx.url("/one-per-second"), 1);
@@ -613,12 +612,18 @@ TEST_CASE("an endpoint with no token left is skipped when claiming") {
   Scheduler sched(f.db, f.clock, opts);
   sched.wake();
   REQUIRE(wait_until([&] { return f.rx.count("/one-per-second") == 1; }));
+  REQUIRE(wait_until([&] {
+    return f.count("SELECT count(*) FROM deliveries WHERE status = 1 AND due_at IS NULL") == 199;
+  }));
+  const int64_t parked_at = f.count("SELECT max(updated_at) FROM deliveries WHERE status = 1");
   std::this_thread::sleep_for(600ms);  // the next token is a second away
   CHECK(f.rx.count("/one-per-second") == 1);
-  // The first claim took a batch; nothing else is touched until the next token.
-  const int64_t touched =
-      f.count("SELECT count(*) FROM deliveries WHERE updated_at > " + std::to_string(queued_at));
-  CHECK(touched <= 2 * opts.claim_batch);
+  // Parked once; not one row rewritten while waiting for the token.
+  CHECK(f.count("SELECT count(*) FROM deliveries WHERE status = 1 AND updated_at > " +
+                std::to_string(parked_at)) == 0);
+  // The next token sends the next one, taken from the parked backlog.
+  REQUIRE(wait_until([&] { return f.rx.count("/one-per-second") == 2; }));
+  CHECK(f.count("SELECT count(*) FROM deliveries WHERE status = 1 AND due_at IS NULL") == 198);
 }
 
 // ---------------------------------------------------------------------------------------------

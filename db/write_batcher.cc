@@ -1,0 +1,81 @@
+#include "db/write_batcher.h"
+
+#include "db/pool.h"
+#include "db/sqlite.h"
+
+namespace herald {
+
+WriteBatcher::WriteBatcher(Database& db, size_t max_batch)
+    : conn_(db.open_connection()), max_batch_(max_batch < 1 ? 1 : max_batch) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+WriteBatcher::~WriteBatcher() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void WriteBatcher::run(const std::function<void(Connection&)>& work) {
+  Job job{&work, nullptr, false};
+  {
+    std::unique_lock lock(mu_);
+    queue_.push_back(&job);
+    cv_.notify_one();
+    done_cv_.wait(lock, [&] { return job.done; });
+  }
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+uint64_t WriteBatcher::commits() const {
+  std::lock_guard lock(mu_);
+  return commits_;
+}
+
+void WriteBatcher::loop() {
+  for (;;) {
+    std::vector<Job*> batch;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;  // stopping, and nothing left to write
+      const size_t n = std::min(queue_.size(), max_batch_);
+      batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    bool committed = false;
+    std::exception_ptr commit_error;
+    try {
+      Transaction tx(*conn_);
+      for (Job* job : batch) {
+        conn_->exec("SAVEPOINT job");
+        try {
+          (*job->work)(*conn_);
+          conn_->exec("RELEASE job");
+        } catch (...) {
+          job->error = std::current_exception();
+          conn_->exec("ROLLBACK TO job");
+          conn_->exec("RELEASE job");
+        }
+      }
+      tx.commit();
+      committed = true;
+    } catch (...) {
+      commit_error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (committed) ++commits_;
+      for (Job* job : batch) {
+        if (!committed) job->error = commit_error;
+        job->done = true;
+      }
+    }
+    done_cv_.notify_all();
+  }
+}
+
+}  // namespace herald
