@@ -140,6 +140,7 @@ void register_message_routes(ApiServer& s) {
         deliveries.insert(d);
       }
     });
+    s.count_accepted();
     s.wake_scheduler();
     return ApiReply{202, to_json(m, with_content)};
   });

@@ -8,8 +8,10 @@
 
 #include "api/errors.h"
 #include "core/encoding.h"
+#include "core/metrics.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
+#include "db/delivery_store.h"
 #include "db/idempotency_store.h"
 #include "db/pool.h"
 #include "db/sqlite.h"
@@ -170,6 +172,26 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
     res.set_content(R"({"code":"internal","detail":"internal server error"})", "application/json");
   });
   route("GET", "/api/v1/health/?", [](ApiRequest&) { return ApiReply{204, {}}; });
+  if (options_.metrics != nullptr) {
+    // Prometheus text format, without a token: aggregate counts only, nothing per app.
+    http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      Metrics::Gauges g;
+      const TimeMs now = clock_.now_ms();
+      try {
+        auto conn = db_.acquire();
+        auto q = DeliveryStore(*conn).queue_state(now);
+        g.in_flight = scheduler_ != nullptr ? static_cast<int64_t>(scheduler_->in_flight()) : 0;
+        g.pending = std::max<int64_t>(0, q.queued + q.parked - g.in_flight);
+        g.queue_lag_s = q.oldest_due ? static_cast<double>(now - *q.oldest_due) / 1000.0 : 0.0;
+      } catch (const std::exception& e) {
+        spdlog::error("metrics: {}", e.what());
+        res.status = 500;
+        res.set_content("# the queue could not be read\n", "text/plain");
+        return;
+      }
+      res.set_content(options_.metrics->render(g), "text/plain; version=0.0.4; charset=utf-8");
+    });
+  }
   register_app_routes(*this);
   register_endpoint_routes(*this);
   register_event_type_routes(*this);
@@ -199,6 +221,10 @@ void ApiServer::stop() {
 
 void ApiServer::wake_scheduler() {
   if (scheduler_ != nullptr) scheduler_->wake();
+}
+
+void ApiServer::count_accepted() {
+  if (options_.metrics != nullptr) options_.metrics->message_accepted();
 }
 
 std::string ApiServer::base_url() const {

@@ -21,12 +21,16 @@ class Database;
 class Connection;
 class Scheduler;
 class WriteBatcher;
+class Metrics;
 
 struct ApiOptions {
   size_t max_payload_bytes = 1 << 20;  // largest accepted request body
   std::string public_url;              // base of links herald hands out; "" = the listen URL
   int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;
   bool https_only = false;  // endpoint URLs must be https:// (else 422)
+  // Counters for GET /metrics (served without a token); null: no /metrics. Must outlive the
+  // server.
+  Metrics* metrics = nullptr;
 };
 
 // Who is calling: an admin token, or a token scoped to one application.
@@ -87,6 +91,8 @@ class ApiServer {
   const ApiOptions& options() const { return options_; }
   // Tells the scheduler new deliveries are due.
   void wake_scheduler();
+  // Counts an accepted message for /metrics.
+  void count_accepted();
   // The base URL for links: options().public_url or the bound address.
   std::string base_url() const;
 

@@ -15,6 +15,7 @@
 #include "cli/token_command.h"
 #include "core/address_policy.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "core/signing.h"
 #include "db/pool.h"
 #include "scheduler/scheduler.h"
@@ -78,7 +79,9 @@ int serve(const std::vector<std::string>& args) {
     return fail("cannot open database " + config->db_path + ": " + e.what());
   }
 
+  herald::Metrics metrics;
   herald::Scheduler::Options sopts;
+  sopts.metrics = &metrics;
   sopts.retry = config->retry;
   sopts.max_in_flight = config->max_in_flight;
   sopts.endpoint_concurrency = config->endpoint_concurrency;
@@ -106,6 +109,7 @@ int serve(const std::vector<std::string>& args) {
   aopts.max_payload_bytes = config->max_payload_bytes;
   aopts.public_url = config->public_url;
   aopts.https_only = config->https_only;
+  aopts.metrics = &metrics;
   herald::ApiServer api(*db, clock, &scheduler, aopts);
   herald::register_portal_routes(api);
   int port = api.bind(config->listen_host, config->listen_port);

@@ -1,5 +1,7 @@
 #include "db/write_batcher.h"
 
+#include <pthread.h>
+
 #include "db/pool.h"
 #include "db/sqlite.h"
 
@@ -36,6 +38,7 @@ uint64_t WriteBatcher::commits() const {
 }
 
 void WriteBatcher::loop() {
+  pthread_setname_np(pthread_self(), "herald-write");  // for top -H and perf
   for (;;) {
     std::vector<Job*> batch;
     {

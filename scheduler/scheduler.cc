@@ -1,5 +1,7 @@
 #include "scheduler/scheduler.h"
 
+#include <pthread.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -128,6 +130,7 @@ void Scheduler::on_results(std::vector<DeliveryResult>&& results) {
 }
 
 void Scheduler::run() {
+  pthread_setname_np(pthread_self(), "herald-sched");  // for top -H and perf
   int64_t wait_ms = 0;
   for (;;) {
     std::vector<DeliveryResult> batch;

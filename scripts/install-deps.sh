@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what herald needs on Debian (bookworm or later), skipping what is already there.
 #   scripts/install-deps.sh build    compilers and the -dev libraries (default)
-#   scripts/install-deps.sh test     build + Node.js and the conformance suite's npm packages
+#   scripts/install-deps.sh test     build + bench tools, Node.js and the test suites' npm packages
+#   scripts/install-deps.sh bench    build + nginx, wrk, perf and Node.js for bench/run.sh
 #   scripts/install-deps.sh runtime  only the shared libraries the herald binary links
 set -euo pipefail
 mode=${1:-build}
@@ -11,16 +12,19 @@ runtime_pkgs=(libcurl4 libsqlite3-0 libssl3 libspdlog1.10 libcpp-httplib0.11 ca-
 build_pkgs=(build-essential cmake ninja-build pkg-config git
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libspdlog-dev doctest-dev)
-test_pkgs=(sqlite3 curl)
+# The benchmark's receiver and load tools (the test suite runs the benchmark in smoke mode).
+bench_pkgs=(nginx-light wrk sqlite3 curl)
+test_pkgs=(sqlite3 curl "${bench_pkgs[@]}")
 
 case "$mode" in
   runtime) want=("${runtime_pkgs[@]}") ;;
   build) want=("${build_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "install-deps: unknown mode '$mode' (build, test or runtime)" >&2; exit 2 ;;
+  bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}" linux-perf) ;;
+  *) echo "install-deps: unknown mode '$mode' (build, test, bench or runtime)" >&2; exit 2 ;;
 esac
 # Node.js: the machine's own if it has one, else Debian's.
-if [ "$mode" = test ] && ! command -v node >/dev/null 2>&1; then want+=(nodejs npm); fi
+if { [ "$mode" = test ] || [ "$mode" = bench ]; } && ! command -v node >/dev/null 2>&1; then want+=(nodejs npm); fi
 
 missing=()
 for p in "${want[@]}"; do

@@ -1,5 +1,7 @@
 #include "sender/sender.h"
 
+#include <pthread.h>
+
 #include <curl/curl.h>
 #include <sys/socket.h>
 
@@ -246,6 +248,7 @@ Sender::Impl::~Impl() {
 }
 
 void Sender::Impl::run() {
+  pthread_setname_np(pthread_self(), "herald-send");  // for top -H and perf
   bool done = false;
   while (!done) {
     try {
