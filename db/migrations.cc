@@ -142,6 +142,10 @@ CREATE TABLE master_key_check (
   sealed BLOB NOT NULL
 );
 )sql",
+    // Portal access (issue 5): tokens that may only read (read_only = 1: GET requests only).
+    R"sql(
+ALTER TABLE api_tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

@@ -210,7 +210,7 @@ class ApiFixture {
     auto conn = db.acquire();
     TimeMs now = clock.now_ms();
     TokenStore(*conn).insert(
-        TokenRecord{new_id(kTokenPrefix, now), sha256(text), app_id, "scoped", now, expires_at});
+        TokenRecord{new_id(kTokenPrefix, now), sha256(text), app_id, "scoped", now, expires_at, false});
     return text;
   }
 
