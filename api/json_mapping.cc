@@ -120,6 +120,24 @@ json to_json(const DeliveryStats& s) {
               {"canceled", 0}};
 }
 
+bool sensitive_header(const std::string& name) {
+  std::string lower;
+  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" ||
+         lower.find("secret") != std::string::npos || lower.find("token") != std::string::npos ||
+         lower.find("password") != std::string::npos ||
+         lower.find("api-key") != std::string::npos || lower.find("apikey") != std::string::npos;
+}
+
+json masked_headers(const std::string& headers_json) {
+  json headers = json::parse(headers_json, nullptr, false);
+  if (!headers.is_object()) return json::object();
+  for (auto& [name, value] : headers.items()) {
+    if (sensitive_header(name)) value = kMaskedHeaderValue;
+  }
+  return headers;
+}
+
 BodyReader::BodyReader(const nlohmann::json& body) : owned_(JsonIn(body)), body_(*owned_) {
   if (!body_.is_object()) {
     throw ApiError(json::array({json{{"loc", {"body"}},
