@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what herald needs on Debian (bookworm or later), skipping what is already there.
 #   scripts/install-deps.sh build    compilers and the -dev libraries (default)
-#   scripts/install-deps.sh test     build + Node.js and the conformance suite's npm packages
+#   scripts/install-deps.sh test     build + Node.js, Chromium and the npm packages of the
+#                                    conformance and portal suites
 #   scripts/install-deps.sh runtime  only the shared libraries the herald binary links
 set -euo pipefail
 mode=${1:-build}
@@ -11,7 +12,8 @@ runtime_pkgs=(libcurl4 libsqlite3-0 libssl3 libspdlog1.10 libcpp-httplib0.11 ca-
 build_pkgs=(build-essential cmake ninja-build pkg-config git
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libspdlog-dev doctest-dev)
-test_pkgs=(sqlite3 curl)
+# chromium: the portal's browser tests drive Debian's build (no browser is ever downloaded).
+test_pkgs=(sqlite3 curl chromium fonts-dejavu-core)
 
 case "$mode" in
   runtime) want=("${runtime_pkgs[@]}") ;;
@@ -35,6 +37,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$mode" = test ]; then
-  # The conformance suite's npm packages, exactly as locked.
-  (cd "$root/tests/conformance" && npm ci --no-audit --no-fund --loglevel=error)
+  # The npm packages of the conformance and portal suites, exactly as locked (playwright-core
+  # downloads no browser when installed; the tests launch /usr/bin/chromium).
+  for suite in conformance portal; do
+    (cd "$root/tests/$suite" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  done
 fi
