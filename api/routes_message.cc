@@ -223,11 +223,7 @@ void register_message_routes(ApiServer& s) {
     Application app = load_app(*conn, r.caller, r.param(1));
     auto m = MessageStore(*conn).get(app.id, r.param(2));
     if (!m) throw not_found("message");
-    json j = to_json(*m, with_content);
-    auto summaries = DeliveryStore(*conn).summaries({m->id});
-    auto it = summaries.find(m->id);
-    add_summary(j, it == summaries.end() ? std::nullopt : std::optional(it->second));
-    return ApiReply{200, j};
+    return ApiReply{200, to_json(*m, with_content)};
   });
 
   // The message's delivery state per endpoint.

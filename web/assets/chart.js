@@ -28,7 +28,7 @@ function labelFor(date, bucket, withDate) {
 // buckets: [{start, success, fail}], oldest first. bucket: "minute" | "hour" | "day".
 export function timelineChart(buckets, bucket) {
   const W = 920;
-  const H = 240;
+  const H = 200;
   const m = { left: 44, right: 12, top: 12, bottom: 34 };
   const plotW = W - m.left - m.right;
   const plotH = H - m.top - m.bottom;

@@ -107,7 +107,8 @@ const ctx = {
   reload: render,
   crumbs: setCrumbs,
   setApp(app) {
-    clear(who).append(h("span.app-name", app.name), whoami.readOnly ? h("span.tag", "read-only") : null);
+    clear(who).append(h("span.app-name", app.name));
+    if (whoami.readOnly) who.append(h("span.tag", "read-only"));
   },
 };
 

@@ -35,6 +35,7 @@ function table(headers, rows, cls = "") {
 function pager(page, current, go) {
   const prevDisabled = !current || (current.startsWith("-") && page.data.length < PAGE_SIZE);
   const nextDisabled = page.done && !(current && current.startsWith("-"));
+  if (!current && nextDisabled) return null; // everything fits on this page
   return h("nav.pager", { "aria-label": "pages" },
     h("button.secondary", { type: "button", disabled: !current, onclick: () => go("") }, "Newest"),
     h("button.secondary", { type: "button", disabled: prevDisabled, onclick: () => go(page.prevIterator) }, "← Previous"),
@@ -282,13 +283,32 @@ async function countAttempts(app, msg, ep, before) {
 
 async function refreshEndpointState(app, msg, ep) {
   const list = await api("GET", `app/${enc(app.id)}/msg/${enc(msg.id)}/endpoint`);
-  return list.data.find((d) => d.id === ep.id) || ep;
+  return list.data.findLast((d) => d.id === ep.id) || ep;
+}
+
+// The same rule as the API's message status: fail if any endpoint's latest delivery failed,
+// else sending, else pending, else success; null without endpoints.
+function overallStatus(states) {
+  for (const s of [2, 3, 1, 0]) if (states.includes(s)) return s;
+  return null;
+}
+
+function summaryOf(states) {
+  const count = (s) => states.filter((x) => x === s).length;
+  return { deliveries: { success: count(0), pending: count(1), sending: count(3), fail: count(2) } };
 }
 
 export async function messageView(ctx, { app: appKey, msg: msgKey }) {
   const app = await api("GET", `app/${enc(appKey)}`);
   const msg = await api("GET", `app/${enc(app.id)}/msg/${enc(msgKey)}`);
-  const deliveries = await api("GET", `app/${enc(app.id)}/msg/${enc(msg.id)}/endpoint`);
+  const listed = await api("GET", `app/${enc(app.id)}/msg/${enc(msg.id)}/endpoint`);
+  // One row per delivery (a resend adds one): keep each endpoint's latest, listed last.
+  const latest = new Map();
+  for (const d of listed.data) latest.set(d.id, d);
+  const deliveries = { data: [...latest.values()] };
+  const states = deliveries.data.map((d) => d.status);
+  msg.deliveryStatus = overallStatus(states);
+  msg.deliveries = summaryOf(states).deliveries;
   ctx.crumbs([["Applications", "#/apps", "admin"], [app.name, href("app", app.id)], [msg.id]]);
   ctx.setApp(app);
   const cards = await Promise.all(deliveries.data.map((ep) => deliveryCard(ctx, app, msg, ep)));
@@ -446,6 +466,11 @@ export async function endpointView(ctx, { app: appKey, ep: epKey, range }) {
   return h("div",
     pageHead(h("span.url", ep.url),
       h("div.meta", endpointState(ep), ep.description ? h("span", ep.description) : null)),
+    await chartCard(app, ep, range || "24h"),
+    ctx.whoami.readOnly ? card(h("h2", "Signing secret"), secretBlock(app, ep)) : actionsCard(ctx, app, ep, types.data.map((t) => t.name)),
+    card(h("h2", "Recent attempts"), attempts.data.length
+      ? table(["Result", "HTTP", "Duration", "Message", "Time"], rows, ".recent")
+      : emptyState("No attempts yet.")),
     card(h("h2", "Details"), detailList([
       ["ID", idText(ep.id)],
       ep.uid ? ["UID", h("code", ep.uid)] : null,
@@ -454,12 +479,7 @@ export async function endpointView(ctx, { app: appKey, ep: epKey, range }) {
       ep.throttleRate ? ["Rate limit", `${ep.throttleRate} per second`] : null,
       ["Created", timeEl(ep.createdAt)],
       ["Updated", timeEl(ep.updatedAt)],
-    ])),
-    ctx.whoami.readOnly ? card(h("h2", "Signing secret"), secretBlock(app, ep)) : actionsCard(ctx, app, ep, types.data.map((t) => t.name)),
-    await chartCard(app, ep, range || "24h"),
-    card(h("h2", "Recent attempts"), attempts.data.length
-      ? table(["Result", "HTTP", "Duration", "Message", "Time"], rows, ".recent")
-      : emptyState("No attempts yet.")));
+    ])));
 }
 
 // ---------------------------------------------------------------------------------------
