@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "api/errors.h"
+#include "core/headers.h"
 #include "core/ids.h"
 #include "core/time_format.h"
 
@@ -118,6 +119,15 @@ json to_json(const DeliveryStats& s) {
               {"sending", s.sending},
               {"fail", s.fail},
               {"canceled", 0}};
+}
+
+json masked_headers(const std::string& headers_json) {
+  json headers = json::parse(headers_json, nullptr, false);
+  if (!headers.is_object()) return json::object();
+  for (auto& [name, value] : headers.items()) {
+    if (is_sensitive_header(name)) value = kMaskedHeaderValue;
+  }
+  return headers;
 }
 
 BodyReader::BodyReader(const nlohmann::json& body) : owned_(JsonIn(body)), body_(*owned_) {

@@ -20,6 +20,10 @@ nlohmann::ordered_json to_json(const Message& m, bool with_content);
 nlohmann::ordered_json to_json(const Attempt& a, bool with_content);
 nlohmann::ordered_json to_json(const DeliveryStats& s);
 
+// An attempt's stored request headers (JSON object text) with sensitive values masked; an
+// empty object when the text is not a JSON object.
+nlohmann::ordered_json masked_headers(const std::string& headers_json);
+
 // Request bodies keep their keys in the order the client sent them, so a message payload is
 // stored and signed as written.
 using JsonIn = nlohmann::ordered_json;

@@ -26,9 +26,14 @@ AttemptFilter read_filter(const ApiRequest& r) {
   return f;
 }
 
+// With content, list items carry their request headers too (sensitive ones masked).
 json page_json(const ListPage<Attempt>& page, const ListParams& p, bool with_content) {
   json data = json::array();
-  for (const auto& a : page.items) data.push_back(to_json(a, with_content));
+  for (const auto& a : page.items) {
+    json j = to_json(a, with_content);
+    if (with_content) j["requestHeaders"] = masked_headers(a.request_headers_json);
+    data.push_back(std::move(j));
+  }
   std::string first = page.items.empty() ? "" : page.items.front().id;
   std::string last = page.items.empty() ? "" : page.items.back().id;
   return list_json(std::move(data), first, last, page.done, p);
@@ -75,7 +80,7 @@ void register_attempt_routes(ApiServer& s) {
     auto m = MessageStore(*conn).get(app.id, r.param(2));
     if (!a || !m || a->msg_id != m->id) throw not_found("attempt");
     json j = to_json(*a, true);
-    j["requestHeaders"] = json::parse(a->request_headers_json);
+    j["requestHeaders"] = masked_headers(a->request_headers_json);
     return ApiReply{200, j};
   });
 }

@@ -11,6 +11,7 @@
 #include "core/ids.h"
 #include "core/signing.h"
 #include "core/time_format.h"
+#include "db/attempt_store.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
 #include "db/pool.h"
@@ -29,6 +30,8 @@ constexpr size_t kMaxMetadataEntries = 64;
 constexpr size_t kMaxMetadataLen = 1024;
 constexpr int64_t kDefaultGraceSeconds = 24 * 3600;
 constexpr int64_t kMaxGraceSeconds = 7 * 24 * 3600;
+constexpr int64_t kHealthWindowMs = 24 * 3600 * 1000;
+constexpr int64_t kMaxTimelineBuckets = 1000;
 
 std::optional<std::map<std::string, std::string>> read_headers(BodyReader& r, const char* field) {
   auto headers = r.opt_string_map(field, kMaxHeaders, kMaxHeaderLen);
@@ -139,6 +142,44 @@ json headers_json(const Endpoint& ep) {
   return json{{"headers", headers}, {"sensitive", sensitive}};
 }
 
+// herald's extension of an endpoint for the portal: its attempts of the last 24 hours, their
+// success rate (null without attempts), its latest attempt and since when it has been failing.
+json health_json(Connection& c, const Endpoint& ep, TimeMs now) {
+  AttemptStore attempts(c);
+  int64_t success = 0;
+  int64_t fail = 0;
+  for (const auto& b :
+       attempts.timeline(ep.id, now - kHealthWindowMs, now + 1, kHealthWindowMs + 1)) {
+    success += b.success;
+    fail += b.fail;
+  }
+  json latest = nullptr;
+  if (auto a = attempts.latest(ep.id)) {
+    latest = json{{"id", a->id},
+                  {"msgId", a->msg_id},
+                  {"timestamp", format_rfc3339(a->timestamp)},
+                  {"status", static_cast<int>(a->status)},
+                  {"statusText", status_text(a->status)},
+                  {"responseStatusCode", a->response_status_code}};
+  }
+  return json{
+      {"windowHours", kHealthWindowMs / 3600000},
+      {"success", success},
+      {"fail", fail},
+      {"successRate", success + fail > 0
+                          ? json(static_cast<double>(success) / static_cast<double>(success + fail))
+                          : json(nullptr)},
+      {"lastAttempt", latest},
+      {"failingSince", ep.failing_since ? json(format_rfc3339(*ep.failing_since)) : json(nullptr)}};
+}
+
+int64_t bucket_ms(const std::string& name) {
+  if (name == "minute") return 60 * 1000;
+  if (name == "hour") return 3600 * 1000;
+  if (name == "day") return 24 * 3600 * 1000;
+  throw invalid_query("bucket", "must be minute, hour or day");
+}
+
 }  // namespace
 
 void register_endpoint_routes(ApiServer& s) {
@@ -147,11 +188,17 @@ void register_endpoint_routes(ApiServer& s) {
 
   s.route("GET", base + "/?", [&s](ApiRequest& r) {
     auto p = r.list_params();
+    const bool with_health = r.query_bool("with_health", false);
     auto conn = s.db().acquire();
     Application app = load_app(*conn, r.caller, r.param(1));
     auto page = EndpointStore(*conn).list(app.id, p);
+    const TimeMs now = s.clock().now_ms();
     json data = json::array();
-    for (const auto& e : page.items) data.push_back(to_json(e));
+    for (const auto& e : page.items) {
+      json j = to_json(e);
+      if (with_health) j["health"] = health_json(*conn, e, now);
+      data.push_back(std::move(j));
+    }
     std::string first = page.items.empty() ? "" : page.items.front().id;
     std::string last = page.items.empty() ? "" : page.items.back().id;
     return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};
@@ -314,6 +361,40 @@ void register_endpoint_routes(ApiServer& s) {
                               {"status", "finished"},
                               {"task", "endpoint.recover"},
                               {"updatedAt", format_rfc3339(now)}}};
+  });
+
+  // herald's: the endpoint's attempts per bucket of time in [since, until), oldest first,
+  // every bucket listed. Buckets start on UTC multiples of their size.
+  s.route("GET", one + "/stats/timeline/?", [&s](ApiRequest& r) {
+    const int64_t size = bucket_ms(r.query("bucket").value_or("hour"));
+    const TimeMs now = s.clock().now_ms();
+    const TimeMs until = r.query_time("until").value_or(now);
+    const TimeMs since = r.query_time("since").value_or(until - 24 * 3600 * 1000);
+    if (since >= until) throw invalid_query("since", "must be before until");
+    const TimeMs start = since - (since % size + size) % size;
+    const int64_t count = (until - start + size - 1) / size;
+    if (count > kMaxTimelineBuckets) {
+      throw invalid_query("bucket", "the range holds " + std::to_string(count) +
+                                        " buckets; at most " + std::to_string(kMaxTimelineBuckets) +
+                                        " are served");
+    }
+    auto conn = s.db().acquire();
+    Application app = load_app(*conn, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    std::vector<AttemptBucket> dense(static_cast<size_t>(count));
+    for (const auto& b : AttemptStore(*conn).timeline(ep.id, start, until, size)) {
+      if (b.index >= 0 && b.index < count) dense[static_cast<size_t>(b.index)] = b;
+    }
+    json data = json::array();
+    for (int64_t i = 0; i < count; ++i) {
+      const auto& b = dense[static_cast<size_t>(i)];
+      data.push_back(json{
+          {"start", format_rfc3339(start + i * size)}, {"success", b.success}, {"fail", b.fail}});
+    }
+    return ApiReply{200, json{{"bucket", r.query("bucket").value_or("hour")},
+                              {"since", format_rfc3339(start)},
+                              {"until", format_rfc3339(until)},
+                              {"data", std::move(data)}}};
   });
 
   s.route("GET", one + "/stats/?", [&s](ApiRequest& r) {

@@ -9,6 +9,7 @@
 #include "db/app_store.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
+#include "db/event_type_store.h"
 #include "db/message_store.h"
 #include "db/pool.h"
 #include "db/sqlite.h"
@@ -104,6 +105,54 @@ std::optional<std::vector<std::string>> comma_list(const std::optional<std::stri
   return out;
 }
 
+// A pending delivery of `msg_id` to `endpoint_id`, due now.
+Delivery new_delivery(const std::string& app_id, const std::string& msg_id,
+                      const std::string& endpoint_id, TriggerType trigger, TimeMs now) {
+  Delivery d;
+  d.id = new_id(kDeliveryPrefix, now);
+  d.app_id = app_id;
+  d.msg_id = msg_id;
+  d.endpoint_id = endpoint_id;
+  d.status = DeliveryStatus::kPending;
+  d.next_attempt_at = now;
+  d.trigger = trigger;
+  d.created_at = d.updated_at = now;
+  return d;
+}
+
+// herald's extension of a message: its endpoints counted by their latest delivery's state,
+// and the overall state that the list's `status` filter matches (null without deliveries).
+void add_summary(json& j, const std::optional<DeliveryStats>& s) {
+  DeliveryStats counts = s.value_or(DeliveryStats{});
+  j["deliveries"] = json{{"success", counts.success},
+                         {"pending", counts.pending},
+                         {"sending", counts.sending},
+                         {"fail", counts.fail}};
+  auto overall = counts.overall();
+  j["deliveryStatus"] = overall ? json(static_cast<int>(*overall)) : json(nullptr);
+}
+
+// The payload of a test event when none is given: the event type's first schema example if
+// it has one (Svix's behaviour), else a small documented default.
+std::string example_payload(Connection& c, const std::string& event_type, TimeMs now) {
+  if (auto et = EventTypeStore(c).get(event_type); et && et->schemas_json) {
+    json schemas = json::parse(*et->schemas_json, nullptr, false);
+    if (schemas.is_object()) {
+      for (const auto& [version, schema] : schemas.items()) {
+        if (schema.is_object() && schema.contains("examples") && schema["examples"].is_array() &&
+            !schema["examples"].empty() && schema["examples"][0].is_object()) {
+          return schema["examples"][0].dump();
+        }
+      }
+    }
+  }
+  return json{{"type", event_type},
+              {"test", true},
+              {"message", "a test event sent by herald"},
+              {"sentAt", format_rfc3339(now)}}
+      .dump();
+}
+
 }  // namespace
 
 void register_message_routes(ApiServer& s) {
@@ -129,15 +178,7 @@ void register_message_routes(ApiServer& s) {
       DeliveryStore deliveries(c);
       for (const auto& ep : EndpointStore(c).enabled_for_app(app.id)) {
         if (!endpoint_accepts(ep, m.event_type, m.channels)) continue;
-        Delivery d;
-        d.id = new_id(kDeliveryPrefix, now);
-        d.app_id = app.id;
-        d.msg_id = m.id;
-        d.endpoint_id = ep.id;
-        d.status = DeliveryStatus::kPending;
-        d.next_attempt_at = now;
-        d.created_at = d.updated_at = now;
-        deliveries.insert(d);
+        deliveries.insert(new_delivery(app.id, m.id, ep.id, TriggerType::kScheduled, now));
       }
     });
     s.count_accepted();
@@ -152,12 +193,26 @@ void register_message_routes(ApiServer& s) {
     f.channel = r.query("channel");
     f.before = r.query_time("before");
     f.after = r.query_time("after");
+    if (auto status = r.query("status")) {
+      if (*status != "0" && *status != "1" && *status != "2" && *status != "3") {
+        throw invalid_query("status", "must be 0 (success), 1 (pending), 2 (fail) or 3 (sending)");
+      }
+      f.status = static_cast<DeliveryStatus>(std::stoi(*status));
+    }
     const bool with_content = r.query_bool("with_content", true);
     auto conn = s.db().acquire();
     Application app = load_app(*conn, r.caller, r.param(1));
     auto page = MessageStore(*conn).list(app.id, p, f);
+    std::vector<std::string> ids;
+    for (const auto& m : page.items) ids.push_back(m.id);
+    auto summaries = DeliveryStore(*conn).summaries(ids);
     json data = json::array();
-    for (const auto& m : page.items) data.push_back(to_json(m, with_content));
+    for (const auto& m : page.items) {
+      json j = to_json(m, with_content);
+      auto it = summaries.find(m.id);
+      add_summary(j, it == summaries.end() ? std::nullopt : std::optional(it->second));
+      data.push_back(std::move(j));
+    }
     std::string first = page.items.empty() ? "" : page.items.front().id;
     std::string last = page.items.empty() ? "" : page.items.back().id;
     return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};
@@ -186,9 +241,11 @@ void register_message_routes(ApiServer& s) {
       json j = to_json(*ep);
       j["status"] = static_cast<int>(d.status);
       j["statusText"] = status_text(d.status);
-      j["nextAttempt"] = d.status == DeliveryStatus::kPending
-                             ? json(format_rfc3339(d.next_attempt_at))
-                             : json(nullptr);
+      // A parked delivery (its endpoint has no room yet) has no time of its own: it goes as
+      // soon as the endpoint has room, so it reads as due now.
+      const TimeMs next = d.next_attempt_at > 0 ? d.next_attempt_at : s.clock().now_ms();
+      j["nextAttempt"] =
+          d.status == DeliveryStatus::kPending ? json(format_rfc3339(next)) : json(nullptr);
       data.push_back(std::move(j));
     }
     return ApiReply{
@@ -207,20 +264,50 @@ void register_message_routes(ApiServer& s) {
       auto ep = EndpointStore(*conn).get(app.id, r.param(3));
       if (!ep) throw not_found("endpoint");
       if (ep->disabled) throw conflict("the endpoint is disabled");
-      Delivery d;
-      d.id = new_id(kDeliveryPrefix, now);
-      d.app_id = app.id;
-      d.msg_id = m->id;
-      d.endpoint_id = ep->id;
-      d.status = DeliveryStatus::kPending;
-      d.next_attempt_at = now;
-      d.trigger = TriggerType::kManual;
-      d.created_at = d.updated_at = now;
-      DeliveryStore(*conn).insert(d);
+      DeliveryStore(*conn).insert(new_delivery(app.id, m->id, ep->id, TriggerType::kManual, now));
       tx.commit();
     }
     s.wake_scheduler();
     return ApiReply{202, json::object()};
+  });
+
+  // Svix's send-example: a new message of `eventType` delivered to this one endpoint only,
+  // whatever its filters. `payload` (herald's) replaces the example payload.
+  s.route("POST", "/api/v1/app/([^/]+)/endpoint/([^/]+)/send-example/?", [&s](ApiRequest& r) {
+    BodyReader body(r.body);
+    Message m;
+    m.event_type = body.req_string("eventType");
+    if (!m.event_type.empty() && !valid_name(m.event_type)) {
+      body.error("eventType", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
+    }
+    body.opt_int("exampleIndex", 0, 1000);  // Svix's; only the first example is used
+    if (const JsonIn* payload = body.raw("payload")) {
+      if (!payload->is_object()) {
+        body.error("payload", "must be a JSON object", "type_error.dict");
+      } else {
+        auto text = raw_member(r.http.body, "payload");
+        m.payload = text ? std::string(*text) : payload->dump();
+      }
+    }
+    body.finish();
+    TimeMs now = s.clock().now_ms();
+    {
+      auto conn = s.db().acquire();
+      Transaction tx(*conn);
+      Application app = load_app(*conn, r.caller, r.param(1));
+      auto ep = EndpointStore(*conn).get(app.id, r.param(2));
+      if (!ep) throw not_found("endpoint");
+      if (ep->disabled) throw conflict("the endpoint is disabled");
+      if (m.payload.empty()) m.payload = example_payload(*conn, m.event_type, now);
+      m.id = new_id(kMessagePrefix, now);
+      m.app_id = app.id;
+      m.timestamp = now;
+      MessageStore(*conn).insert(m);
+      DeliveryStore(*conn).insert(new_delivery(app.id, m.id, ep->id, TriggerType::kScheduled, now));
+      tx.commit();  // the message and its one delivery are durable together
+    }
+    s.wake_scheduler();
+    return ApiReply{202, to_json(m, true)};
   });
 }
 

@@ -197,6 +197,7 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
   register_event_type_routes(*this);
   register_message_routes(*this);
   register_attempt_routes(*this);
+  register_auth_routes(*this);
 }
 
 ApiServer::~ApiServer() {
@@ -263,7 +264,7 @@ Caller ApiServer::authenticate(const httplib::Request& req) {
       (token->expires_at && *token->expires_at <= clock_.now_ms())) {
     throw ApiError(401, "authentication_failed", "invalid or expired token");
   }
-  return Caller{token->id, token->app_id};
+  return Caller{token->id, token->app_id, token->read_only, token->expires_at};
 }
 
 ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
@@ -287,6 +288,9 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
                      "more than " + std::to_string(kMaxHeaderCount) + " request headers");
     }
     Caller caller = req.path.rfind("/api/v1/health", 0) == 0 ? Caller{} : authenticate(req);
+    if (caller.read_only && req.method != "GET") {
+      throw ApiError(403, "forbidden", "this token is read-only: it may only make GET requests");
+    }
     nlohmann::ordered_json body;
     if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
       if (req.body.size() > options_.max_payload_bytes) {
@@ -331,7 +335,7 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
     }
     ApiReply reply = run(r);
     auto conn = db_.acquire();
-    if (reply.status >= 200 && reply.status < 300) {
+    if (reply.status >= 200 && reply.status < 300 && reply.replayable) {
       IdempotencyStore(*conn).complete(caller.token_id, key, path, reply.status,
                                        reply.status == 204 ? std::string() : reply.body.dump());
     } else {

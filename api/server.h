@@ -37,6 +37,8 @@ struct ApiOptions {
 struct Caller {
   std::string token_id;
   std::optional<std::string> app_id;
+  bool read_only = false;            // may only make GET requests (else 403)
+  std::optional<TimeMs> expires_at;  // when the token stops working, if ever
   bool is_admin() const { return !app_id; }
 };
 
@@ -60,6 +62,9 @@ struct ApiRequest {
 struct ApiReply {
   int status = 200;
   nlohmann::ordered_json body;  // ignored for 204
+  // False for replies holding a secret (a new token): an idempotency key then does not keep
+  // the reply for replay, so it is never written to the database.
+  bool replayable = true;
 };
 
 using ApiHandler = std::function<ApiReply(ApiRequest&)>;
@@ -123,5 +128,6 @@ void register_endpoint_routes(ApiServer& s);
 void register_event_type_routes(ApiServer& s);
 void register_message_routes(ApiServer& s);
 void register_attempt_routes(ApiServer& s);
+void register_auth_routes(ApiServer& s);
 
 }  // namespace herald

@@ -20,7 +20,7 @@ void ensure_admin_token(Database& db, Clock& clock, const std::string& token) {
   if (tokens.find_by_hash(hash)) return;
   TimeMs now = clock.now_ms();
   tokens.insert(TokenRecord{new_id(kTokenPrefix, now), hash, std::nullopt, "HERALD_ADMIN_TOKEN",
-                            now, std::nullopt});
+                            now, std::nullopt, false});
   tx.commit();
 }
 
@@ -32,17 +32,17 @@ std::optional<std::string> bootstrap_admin_token(Database& db, Clock& clock) {
   std::string token = new_token_text("sk");
   TimeMs now = clock.now_ms();
   tokens.insert(TokenRecord{new_id(kTokenPrefix, now), sha256(token), std::nullopt, "generated",
-                            now, std::nullopt});
+                            now, std::nullopt, false});
   tx.commit();
   return token;
 }
 
 NewToken create_token(Database& db, Clock& clock, const std::optional<std::string>& app_id,
-                      const std::string& name, std::optional<TimeMs> expires_at) {
+                      const std::string& name, std::optional<TimeMs> expires_at, bool read_only) {
   NewToken t{new_id(kTokenPrefix, clock.now_ms()), new_token_text(app_id ? "ak" : "sk")};
   auto conn = db.acquire();
   TokenStore(*conn).insert(
-      TokenRecord{t.id, sha256(t.text), app_id, name, clock.now_ms(), expires_at});
+      TokenRecord{t.id, sha256(t.text), app_id, name, clock.now_ms(), expires_at, read_only});
   return t;
 }
 

@@ -26,8 +26,10 @@ struct NewToken {
 };
 
 // Creates a token: an admin token without `app_id`, else one that reaches only that
-// application (an application id). Expires at `expires_at` if set.
+// application (an application id). Expires at `expires_at` if set; a `read_only` token may
+// only make GET requests.
 NewToken create_token(Database& db, Clock& clock, const std::optional<std::string>& app_id,
-                      const std::string& name, std::optional<TimeMs> expires_at);
+                      const std::string& name, std::optional<TimeMs> expires_at,
+                      bool read_only = false);
 
 }  // namespace herald

@@ -5,8 +5,8 @@
 namespace herald {
 
 // True for a request header whose value must never be shown back or stored in the clear:
-// authorization, proxy-authorization, cookie, and names containing "secret", "token" or
-// "api-key" (any case).
+// authorization, proxy-authorization, cookie, and names containing "secret", "token",
+// "password", "api-key" or "apikey" (any case).
 bool is_sensitive_header(std::string_view name);
 
 // What herald shows and records instead of a sensitive header's value.

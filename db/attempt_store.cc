@@ -80,6 +80,31 @@ ListPage<Attempt> AttemptStore::list_by_endpoint(const std::string& app_id,
   return list(app_id, "endpoint_id", endpoint_id, p, f);
 }
 
+std::vector<AttemptBucket> AttemptStore::timeline(const std::string& endpoint_id, TimeMs start,
+                                                  TimeMs until, int64_t bucket_ms) {
+  auto st = c_.prepare(
+      "SELECT (created_at - ?) / ? AS b, sum(status = 0), sum(status <> 0) FROM attempts "
+      "WHERE endpoint_id = ? AND id >= ? AND id < ? AND created_at >= ? AND created_at < ? "
+      "GROUP BY b ORDER BY b");
+  st.bind(1, start)
+      .bind(2, bucket_ms)
+      .bind(3, endpoint_id)
+      .bind(4, id_lower_bound(kAttemptPrefix, start))
+      .bind(5, id_lower_bound(kAttemptPrefix, until))
+      .bind(6, start)
+      .bind(7, until);
+  std::vector<AttemptBucket> out;
+  while (st.step()) out.push_back(AttemptBucket{st.get_int(0), st.get_int(1), st.get_int(2)});
+  return out;
+}
+
+std::optional<Attempt> AttemptStore::latest(const std::string& endpoint_id) {
+  auto st = c_.prepare(std::string(kColumns) + " WHERE endpoint_id = ? ORDER BY id DESC LIMIT 1");
+  st.bind(1, endpoint_id);
+  if (!st.step()) return std::nullopt;
+  return read_attempt(st);
+}
+
 ListPage<Attempt> AttemptStore::list(const std::string& app_id, const char* key_col,
                                      const std::string& key, const ListParams& p,
                                      const AttemptFilter& f) {

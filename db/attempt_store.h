@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/types.h"
 #include "db/list.h"
@@ -18,6 +19,13 @@ struct AttemptFilter {
   std::optional<TimeMs> after;
 };
 
+// Attempts in one bucket of a timeline.
+struct AttemptBucket {
+  int64_t index = 0;  // buckets after the timeline's start
+  int64_t success = 0;
+  int64_t fail = 0;
+};
+
 // The attempts table: every HTTP try ever made.
 class AttemptStore {
  public:
@@ -32,6 +40,12 @@ class AttemptStore {
                                     const ListParams& p, const AttemptFilter& f);
   ListPage<Attempt> list_by_endpoint(const std::string& app_id, const std::string& endpoint_id,
                                      const ListParams& p, const AttemptFilter& f);
+  // The endpoint's attempts made in [start, until), counted per bucket of `bucket_ms` from
+  // `start`; buckets without attempts are absent. Index attempts_endpoint bounds the scan.
+  std::vector<AttemptBucket> timeline(const std::string& endpoint_id, TimeMs start, TimeMs until,
+                                      int64_t bucket_ms);
+  // The endpoint's latest attempt.
+  std::optional<Attempt> latest(const std::string& endpoint_id);
 
  private:
   ListPage<Attempt> list(const std::string& app_id, const char* key_col, const std::string& key,

@@ -173,29 +173,57 @@ std::vector<Delivery> DeliveryStore::for_message(const std::string& msg_id) {
   return out;
 }
 
+namespace {
+
+void add_count(DeliveryStats& s, int64_t status, int64_t n) {
+  switch (static_cast<DeliveryStatus>(status)) {
+    case DeliveryStatus::kSuccess:
+      s.success += n;
+      break;
+    case DeliveryStatus::kPending:
+      s.pending += n;
+      break;
+    case DeliveryStatus::kFail:
+      s.fail += n;
+      break;
+    case DeliveryStatus::kSending:
+      s.sending += n;
+      break;
+  }
+}
+
+}  // namespace
+
+std::optional<DeliveryStatus> DeliveryStats::overall() const {
+  if (fail > 0) return DeliveryStatus::kFail;
+  if (sending > 0) return DeliveryStatus::kSending;
+  if (pending > 0) return DeliveryStatus::kPending;
+  if (success > 0) return DeliveryStatus::kSuccess;
+  return std::nullopt;
+}
+
 DeliveryStats DeliveryStore::stats(const std::string& endpoint_id) {
   auto st =
       c_.prepare("SELECT status, count(*) FROM deliveries WHERE endpoint_id = ? GROUP BY status");
   st.bind(1, endpoint_id);
   DeliveryStats s;
-  while (st.step()) {
-    int64_t n = st.get_int(1);
-    switch (static_cast<DeliveryStatus>(st.get_int(0))) {
-      case DeliveryStatus::kSuccess:
-        s.success = n;
-        break;
-      case DeliveryStatus::kPending:
-        s.pending = n;
-        break;
-      case DeliveryStatus::kFail:
-        s.fail = n;
-        break;
-      case DeliveryStatus::kSending:
-        s.sending = n;
-        break;
-    }
-  }
+  while (st.step()) add_count(s, st.get_int(0), st.get_int(1));
   return s;
+}
+
+std::map<std::string, DeliveryStats> DeliveryStore::summaries(
+    const std::vector<std::string>& msg_ids) {
+  std::map<std::string, DeliveryStats> out;
+  if (msg_ids.empty()) return out;
+  // deliveries_msg serves both the outer lookup and the latest-per-endpoint subquery.
+  auto st = c_.prepare(
+      "SELECT d.msg_id, d.status, count(*) FROM deliveries d "
+      "WHERE d.msg_id IN (SELECT value FROM json_each(?)) AND d.id = (SELECT max(l.id) FROM "
+      "deliveries l WHERE l.msg_id = d.msg_id AND l.endpoint_id = d.endpoint_id) "
+      "GROUP BY d.msg_id, d.status");
+  st.bind(1, to_json_text(msg_ids));
+  while (st.step()) add_count(out[st.get_text(0)], st.get_int(1), st.get_int(2));
+  return out;
 }
 
 }  // namespace herald

@@ -17,6 +17,11 @@ struct DeliveryStats {
   int64_t pending = 0;
   int64_t sending = 0;
   int64_t fail = 0;
+
+  // The state of a message whose endpoints' latest deliveries are counted here: fail if any
+  // failed, else sending if any is in flight, else pending if any waits, else success;
+  // nullopt when there are none. MessageStore's status filter applies the same rule in SQL.
+  std::optional<DeliveryStatus> overall() const;
 };
 
 // The new state of a delivery after an attempt.
@@ -76,6 +81,9 @@ class DeliveryStore {
   // Every delivery of a message, by endpoint.
   std::vector<Delivery> for_message(const std::string& msg_id);
   DeliveryStats stats(const std::string& endpoint_id);
+  // For each of `msg_ids`, its endpoints counted by the state of their latest delivery (a
+  // resend supersedes what it repeats). Messages without deliveries are absent.
+  std::map<std::string, DeliveryStats> summaries(const std::vector<std::string>& msg_ids);
 
  private:
   Connection& c_;

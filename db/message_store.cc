@@ -85,6 +85,14 @@ ListPage<Message> MessageStore::list(const std::string& app_id, const ListParams
   if (f.channel) sql += " AND EXISTS (SELECT 1 FROM json_each(channels) WHERE value = ?)";
   if (f.before) sql += " AND id < ?";
   if (f.after) sql += " AND id >= ?";
+  if (f.status) {
+    // DeliveryStats::overall, over the latest delivery to each endpoint (index deliveries_msg).
+    sql +=
+        " AND (SELECT CASE WHEN sum(d.status = 2) > 0 THEN 2 WHEN sum(d.status = 3) > 0 THEN 3 "
+        "WHEN sum(d.status = 1) > 0 THEN 1 WHEN count(*) > 0 THEN 0 END FROM deliveries d "
+        "WHERE d.msg_id = messages.id AND d.id = (SELECT max(l.id) FROM deliveries l WHERE "
+        "l.msg_id = d.msg_id AND l.endpoint_id = d.endpoint_id)) = ?";
+  }
   sql += k.where + k.order + " LIMIT ?";
   auto st = c_.prepare(sql);
   int i = 1;
@@ -93,6 +101,7 @@ ListPage<Message> MessageStore::list(const std::string& app_id, const ListParams
   if (f.channel) st.bind(i++, *f.channel);
   if (f.before) st.bind(i++, id_lower_bound(kMessagePrefix, *f.before));
   if (f.after) st.bind(i++, id_lower_bound(kMessagePrefix, *f.after + 1));
+  if (f.status) st.bind(i++, static_cast<int>(*f.status));
   if (p.cursor) st.bind(i++, *p.cursor);
   st.bind(i, p.limit + 1);
   std::vector<Message> rows;

@@ -17,6 +17,9 @@ struct MessageFilter {
   std::optional<std::string> channel;
   std::optional<TimeMs> before;  // created strictly before
   std::optional<TimeMs> after;   // created strictly after
+  // The message's overall delivery state (DeliveryStats::overall of its endpoints' latest
+  // deliveries); messages without deliveries never match.
+  std::optional<DeliveryStatus> status;
 };
 
 // The messages table.

@@ -147,6 +147,10 @@ CREATE TABLE master_key_check (
     R"sql(
 CREATE INDEX deliveries_parked ON deliveries(endpoint_id, id) WHERE status = 1 AND due_at IS NULL;
 )sql",
+    // 5: portal access (issue 5): tokens that may only read (read_only = 1: GET requests only).
+    R"sql(
+ALTER TABLE api_tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

@@ -6,7 +6,7 @@ namespace herald {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, hash, app_id, name, created_at, expires_at FROM api_tokens";
+    "SELECT id, hash, app_id, name, created_at, expires_at, read_only FROM api_tokens";
 
 TokenRecord read_token(const Stmt& st) {
   TokenRecord t;
@@ -16,6 +16,7 @@ TokenRecord read_token(const Stmt& st) {
   t.name = st.get_text(3);
   t.created_at = st.get_int(4);
   t.expires_at = st.get_opt_int(5);
+  t.read_only = st.get_int(6) != 0;
   return t;
 }
 
@@ -23,14 +24,15 @@ TokenRecord read_token(const Stmt& st) {
 
 void TokenStore::insert(const TokenRecord& t) {
   c_.prepare(
-        "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)")
+        "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at, read_only) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)")
       .bind(1, t.id)
       .bind_blob(2, t.hash)
       .bind(3, t.app_id)
       .bind(4, t.name)
       .bind(5, t.created_at)
       .bind(6, t.expires_at)
+      .bind(7, t.read_only ? 1 : 0)
       .run();
 }
 

@@ -18,6 +18,7 @@ struct TokenRecord {
   std::string name;
   TimeMs created_at = 0;
   std::optional<TimeMs> expires_at;
+  bool read_only = false;  // may only make GET requests
 };
 
 // The api_tokens table.

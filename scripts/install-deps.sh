@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what herald needs on Debian (bookworm or later), skipping what is already there.
 #   scripts/install-deps.sh build    compilers and the -dev libraries (default)
-#   scripts/install-deps.sh test     build + bench tools, Node.js and the test suites' npm packages
+#   scripts/install-deps.sh test     build + Node.js, Chromium, the bench tools and the npm
+#                                    packages of the conformance and portal suites
 #   scripts/install-deps.sh bench    build + nginx, wrk, perf and Node.js for bench/run.sh
 #   scripts/install-deps.sh runtime  only the shared libraries the herald binary links
 set -euo pipefail
@@ -14,7 +15,8 @@ build_pkgs=(build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libspdlog-dev doctest-dev)
 # The benchmark's receiver and load tools (the test suite runs the benchmark in smoke mode).
 bench_pkgs=(nginx-light wrk sqlite3 curl)
-test_pkgs=(sqlite3 curl "${bench_pkgs[@]}")
+# chromium: the portal's browser tests drive Debian's build (no browser is ever downloaded).
+test_pkgs=(sqlite3 curl chromium fonts-dejavu-core "${bench_pkgs[@]}")
 
 case "$mode" in
   runtime) want=("${runtime_pkgs[@]}") ;;
@@ -39,6 +41,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$mode" = test ]; then
-  # The conformance suite's npm packages, exactly as locked.
-  (cd "$root/tests/conformance" && npm ci --no-audit --no-fund --loglevel=error)
+  # The npm packages of the conformance and portal suites, exactly as locked (playwright-core
+  # downloads no browser when installed; the tests launch /usr/bin/chromium).
+  for suite in conformance portal; do
+    (cd "$root/tests/$suite" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  done
 fi

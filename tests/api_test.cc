@@ -21,14 +21,17 @@
 #include "api/tokens.h"
 #include "core/clock.h"
 #include "core/encoding.h"
+#include "core/headers.h"
 #include "core/ids.h"
 #include "core/signing.h"
 #include "core/types.h"
+#include "db/attempt_store.h"
 #include "db/delivery_store.h"
 #include "db/message_store.h"
 #include "db/pool.h"
 #include "db/sqlite.h"
 #include "db/token_store.h"
+#include "web/portal.h"
 
 using namespace herald;
 using nlohmann::json;
@@ -88,9 +91,12 @@ class ApiFixture {
  public:
   explicit ApiFixture(size_t max_payload_bytes = kMaxPayload)
       : ApiFixture(options_with_limit(max_payload_bytes)) {}
-  explicit ApiFixture(const ApiOptions& options) : clock(kStart), db(dir_.file("herald.db"), 8) {
+  // `with_portal`: the portal's routes are served too.
+  explicit ApiFixture(const ApiOptions& options, bool with_portal = false)
+      : clock(kStart), db(dir_.file("herald.db"), 8) {
     ensure_admin_token(db, clock, kAdminToken);
     api_ = std::make_unique<ApiServer>(db, clock, nullptr, options);
+    if (with_portal) register_portal_routes(*api_);
     port_ = api_->bind("127.0.0.1", 0);
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { api_->listen(); });
@@ -209,8 +215,8 @@ class ApiFixture {
     std::string text = new_token_text("sk_app");
     auto conn = db.acquire();
     TimeMs now = clock.now_ms();
-    TokenStore(*conn).insert(
-        TokenRecord{new_id(kTokenPrefix, now), sha256(text), app_id, "scoped", now, expires_at});
+    TokenStore(*conn).insert(TokenRecord{new_id(kTokenPrefix, now), sha256(text), app_id, "scoped",
+                                         now, expires_at, false});
     return text;
   }
 
@@ -1778,4 +1784,477 @@ TEST_CASE("http: more than 100 request headers get a 431 and change nothing") {
   res = cli.Post("/api/v1/app", few, R"({"name":"Acme"})", "application/json");
   REQUIRE(res);
   CHECK(res->status == 201);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The delivery portal: access links, whoami, the API extensions it reads, its static files
+
+namespace {
+
+// Stores an attempt of `msg_id` at `endpoint_id` made at `t`, with `headers` as sent.
+Attempt add_attempt(ApiFixture& f, const std::string& app_id, const std::string& msg_id,
+                    const std::string& endpoint_id, TimeMs t, DeliveryStatus status,
+                    const std::string& headers = "{}") {
+  Attempt a;
+  a.id = new_id(kAttemptPrefix, t);
+  a.app_id = app_id;
+  a.msg_id = msg_id;
+  a.endpoint_id = endpoint_id;
+  a.delivery_id = "dlv_test";
+  a.url = "https://example.com/hook";
+  a.response_status_code = status == DeliveryStatus::kSuccess ? 200 : 500;
+  a.response = "{}";
+  a.response_duration_ms = 12;
+  a.status = status;
+  a.request_headers_json = headers;
+  a.timestamp = t;
+  auto conn = f.db.acquire();
+  AttemptStore(*conn).insert(a);
+  return a;
+}
+
+void set_status(ApiFixture& f, const std::string& delivery_id, DeliveryStatus status) {
+  auto conn = f.db.acquire();
+  DeliveryStore(*conn).update(DeliveryUpdate{delivery_id, status, 1, std::nullopt},
+                              f.clock.now_ms());
+}
+
+}  // namespace
+
+TEST_CASE("http: app portal access hands out a link with a token scoped to the app") {
+  ApiOptions options;
+  options.public_url = "https://hooks.example.com";
+  ApiFixture f(options);
+  json mine = f.make_app("Mine", "mine");
+  json other = f.make_app("Other", "other");
+  const std::string path = "/api/v1/auth/app-portal-access/";
+
+  Reply r = f.post(path + "mine", json::object());
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const std::string token = r.j["token"];
+  CHECK(r.j["url"] == "https://hooks.example.com/portal/#key=" + token);
+  CHECK(f.call("GET", "/api/v1/app/mine", "", bearer(token)).status == 200);
+  check_error(f.call("GET", "/api/v1/app/other", "", bearer(token)), 404, "not_found");
+  check_error(f.call("GET", "/api/v1/app", "", bearer(token)), 404, "not_found");
+  // By id too, and unknown fields (Svix's featureFlags, sessionId, application) are ignored.
+  r = f.post(path + mine["id"].get<std::string>(),
+             {{"featureFlags", {"x"}}, {"sessionId", "s1"}, {"application", {{"name", "n"}}}});
+  CHECK(r.status == 200);
+  check_error(f.post(path + "nope", json::object()), 404, "not_found");
+
+  SUBCASE("the token expires after `expiry` seconds, 7 days by default") {
+    Reply who = f.call("GET", "/api/v1/auth/whoami", "", bearer(token));
+    REQUIRE(who.status == 200);
+    CHECK(who.j["appId"] == mine["id"]);
+    CHECK(who.j["readOnly"] == false);
+    CHECK(who.j["expiresAt"] == "2023-11-21T22:13:20.000Z");
+    Reply hour = f.post(path + "mine", {{"expiry", 3600}});
+    REQUIRE(hour.status == 200);
+    const std::string short_lived = hour.j["token"];
+    f.clock.advance(3600 * 1000 - 1);
+    CHECK(f.call("GET", "/api/v1/app/mine", "", bearer(short_lived)).status == 200);
+    f.clock.advance(1);
+    check_error(f.call("GET", "/api/v1/app/mine", "", bearer(short_lived)), 401,
+                "authentication_failed");
+    CHECK(f.call("GET", "/api/v1/app/mine", "", bearer(token)).status == 200);
+  }
+
+  SUBCASE("expiry outside 1 hour to 7 days is a 422 and makes no token") {
+    size_t before = 0;
+    {
+      auto conn = f.db.acquire();
+      before = TokenStore(*conn).list().size();
+    }
+    check_validation(f.post(path + "mine", {{"expiry", 3599}}), json{"body", "expiry"});
+    check_validation(f.post(path + "mine", {{"expiry", 7 * 24 * 3600 + 1}}),
+                     json{"body", "expiry"});
+    check_validation(f.post(path + "mine", {{"expiry", "1h"}}), json{"body", "expiry"});
+    check_validation(f.post(path + "mine", {{"readOnly", "yes"}}), json{"body", "readOnly"});
+    auto conn = f.db.acquire();
+    CHECK(TokenStore(*conn).list().size() == before);
+  }
+
+  SUBCASE("only admins hand out links") {
+    check_error(f.call("POST", path + "mine", "{}", bearer(token)), 404, "not_found");
+    check_error(f.call("POST", path + "other", "{}", bearer(token)), 404, "not_found");
+  }
+
+  SUBCASE("a read-only token may only GET") {
+    Reply ro = f.post(path + "mine", {{"readOnly", true}});
+    REQUIRE(ro.status == 200);
+    const std::string read_only = ro.j["token"];
+    Reply who = f.call("GET", "/api/v1/auth/whoami", "", bearer(read_only));
+    CHECK(who.j["readOnly"] == true);
+    CHECK(f.call("GET", "/api/v1/app/mine/msg", "", bearer(read_only)).status == 200);
+    Reply denied = f.call("POST", "/api/v1/app/mine/msg", R"({"eventType":"a.b","payload":{}})",
+                          bearer(read_only));
+    check_error(denied, 403, "forbidden");
+    check_error(f.call("PATCH", "/api/v1/app/mine", R"({"name":"x"})", bearer(read_only)), 403,
+                "forbidden");
+    check_error(f.call("DELETE", "/api/v1/app/mine", "", bearer(read_only)), 403, "forbidden");
+    CHECK(f.list("/api/v1/app/mine/msg").empty());
+    CHECK(f.get("/api/v1/app/mine").j["name"] == "Mine");
+  }
+
+  SUBCASE("a response holding a token is never replayed from the idempotency store") {
+    httplib::Headers key{{"idempotency-key", "portal-key-1"}};
+    Reply a = f.call("POST", path + "mine", "{}", bearer(kAdminToken), key);
+    Reply b = f.call("POST", path + "mine", "{}", bearer(kAdminToken), key);
+    REQUIRE(a.status == 200);
+    REQUIRE(b.status == 200);
+    CHECK(a.j["token"] != b.j["token"]);
+  }
+}
+
+TEST_CASE("http: whoami tells an admin token from a scoped one") {
+  ApiFixture f;
+  json app = f.make_app("Acme", "acme");
+  Reply r = f.get("/api/v1/auth/whoami");
+  REQUIRE(r.status == 200);
+  CHECK(r.j == json{{"appId", nullptr}, {"readOnly", false}, {"expiresAt", nullptr}});
+  const std::string scoped = f.add_app_token(app["id"], kStart + 5000);
+  r = f.call("GET", "/api/v1/auth/whoami", "", bearer(scoped));
+  CHECK(r.j["appId"] == app["id"]);
+  CHECK(r.j["expiresAt"] == "2023-11-14T22:13:25.000Z");
+  check_error(f.call("GET", "/api/v1/auth/whoami", "", std::nullopt), 401, "authentication_failed");
+}
+
+TEST_CASE("http: messages carry a delivery summary and filter by their overall status") {
+  ApiFixture f;
+  f.make_app("Acme", "acme");
+  json a = f.make_endpoint("acme", {{"url", "https://example.com/a"}});
+  json b = f.make_endpoint("acme", {{"url", "https://example.com/b"}});
+  const json body{{"eventType", "e"}, {"payload", json::object()}};
+  const std::string ok = f.make_message("acme", body)["id"];
+  const std::string failed = f.make_message("acme", body)["id"];
+  const std::string sending = f.make_message("acme", body)["id"];
+  const std::string pending = f.make_message("acme", body)["id"];
+  for (const auto& d : f.deliveries(ok)) set_status(f, d.id, DeliveryStatus::kSuccess);
+  auto fd = f.deliveries(failed);
+  set_status(f, fd[0].id, DeliveryStatus::kSuccess);
+  set_status(f, fd[1].id, DeliveryStatus::kFail);
+  auto sd = f.deliveries(sending);
+  set_status(f, sd[0].id, DeliveryStatus::kSending);
+  set_status(f, sd[1].id, DeliveryStatus::kFail);  // fail wins over sending
+  auto ids_of = [&](const std::string& query) {
+    std::vector<std::string> ids;
+    for (const auto& m : f.list("/api/v1/app/acme/msg" + query)) ids.push_back(m["id"]);
+    return ids;
+  };
+  CHECK(ids_of("?status=0") == std::vector<std::string>{ok});
+  CHECK(ids_of("?status=2") == std::vector<std::string>{sending, failed});
+  CHECK(ids_of("?status=1") == std::vector<std::string>{pending});
+  CHECK(ids_of("?status=3").empty());
+  auto item = [&](const std::string& id) {
+    for (const auto& m : f.list("/api/v1/app/acme/msg")) {
+      if (m["id"] == id) return m;
+    }
+    FAIL("message " << id << " is not listed");
+    return json();
+  };
+  json m = item(failed);
+  CHECK(m["deliveryStatus"] == 2);
+  CHECK(m["deliveries"] == json{{"success", 1}, {"pending", 0}, {"sending", 0}, {"fail", 1}});
+
+  // A resend supersedes the failed delivery it repeats: pending now, success once it lands.
+  const std::string failed_ep = fd[1].endpoint_id;
+  REQUIRE(f.post("/api/v1/app/acme/msg/" + failed + "/endpoint/" + failed_ep + "/resend",
+                 json::object())
+              .status == 202);
+  m = item(failed);
+  CHECK(m["deliveryStatus"] == 1);
+  CHECK(m["deliveries"] == json{{"success", 1}, {"pending", 1}, {"sending", 0}, {"fail", 0}});
+  for (const auto& d : f.deliveries(failed)) {
+    if (d.trigger == TriggerType::kManual) set_status(f, d.id, DeliveryStatus::kSuccess);
+  }
+  CHECK(item(failed)["deliveryStatus"] == 0);
+  CHECK(ids_of("?status=0") == std::vector<std::string>{failed, ok});
+  // A message no endpoint subscribes to has no state and matches no status.
+  for (const json* ep : {&a, &b}) {
+    REQUIRE(f.patch("/api/v1/app/acme/endpoint/" + (*ep)["id"].get<std::string>(),
+                    {{"eventTypes", {"e"}}})
+                .status == 200);
+  }
+  const std::string lonely =
+      f.make_message("acme", {{"eventType", "not.e"}, {"payload", json::object()}})["id"];
+  CHECK(f.deliveries(lonely).empty());
+  json first = f.list("/api/v1/app/acme/msg")[0];
+  CHECK(first["id"] == lonely);
+  CHECK(first["deliveryStatus"].is_null());
+  CHECK(first["deliveries"] == json{{"success", 0}, {"pending", 0}, {"sending", 0}, {"fail", 0}});
+  for (const char* st : {"0", "1", "2", "3"}) {
+    auto ids = ids_of(std::string("?status=") + st);
+    CHECK(std::find(ids.begin(), ids.end(), lonely) == ids.end());
+  }
+  check_validation(f.get("/api/v1/app/acme/msg?status=4"), json{"query", "status"});
+  check_validation(f.get("/api/v1/app/acme/msg?status=fail"), json{"query", "status"});
+  // Combined with the other filters and paging.
+  CHECK(ids_of("?status=0&event_types=nope").empty());
+  Reply page = f.get("/api/v1/app/acme/msg?status=0&limit=1");
+  REQUIRE(page.j["data"].size() == 1);
+  CHECK(page.j["data"][0]["id"] == failed);
+  CHECK(page.j["done"] == false);
+  page = f.get("/api/v1/app/acme/msg?status=0&limit=1&iterator=" +
+               page.j["iterator"].get<std::string>());
+  REQUIRE(page.j["data"].size() == 1);
+  CHECK(page.j["data"][0]["id"] == ok);
+  (void)a;
+  (void)b;
+}
+
+TEST_CASE("http: an endpoint's timeline counts attempts per bucket") {
+  ApiFixture f;
+  f.clock.set(1'735'689'600'000 - 48 * 3600 * 1000);
+  json app = f.make_app("Acme", "acme");
+  json ep = f.make_endpoint("acme", {{"url", "https://example.com/a"}, {"uid", "main"}});
+  json other = f.make_endpoint("acme", {{"url", "https://example.com/b"}});
+  json msg = f.make_message("acme", {{"eventType", "e"}, {"payload", json::object()}});
+  const std::string app_id = app["id"], ep_id = ep["id"], msg_id = msg["id"];
+  const TimeMs hour = 3600 * 1000;
+  // Ids sort by time only for ids made in time order (new_id never goes back): this test's
+  // attempts are made in order, later than anything earlier tests made.
+  const TimeMs day_start = 1'735'689'600'000;  // 2025-01-01T00:00:00Z
+  add_attempt(f, app_id, msg_id, ep_id, day_start - 1, DeliveryStatus::kFail);  // before since
+  add_attempt(f, app_id, msg_id, other["id"], day_start + hour, DeliveryStatus::kFail);
+  add_attempt(f, app_id, msg_id, ep_id, day_start + 1 * hour + 5, DeliveryStatus::kSuccess);
+  add_attempt(f, app_id, msg_id, ep_id, day_start + 1 * hour + 9, DeliveryStatus::kFail);
+  add_attempt(f, app_id, msg_id, ep_id, day_start + 3 * hour, DeliveryStatus::kSuccess);
+  add_attempt(f, app_id, msg_id, ep_id, day_start + 3 * hour + 1, DeliveryStatus::kSuccess);
+  f.clock.set(day_start + 4 * hour);
+
+  Reply r = f.get(
+      "/api/v1/app/acme/endpoint/main/stats/timeline?since=2025-01-01T00:30:00Z&until=2025-01-01T"
+      "04:00:00Z&bucket=hour");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.j["bucket"] == "hour");
+  CHECK(r.j["since"] == "2025-01-01T00:00:00.000Z");  // aligned down to the bucket
+  CHECK(r.j["until"] == "2025-01-01T04:00:00.000Z");
+  REQUIRE(r.j["data"].size() == 4);
+  CHECK(r.j["data"][0] == json{{"start", "2025-01-01T00:00:00.000Z"}, {"success", 0}, {"fail", 0}});
+  CHECK(r.j["data"][1] == json{{"start", "2025-01-01T01:00:00.000Z"}, {"success", 1}, {"fail", 1}});
+  CHECK(r.j["data"][2] == json{{"start", "2025-01-01T02:00:00.000Z"}, {"success", 0}, {"fail", 0}});
+  CHECK(r.j["data"][3] == json{{"start", "2025-01-01T03:00:00.000Z"}, {"success", 2}, {"fail", 0}});
+
+  r = f.get(
+      "/api/v1/app/acme/endpoint/main/stats/timeline?since=2024-12-31T00:00:00Z&until=2025-"
+      "01-02T00:00:00Z&bucket=day");
+  REQUIRE(r.j["data"].size() == 2);
+  CHECK(r.j["data"][0]["fail"] == 1);
+  CHECK(r.j["data"][1] == json{{"start", "2025-01-01T00:00:00.000Z"}, {"success", 3}, {"fail", 1}});
+
+  // Defaults: the last 24 hours by the hour.
+  r = f.get("/api/v1/app/acme/endpoint/main/stats/timeline");
+  REQUIRE(r.status == 200);
+  CHECK(r.j["data"].size() == 24);  // until is on the hour: no partial bucket
+
+  const std::string base = "/api/v1/app/acme/endpoint/main/stats/timeline";
+  check_validation(f.get(base + "?bucket=week"), json{"query", "bucket"});
+  check_validation(f.get(base + "?since=2024-01-01T00:00:00Z&bucket=minute"),
+                   json{"query", "bucket"});  // far more than 1000 buckets
+  check_validation(f.get(base + "?since=2025-01-01T05:00:00Z&until=2025-01-01T04:00:00Z"),
+                   json{"query", "since"});
+  check_validation(f.get(base + "?since=yesterday"), json{"query", "since"});
+  check_error(f.get("/api/v1/app/acme/endpoint/nope/stats/timeline"), 404, "not_found");
+}
+
+TEST_CASE("http: endpoint lists carry health on request") {
+  ApiFixture f;
+  f.clock.set(1'748'736'000'000);  // 2025-06-01: after the timeline test's ids (see there)
+  json app = f.make_app("Acme", "acme");
+  json ep = f.make_endpoint("acme", {{"url", "https://example.com/a"}});
+  json idle = f.make_endpoint("acme", {{"url", "https://example.com/idle"}});
+  json msg = f.make_message("acme", {{"eventType", "e"}, {"payload", json::object()}});
+  const TimeMs now = f.clock.now_ms();
+  add_attempt(f, app["id"], msg["id"], ep["id"], now - 25 * 3600 * 1000, DeliveryStatus::kFail);
+  add_attempt(f, app["id"], msg["id"], ep["id"], now - 3000, DeliveryStatus::kSuccess);
+  add_attempt(f, app["id"], msg["id"], ep["id"], now - 2000, DeliveryStatus::kSuccess);
+  add_attempt(f, app["id"], msg["id"], ep["id"], now - 1000, DeliveryStatus::kFail);
+  add_attempt(f, app["id"], msg["id"], ep["id"], now - 500, DeliveryStatus::kSuccess);
+
+  json plain = f.list("/api/v1/app/acme/endpoint");
+  CHECK_FALSE(plain[0].contains("health"));
+  json list = f.list("/api/v1/app/acme/endpoint?with_health=true");
+  REQUIRE(list.size() == 2);
+  const json& h = list[0]["health"];
+  CHECK(h["windowHours"] == 24);
+  CHECK(h["success"] == 3);
+  CHECK(h["fail"] == 1);
+  CHECK(h["successRate"].get<double>() == doctest::Approx(0.75));
+  CHECK(h["lastAttempt"]["status"] == 0);
+  CHECK(h["lastAttempt"]["responseStatusCode"] == 200);
+  CHECK(h["lastAttempt"]["msgId"] == msg["id"]);
+  CHECK(is_rfc3339_utc(h["lastAttempt"]["timestamp"]));
+  CHECK(h["failingSince"].is_null());
+  const json& none = list[1]["health"];
+  CHECK(none["successRate"].is_null());
+  CHECK(none["lastAttempt"].is_null());
+  (void)idle;
+}
+
+TEST_CASE("http: send-example delivers a new message to that endpoint only") {
+  ApiFixture f;
+  f.make_app("Acme", "acme");
+  json target = f.make_endpoint(
+      "acme", {{"url", "https://example.com/t"}, {"uid", "t"}, {"eventTypes", {"only.this"}}});
+  json bystander = f.make_endpoint("acme", {{"url", "https://example.com/all"}});
+  json off = f.make_endpoint("acme", {{"url", "https://example.com/off"}, {"disabled", true}});
+
+  Reply r = f.post("/api/v1/app/acme/endpoint/t/send-example", {{"eventType", "user.created"}});
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  CHECK(r.j["eventType"] == "user.created");
+  CHECK(r.j["payload"]["test"] == true);
+  CHECK(r.j["payload"]["type"] == "user.created");
+  auto ds = f.deliveries(r.j["id"]);
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].endpoint_id == target["id"]);
+  CHECK(ds[0].status == DeliveryStatus::kPending);
+  CHECK(f.get("/api/v1/app/acme/msg/" + r.j["id"].get<std::string>()).status == 200);
+
+  // A payload given is sent as written.
+  r = f.call("POST", "/api/v1/app/acme/endpoint/t/send-example",
+             R"({"eventType":"a.b","payload":{"z":1,"a":1.50}})");
+  REQUIRE(r.status == 202);
+  {
+    const std::string app_id = f.get("/api/v1/app/acme").j["id"];
+    auto conn = f.db.acquire();
+    auto stored = MessageStore(*conn).get(app_id, r.j["id"]);
+    REQUIRE(stored);
+    CHECK(stored->payload == R"({"z":1,"a":1.50})");
+  }
+
+  // An event type with a schema example uses it.
+  REQUIRE(
+      f.post("/api/v1/event-type", {{"name", "invoice.paid"},
+                                    {"description", "paid"},
+                                    {"schemas", {{"1", {{"examples", {{{"invoice", "in_1"}}}}}}}}})
+          .status == 201);
+  r = f.post("/api/v1/app/acme/endpoint/t/send-example", {{"eventType", "invoice.paid"}});
+  REQUIRE(r.status == 202);
+  CHECK(r.j["payload"] == json{{"invoice", "in_1"}});
+
+  check_validation(f.post("/api/v1/app/acme/endpoint/t/send-example", json::object()),
+                   json{"body", "eventType"});
+  check_validation(
+      f.post("/api/v1/app/acme/endpoint/t/send-example", {{"eventType", "a"}, {"payload", 3}}),
+      json{"body", "payload"});
+  check_error(f.post("/api/v1/app/acme/endpoint/" + off["id"].get<std::string>() + "/send-example",
+                     {{"eventType", "a"}}),
+              409, "conflict");
+  check_error(f.post("/api/v1/app/acme/endpoint/nope/send-example", {{"eventType", "a"}}), 404,
+              "not_found");
+  CHECK(f.list("/api/v1/app/acme/msg").size() == 3);
+  (void)bystander;
+}
+
+TEST_CASE("http: attempts show the request headers with sensitive values masked") {
+  ApiFixture f;
+  json app = f.make_app("Acme", "acme");
+  json ep = f.make_endpoint("acme", {{"url", "https://example.com/a"}});
+  json msg = f.make_message("acme", {{"eventType", "e"}, {"payload", json::object()}});
+  const json sent{{"Authorization", "Bearer live-secret-1"}, {"X-Api-Key", "live-secret-2"},
+                  {"X-Session-Token", "live-secret-3"},      {"Cookie", "sid=live-secret-4"},
+                  {"X-Client-Secret", "live-secret-5"},      {"X-Team", "billing"},
+                  {"webhook-signature", "v1,abc="},          {"webhook-id", msg["id"]}};
+  Attempt a = add_attempt(f, app["id"], msg["id"], ep["id"], f.clock.now_ms(),
+                          DeliveryStatus::kSuccess, sent.dump());
+  const std::string msg_path = "/api/v1/app/acme/msg/" + msg["id"].get<std::string>();
+  auto check_headers = [&](const json& headers) {
+    INFO(headers.dump());
+    CHECK(headers["Authorization"] == "********");
+    CHECK(headers["X-Api-Key"] == "********");
+    CHECK(headers["X-Session-Token"] == "********");
+    CHECK(headers["Cookie"] == "********");
+    CHECK(headers["X-Client-Secret"] == "********");
+    CHECK(headers["X-Team"] == "billing");
+    CHECK(headers["webhook-signature"] == "v1,abc=");
+    CHECK(headers["webhook-id"] == msg["id"]);
+  };
+  Reply one = f.get(msg_path + "/attempt/" + a.id);
+  REQUIRE(one.status == 200);
+  check_headers(one.j["requestHeaders"]);
+  CHECK(one.body.find("live-secret") == std::string::npos);
+  Reply list = f.get("/api/v1/app/acme/attempt/msg/" + msg["id"].get<std::string>());
+  REQUIRE(list.j["data"].size() == 1);
+  check_headers(list.j["data"][0]["requestHeaders"]);
+  Reply by_ep = f.get("/api/v1/app/acme/attempt/endpoint/" + ep["id"].get<std::string>());
+  check_headers(by_ep.j["data"][0]["requestHeaders"]);
+  CHECK(by_ep.body.find("live-secret") == std::string::npos);
+  // Without content (the SDK's default), list items stay as Svix shapes them.
+  list =
+      f.get("/api/v1/app/acme/attempt/msg/" + msg["id"].get<std::string>() + "?with_content=false");
+  CHECK_FALSE(list.j["data"][0].contains("requestHeaders"));
+
+  CHECK(is_sensitive_header("PROXY-AUTHORIZATION"));
+  CHECK(is_sensitive_header("x-db-password"));
+  CHECK(is_sensitive_header("ApiKey"));
+  CHECK_FALSE(is_sensitive_header("webhook-signature"));
+  CHECK_FALSE(is_sensitive_header("content-type"));
+  CHECK(masked_headers("not json") == json::object());
+}
+
+TEST_CASE("http: the portal's files are served without a token, with a strict policy") {
+  ApiFixture f(ApiOptions{}, true);
+  Reply index = f.call("GET", "/portal/", "", std::nullopt);
+  REQUIRE(index.status == 200);
+  CHECK(index.content_type == "text/html; charset=utf-8");
+  CHECK(index.body.find("<script type=\"module\" src=\"portal.js\"></script>") !=
+        std::string::npos);
+
+  httplib::Client client("127.0.0.1", f.port());
+  auto res = client.Get("/portal/");
+  REQUIRE(res);
+  CHECK(res->get_header_value("Content-Security-Policy")
+            .find("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                  "connect-src 'self'; frame-ancestors 'none'") == 0);
+  CHECK(res->get_header_value("X-Content-Type-Options") == "nosniff");
+  CHECK(res->get_header_value("Referrer-Policy") == "no-referrer");
+  CHECK(res->get_header_value("Cache-Control") == "no-cache");
+  const std::string etag = res->get_header_value("ETag");
+  CHECK(etag.size() > 2);
+  auto again = client.Get("/portal/", httplib::Headers{{"If-None-Match", etag}});
+  REQUIRE(again);
+  CHECK(again->status == 304);
+  CHECK(again->body.empty());
+
+  // /portal sends the browser to /portal/ (relative, so a path prefix in front still works).
+  auto bare = client.Get("/portal");
+  REQUIRE(bare);
+  CHECK(bare->status == 302);
+  CHECK(bare->get_header_value("Location") == "portal/");
+  CHECK(bare->get_header_value("Content-Security-Policy").find("default-src 'self'") == 0);
+
+  const std::pair<const char*, const char*> files[] = {
+      {"/portal/portal.js", "text/javascript; charset=utf-8"},
+      {"/portal/api.js", "text/javascript; charset=utf-8"},
+      {"/portal/views.js", "text/javascript; charset=utf-8"},
+      {"/portal/portal.css", "text/css; charset=utf-8"},
+      {"/portal/index.html", "text/html; charset=utf-8"}};
+  for (const auto& [path, type] : files) {
+    auto r = client.Get(path);
+    REQUIRE(r);
+    INFO(path);
+    CHECK(r->status == 200);
+    CHECK(r->get_header_value("Content-Type") == type);
+    CHECK(r->get_header_value("X-Content-Type-Options") == "nosniff");
+    CHECK_FALSE(r->body.empty());
+  }
+  // Nothing from elsewhere: the page and its style name no other origin, no script imports one.
+  for (const char* path : {"/portal/index.html", "/portal/portal.css"}) {
+    auto r = client.Get(path);
+    CHECK(r->body.find("://") == std::string::npos);
+    CHECK(r->body.find("@import") == std::string::npos);
+  }
+  for (const char* path : {"/portal/portal.js", "/portal/views.js", "/portal/api.js"}) {
+    auto r = client.Get(path);
+    CHECK(r->body.find("from \"http") == std::string::npos);
+    CHECK(r->body.find("import(\"http") == std::string::npos);
+  }
+  for (const char* path : {"/portal/nope.js", "/portal/..%2Fapi", "/portal/sub/portal.js"}) {
+    auto r = client.Get(path);
+    REQUIRE(r);
+    INFO(path);
+    CHECK(r->status == 404);
+  }
+  // The API behind it still wants a token.
+  check_error(f.call("GET", "/api/v1/app", "", std::nullopt), 401, "authentication_failed");
 }

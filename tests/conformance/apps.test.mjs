@@ -268,7 +268,7 @@ describe("event types", () => {
 });
 
 describe("app portal access and app-scoped tokens", () => {
-  test("appPortalAccess returns {url, token}; the token sees only its app", { todo: "portal access is issue #5" }, async () => {
+  test("appPortalAccess returns {url, token}; the token sees only its app", async () => {
     const mine = await svix.application.create({ name: "portal-mine", uid: uniq("portal") });
     const other = await svix.application.create({ name: "portal-other", uid: uniq("portal") });
     await svix.message.create(mine.id, { eventType: "user.created", payload: { mine: true } });
@@ -304,7 +304,7 @@ describe("app portal access and app-scoped tokens", () => {
     assert.equal(otherMsgs.data.length, 1, "nothing was sent to the other app");
   });
 
-  test("app portal access for an app uid and for an unknown app", { todo: "portal access is issue #5" }, async () => {
+  test("app portal access for an app uid and for an unknown app", async () => {
     const uid = uniq("portal");
     await svix.application.create({ name: "portal-uid", uid });
     const access = await svix.authentication.appPortalAccess(uid, {});
@@ -314,6 +314,32 @@ describe("app portal access and app-scoped tokens", () => {
       404,
       "not_found",
       "portal access for unknown app",
+    );
+  });
+
+  test("appPortalAccess with readOnly: the token reads its app and may change nothing", async () => {
+    const uid = uniq("portal-ro");
+    const app = await svix.application.create({ name: "portal-read-only", uid });
+    await svix.message.create(uid, { eventType: "user.created", payload: { n: 1 } });
+    const access = await svix.authentication.appPortalAccess(uid, { readOnly: true, expiry: 3600 });
+    assert.match(access.url, /\/portal\/#key=/, `portal url carries the token in its fragment: ${access.url}`);
+    const ro = instrumentSvix(new Svix(access.token, { serverUrl: h.url }));
+    assert.equal((await ro.message.list(uid)).data.length, 1, "a read-only token reads its app");
+    assert.equal((await ro.application.get(app.id)).name, "portal-read-only");
+    for (const [what, call] of [
+      ["send a message", () => ro.message.create(uid, { eventType: "x", payload: {} })],
+      ["create an endpoint", () => ro.endpoint.create(uid, { url: "https://example.com/ro" })],
+      ["rename its app", () => ro.application.patch(uid, { name: "renamed" })],
+    ]) {
+      await expectApiError(call(), 403, "forbidden", `read-only token: ${what}`);
+    }
+    assert.equal((await svix.message.list(uid)).data.length, 1, "nothing was sent");
+    assert.equal((await svix.application.get(uid)).name, "portal-read-only", "nothing was renamed");
+    await expectApiError(
+      svix.authentication.appPortalAccess(uid, { expiry: 60 }),
+      422,
+      "validation",
+      "an expiry under one hour",
     );
   });
 });

@@ -1,0 +1,56 @@
+// /api/v1/auth: links to the delivery portal, and what the calling token may see.
+#include "api/errors.h"
+#include "api/json_mapping.h"
+#include "api/server.h"
+#include "api/tokens.h"
+#include "core/time_format.h"
+#include "db/pool.h"
+#include "db/sqlite.h"
+
+namespace herald {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// Svix's bounds for AppPortalAccessIn.expiry, in seconds.
+constexpr int64_t kMinExpirySeconds = 3600;
+constexpr int64_t kMaxExpirySeconds = 7 * 24 * 3600;
+
+}  // namespace
+
+void register_auth_routes(ApiServer& s) {
+  // Svix's AppPortalAccessIn: {expiry?, readOnly?, featureFlags?, sessionId?, application?};
+  // only expiry and readOnly mean anything here. Answers {url, token}.
+  s.route("POST", "/api/v1/auth/app-portal-access/([^/]+)/?", [&s](ApiRequest& r) {
+    require_admin(r.caller);
+    BodyReader body(r.body);
+    auto expiry = body.opt_int("expiry", kMinExpirySeconds, kMaxExpirySeconds);
+    bool read_only = body.opt_bool("readOnly").value_or(false);
+    body.finish();
+    Application app;
+    {
+      auto conn = s.db().acquire();
+      app = load_app(*conn, r.caller, r.param(1));
+    }
+    TimeMs expires_at = s.clock().now_ms() + expiry.value_or(kMaxExpirySeconds) * 1000;
+    NewToken token = create_token(s.db(), s.clock(), app.id,
+                                  read_only ? "portal access (read-only)" : "portal access",
+                                  expires_at, read_only);
+    // The token travels in the fragment, which browsers never send: it stays out of access logs.
+    ApiReply reply{
+        200, json{{"url", s.base_url() + "/portal/#key=" + token.text}, {"token", token.text}}};
+    reply.replayable = false;
+    return reply;
+  });
+
+  // herald's own: what the calling token may see and do.
+  s.route("GET", "/api/v1/auth/whoami/?", [](ApiRequest& r) {
+    return ApiReply{
+        200, json{{"appId", r.caller.app_id ? json(*r.caller.app_id) : json(nullptr)},
+                  {"readOnly", r.caller.read_only},
+                  {"expiresAt", r.caller.expires_at ? json(format_rfc3339(*r.caller.expires_at))
+                                                    : json(nullptr)}}};
+  });
+}
+
+}  // namespace herald
