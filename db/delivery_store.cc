@@ -47,23 +47,12 @@ void DeliveryStore::insert(const Delivery& d) {
       .run();
 }
 
-std::vector<Delivery> DeliveryStore::claim(TimeMs now, int64_t lease_ms, int limit,
-                                           const std::vector<std::string>& skip_endpoints) {
-  static const std::string kClaim =
-      "UPDATE deliveries SET status = 3, due_at = ?, updated_at = ? WHERE id IN "
-      "(SELECT id FROM deliveries WHERE status IN (1, 3) AND due_at <= ?{} ORDER BY due_at "
-      "LIMIT ?) RETURNING id, app_id, msg_id, endpoint_id, status, attempts, due_at, trigger, "
-      "created_at, updated_at";
-  static const std::string kAll = std::string(kClaim).replace(kClaim.find("{}"), 2, "");
-  static const std::string kSkipping = std::string(kClaim).replace(
-      kClaim.find("{}"), 2, " AND endpoint_id NOT IN (SELECT value FROM json_each(?))");
-  auto st = c_.prepare(skip_endpoints.empty() ? kAll : kSkipping);
-  int i = 1;
-  st.bind(i++, now + lease_ms);
-  st.bind(i++, now);
-  st.bind(i++, now);
-  if (!skip_endpoints.empty()) st.bind(i++, to_json_text(skip_endpoints));
-  st.bind(i, limit);
+std::vector<Delivery> DeliveryStore::claim(TimeMs now, int64_t lease_ms, int limit) {
+  auto st = c_.prepare(
+      "UPDATE deliveries SET status = 3, due_at = ?, updated_at = ? WHERE id IN (SELECT id FROM "
+      "deliveries WHERE status IN (1, 3) AND due_at <= ? ORDER BY due_at LIMIT ?) RETURNING id, "
+      "app_id, msg_id, endpoint_id, status, attempts, due_at, trigger, created_at, updated_at");
+  st.bind(1, now + lease_ms).bind(2, now).bind(3, now).bind(4, limit);
   std::vector<Delivery> out;
   while (st.step()) out.push_back(read_delivery(st));
   return out;
@@ -78,17 +67,6 @@ void DeliveryStore::update(const DeliveryUpdate& u, TimeMs now) {
       .bind(4, now)
       .bind(5, u.id)
       .run();
-}
-
-int64_t DeliveryStore::park_due(const std::string& endpoint_id, TimeMs now) {
-  c_.prepare(
-        "UPDATE deliveries SET due_at = NULL, updated_at = ? WHERE endpoint_id = ? AND status = 1 "
-        "AND due_at <= ?")
-      .bind(1, now)
-      .bind(2, endpoint_id)
-      .bind(3, now)
-      .run();
-  return c_.changes();
 }
 
 std::vector<Delivery> DeliveryStore::claim_parked(const std::string& endpoint_id, TimeMs now,

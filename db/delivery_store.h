@@ -40,11 +40,9 @@ class DeliveryStore {
   void insert(const Delivery& d);
 
   // Claims up to `limit` due deliveries (pending and due, or sending with a lapsed lease),
-  // oldest due first, marking them sending with a lease until now + lease_ms. Deliveries to
-  // the endpoints in `skip_endpoints` are left alone.
+  // oldest due first, marking them sending with a lease until now + lease_ms.
   // REQUIRES: called inside a Transaction.
-  std::vector<Delivery> claim(TimeMs now, int64_t lease_ms, int limit,
-                              const std::vector<std::string>& skip_endpoints = {});
+  std::vector<Delivery> claim(TimeMs now, int64_t lease_ms, int limit);
 
   // Applies an attempt's outcome. A pending update without due_at parks the delivery.
   void update(const DeliveryUpdate& u, TimeMs now);
@@ -53,8 +51,6 @@ class DeliveryStore {
   // throttleRate tokens) waits with no due time, out of the due index, until the scheduler
   // claims it for that endpoint. Parked deliveries count as pending everywhere else.
 
-  // Parks every due pending delivery of the endpoint; returns how many.
-  int64_t park_due(const std::string& endpoint_id, TimeMs now);
   // Claims up to `limit` parked deliveries of the endpoint, oldest first, as claim() does.
   // REQUIRES: called inside a Transaction.
   std::vector<Delivery> claim_parked(const std::string& endpoint_id, TimeMs now, int64_t lease_ms,

@@ -50,7 +50,7 @@ class Database {
   std::string path_;
   int max_connections_;
   std::shared_ptr<const SecretBox> box_;
-  std::mutex write_mu_;  // held by every Transaction on this database's connections
+  FairMutex write_mu_;  // held by every Transaction on this database's connections
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Connection>> idle_;  // REQUIRES: mu_ held

@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace herald {
 namespace {
 
@@ -119,6 +122,17 @@ Connection::Connection(const std::string& path) {
 }
 
 Connection::~Connection() {
+  // HERALD_SQL_STATS=1: how much work each cached statement did (for profiling).
+  if (const char* env = std::getenv("HERALD_SQL_STATS"); env != nullptr && env[0] == '1') {
+    for (const auto& [sql, st] : cache_) {
+      const int runs = sqlite3_stmt_status(st.get(), SQLITE_STMTSTATUS_RUN, 0);
+      if (runs == 0) continue;
+      std::fprintf(stderr, "sql runs=%d vm_steps=%d fullscan_steps=%d sorts=%d: %.160s\n", runs,
+                   sqlite3_stmt_status(st.get(), SQLITE_STMTSTATUS_VM_STEP, 0),
+                   sqlite3_stmt_status(st.get(), SQLITE_STMTSTATUS_FULLSCAN_STEP, 0),
+                   sqlite3_stmt_status(st.get(), SQLITE_STMTSTATUS_SORT, 0), sql.c_str());
+    }
+  }
   cache_.clear();  // statements are finalized before the connection closes
 }
 
@@ -154,8 +168,22 @@ void Connection::set_durable(bool durable) {
   exec(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
+void FairMutex::lock() {
+  std::unique_lock lock(mu_);
+  const uint64_t ticket = next_++;
+  cv_.wait(lock, [&] { return serving_ == ticket; });
+}
+
+void FairMutex::unlock() {
+  {
+    std::lock_guard lock(mu_);
+    ++serving_;
+  }
+  cv_.notify_all();
+}
+
 Transaction::Transaction(Connection& c) : conn_(c) {
-  if (std::mutex* m = conn_.write_lock()) lock_ = std::unique_lock(*m);
+  if (FairMutex* m = conn_.write_lock()) lock_ = std::unique_lock(*m);
   conn_.exec("BEGIN IMMEDIATE");
 }
 

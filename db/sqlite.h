@@ -1,5 +1,6 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,20 @@ class DbError : public std::runtime_error {
 
  private:
   int code_;
+};
+
+// A mutex that hands itself out in the order it was asked for (a ticket lock), so that a
+// writer that commits in a loop (the write batcher) cannot starve another (the scheduler).
+class FairMutex {
+ public:
+  void lock();
+  void unlock();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_ = 0;     // REQUIRES: mu_ held; the next ticket to hand out
+  uint64_t serving_ = 0;  // REQUIRES: mu_ held; the ticket that holds the lock
 };
 
 // A prepared statement borrowed from a Connection's cache. Resets itself and clears its
@@ -90,8 +105,8 @@ class Connection {
 
   // The mutex every Transaction on this connection holds, so that writers in one process
   // queue on it instead of polling SQLite's busy lock. Null: none. Must outlive the connection.
-  void set_write_lock(std::mutex* m) { write_lock_ = m; }
-  std::mutex* write_lock() const { return write_lock_; }
+  void set_write_lock(FairMutex* m) { write_lock_ = m; }
+  FairMutex* write_lock() const { return write_lock_; }
 
   // The master key that seals endpoint secrets; null: they are written in plaintext and
   // sealed ones cannot be read.
@@ -108,7 +123,7 @@ class Connection {
   std::unique_ptr<sqlite3, Closer> db_;
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, Finalizer>> cache_;
   std::shared_ptr<const SecretBox> box_;
-  std::mutex* write_lock_ = nullptr;
+  FairMutex* write_lock_ = nullptr;
 };
 
 // BEGIN IMMEDIATE on construction (after taking the connection's write lock, if any);
@@ -123,7 +138,7 @@ class Transaction {
 
  private:
   Connection& conn_;
-  std::unique_lock<std::mutex> lock_;
+  std::unique_lock<FairMutex> lock_;
   bool done_ = false;
 };
 

@@ -225,7 +225,6 @@ int64_t Scheduler::claim_and_send() {
 
     std::map<std::string, std::shared_ptr<const std::string>> bodies;
     std::map<std::string, std::optional<Target>> targets;
-    std::set<std::string> to_park;
     const int64_t ts = now / 1000;
     const std::string ts_text = std::to_string(ts);
     for (auto& d : claimed) {
@@ -257,9 +256,10 @@ int64_t Scheduler::claim_and_send() {
       const Endpoint& ep = target->endpoint;
       int& busy = per_endpoint[d.endpoint_id];
       if (busy >= options_.endpoint_concurrency || !take_token(ep, now)) {
-        // No room at the endpoint: park this one and the rest of its due deliveries.
+        // No room at the endpoint: park it. Its other due deliveries are parked as claims
+        // meet them, each once: never scanned past again.
         deliveries.update({d.id, DeliveryStatus::kPending, d.attempts, std::nullopt}, now);
-        to_park.insert(d.endpoint_id);
+        parked_.insert(d.endpoint_id);
         continue;
       }
       DeliveryJob job;
@@ -281,10 +281,6 @@ int64_t Scheduler::claim_and_send() {
       sent.emplace_back(job.tag, InFlight{d, ep.url, recorded_headers(job.headers), now});
       ++busy;
       jobs.push_back(std::move(job));
-    }
-    for (const auto& ep : to_park) {
-      deliveries.park_due(ep, now);
-      parked_.insert(ep);
     }
     if (!more) next_due = deliveries.next_due();
     tx.commit();

@@ -29,6 +29,7 @@
 #include "db/pool.h"
 #include "db/sqlite.h"
 #include "db/token_store.h"
+#include "db/write_batcher.h"
 
 using namespace herald;
 using namespace std::chrono_literals;
@@ -880,7 +881,9 @@ TEST_CASE("DeliveryStore claim takes due rows under a lease and reclaims lapsed 
   CHECK(deliveries.get(failed.id)->status == DeliveryStatus::kFail);
 }
 
-TEST_CASE("DeliveryStore claim leaves deliveries to skipped endpoints alone") {
+TEST_CASE(
+    "DeliveryStore parking: update without a due time, claim_parked, parked_endpoints, "
+    "queue_state") {
   TestDb t;
   auto c = t.db->acquire();
   AppStore apps(*c);
@@ -891,37 +894,125 @@ TEST_CASE("DeliveryStore claim leaves deliveries to skipped endpoints alone") {
   auto app = make_app(t0, std::nullopt);
   apps.insert(app);
   auto busy = make_endpoint(app.id, t0, std::nullopt);
-  auto busy2 = make_endpoint(app.id, t0, std::nullopt);
   auto open_ep = make_endpoint(app.id, t0, std::nullopt);
-  for (const auto& ep : {busy, busy2, open_ep}) endpoints.insert(ep, "k");
+  for (const auto& ep : {busy, open_ep}) endpoints.insert(ep, "k");
   auto m = make_message(app.id, t0, "a");
   messages.insert(m);
-  auto to_busy = make_delivery(m, busy.id, t0, t0 - 30);
-  auto to_busy2 = make_delivery(m, busy2.id, t0, t0 - 20);
+  std::vector<Delivery> to_busy;
+  for (int i = 0; i < 5; ++i) to_busy.push_back(make_delivery(m, busy.id, t0, t0 - 50 + i));
+  auto busy_later = make_delivery(m, busy.id, t0, t0 + 60000);  // a retry, not yet due
   auto to_free = make_delivery(m, open_ep.id, t0, t0 - 10);
-  for (const auto& d : {to_busy, to_busy2, to_free}) deliveries.insert(d);
+  for (const auto& d : to_busy) deliveries.insert(d);
+  for (const auto& d : {busy_later, to_free}) deliveries.insert(d);
 
-  std::vector<Delivery> claimed;
+  auto q = deliveries.queue_state(t0);
+  CHECK(q.queued == 7);
+  CHECK(q.parked == 0);
+  CHECK(q.oldest_due == std::optional<TimeMs>(t0 - 50));
+
+  // Parking takes a pending row out of the due order.
   {
     Transaction tx(*c);
-    claimed = deliveries.claim(t0, 1000, 10, {busy.id, busy2.id});
+    for (const auto& d : to_busy) {
+      deliveries.update({d.id, DeliveryStatus::kPending, 0, std::nullopt}, t0);
+    }
     tx.commit();
   }
-  CHECK(ids_of(claimed) == std::vector<std::string>{to_free.id});
-  CHECK(deliveries.get(to_busy.id)->status == DeliveryStatus::kPending);
-  CHECK(deliveries.get(to_busy2.id)->status == DeliveryStatus::kPending);
+  CHECK(deliveries.parked_endpoints() == std::vector<std::string>{busy.id});
+  CHECK(deliveries.get(busy_later.id)->next_attempt_at == t0 + 60000);
+  CHECK(deliveries.stats(busy.id).pending == 6);  // parked still reads as pending
+  q = deliveries.queue_state(t0);
+  CHECK(q.queued == 2);
+  CHECK(q.parked == 5);
+  CHECK(q.oldest_due == std::optional<TimeMs>(t0 - 10));
+  CHECK(deliveries.next_due() == std::optional<TimeMs>(t0 - 10));
   {
     Transaction tx(*c);
-    claimed = deliveries.claim(t0, 1000, 10, {busy.id});
+    auto claimed = deliveries.claim(t0, 1000, 10);
     tx.commit();
+    CHECK(ids_of(claimed) == std::vector<std::string>{to_free.id});  // nothing parked
   }
-  CHECK(ids_of(claimed) == std::vector<std::string>{to_busy2.id});
+
+  // Claimed back per endpoint, oldest made first, under a lease.
+  std::vector<Delivery> got;
   {
     Transaction tx(*c);
-    claimed = deliveries.claim(t0, 1000, 10);
+    got = deliveries.claim_parked(busy.id, t0 + 5, 1000, 2);
     tx.commit();
   }
-  CHECK(ids_of(claimed) == std::vector<std::string>{to_busy.id});
+  REQUIRE(got.size() == 2);
+  std::set<std::string> first_two{to_busy[0].id, to_busy[1].id};
+  for (const auto& d : got) {
+    CHECK(first_two.count(d.id) == 1);
+    CHECK(d.status == DeliveryStatus::kSending);
+    CHECK(d.next_attempt_at == t0 + 5 + 1000);
+  }
+  {
+    Transaction tx(*c);
+    CHECK(deliveries.claim_parked(busy.id, t0 + 5, 1000, 10).size() == 3);
+    CHECK(deliveries.claim_parked(busy.id, t0 + 5, 1000, 10).empty());
+    CHECK(deliveries.claim_parked(open_ep.id, t0 + 5, 1000, 10).empty());
+    tx.commit();
+  }
+  CHECK(deliveries.parked_endpoints().empty());
+  CHECK(deliveries.queue_state(t0 + 5).parked == 0);
+
+  // A parked row updated back to pending with a due time is due again.
+  {
+    Transaction tx(*c);
+    deliveries.update({got[0].id, DeliveryStatus::kPending, 1, std::nullopt}, t0 + 6);
+    CHECK(deliveries.parked_endpoints() == std::vector<std::string>{busy.id});
+    deliveries.update({got[0].id, DeliveryStatus::kPending, 1, t0 + 7}, t0 + 6);
+    CHECK(deliveries.parked_endpoints().empty());
+    tx.commit();
+  }
+}
+
+TEST_CASE(
+    "WriteBatcher shares commits between concurrent callers; a failing work undoes only itself") {
+  TestDb t;
+  const TimeMs t0 = wall_now();
+  auto app = make_app(t0, std::nullopt);
+  {
+    auto c = t.db->acquire();
+    AppStore(*c).insert(app);
+  }
+  WriteBatcher batcher(*t.db);
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 40;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      for (int j = 0; j < kPerThread; ++j) {
+        auto m = make_message(app.id, t0, "ok");
+        try {
+          batcher.run([&](Connection& c) {
+            MessageStore(c).insert(m);
+            // Every tenth work writes, then fails: its message must not survive.
+            if (j % 10 == 9) throw std::runtime_error("work " + std::to_string(i));
+          });
+        } catch (const std::runtime_error& e) {
+          CHECK(std::string(e.what()) == "work " + std::to_string(i));
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures.load() == kThreads * kPerThread / 10);
+  auto c = t.db->acquire();
+  CHECK(scalar(*c, "SELECT count(*) FROM messages") == kThreads * kPerThread * 9 / 10);
+  // Group commit: far fewer transactions than works (each work alone would be one).
+  CHECK(batcher.commits() < static_cast<uint64_t>(kThreads * kPerThread));
+  CHECK(batcher.commits() > 0);
+
+  // A constraint error inside a work reaches its caller as a DbError, nothing else changes.
+  auto dup = make_message(app.id, t0, "dup");
+  batcher.run([&](Connection& conn) { MessageStore(conn).insert(dup); });
+  CHECK(throws_constraint(
+      [&] { batcher.run([&](Connection& conn) { MessageStore(conn).insert(dup); }); }));
+  CHECK(scalar(*c, "SELECT count(*) FROM messages WHERE id = '" + dup.id + "'") == 1);
 }
 
 TEST_CASE("DeliveryStore update, next_due, stats and for_message") {
