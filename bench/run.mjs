@@ -3,7 +3,11 @@
 // run (see bench/README.md). Writes bench/RESULTS.md (or --out) and a latency chart beside it.
 //
 //   node bench/run.mjs [--smoke] [--out FILE] [--duration S] [--repeats N] [--endpoints N]
-//                      [--connections N] [--rate N] [--backlog N] [--no-profile]
+//                      [--connections N,N,...] [--rate N] [--backlog N] [--no-profile]
+//
+// Sustained throughput: herald runs against publishers of each --connections count; a run
+// is sustained when herald kept up (less than a second's worth of deliveries pending at its
+// end), and the figure is the best sustained delivery rate.
 //
 // Uses only Node's standard library. Every process it starts listens on 127.0.0.1 only and is
 // stopped before it exits. Exits non-zero when a scenario delivered nothing or failed.
@@ -31,7 +35,7 @@ function parseArgs(argv) {
     duration: 20,
     repeats: 3,
     endpoints: 10,
-    connections: 64,
+    connections: [8, 16, 32, 64],
     rate: 1000,
     backlog: 1_000_000,
     profile: true,
@@ -48,16 +52,19 @@ function parseArgs(argv) {
     else if (a === "--duration") o.duration = Number(next());
     else if (a === "--repeats") o.repeats = Number(next());
     else if (a === "--endpoints") o.endpoints = Number(next());
-    else if (a === "--connections") o.connections = Number(next());
+    else if (a === "--connections") o.connections = next().split(",").map(Number);
     else if (a === "--rate") o.rate = Number(next());
     else if (a === "--backlog") o.backlog = Number(next());
     else throw new Error(`unknown argument ${a}`);
   }
   if (o.smoke) {
-    Object.assign(o, { duration: 2, repeats: 1, connections: 8, rate: 100, backlog: 5000, profile: false });
+    Object.assign(o, { duration: 2, repeats: 1, connections: [8], rate: 100, backlog: 5000, profile: false });
   }
-  for (const k of ["duration", "repeats", "endpoints", "connections", "rate", "backlog"]) {
+  for (const k of ["duration", "repeats", "endpoints", "rate", "backlog"]) {
     if (!Number.isFinite(o[k]) || o[k] <= 0) throw new Error(`--${k} must be a positive number`);
+  }
+  if (!o.connections.length || o.connections.some((c) => !Number.isInteger(c) || c <= 0)) {
+    throw new Error("--connections must be positive integers, comma-separated");
   }
   if (o.endpoints < 2) throw new Error("--endpoints must be at least 2 (one may be a dead one)");
   o.out = o.out ?? path.join(ROOT, o.smoke ? "bench/out/smoke/RESULTS.md" : "bench/RESULTS.md");
@@ -264,9 +271,9 @@ async function publish(h, appId, { seconds, connections, rate = 0, acceptLog = n
 
 // Runs a full-speed publisher for o.duration seconds and measures attempts recorded per second
 // between a warm-up point and the end. `count(m)` picks what counts as a delivery.
-async function measureDeliveries(h, appId, o, count = (m) => m.success + m.httpError + m.networkError) {
+async function measureDeliveries(h, appId, o, connections, count = (m) => m.success + m.httpError + m.networkError) {
   const warmup = Math.min(3, o.duration * 0.25) * 1000;
-  const load = publish(h, appId, { seconds: o.duration, connections: o.connections });
+  const load = publish(h, appId, { seconds: o.duration, connections });
   await sleep(warmup);
   const m0 = await metrics(h);
   let peak = 0;
@@ -284,6 +291,9 @@ async function measureDeliveries(h, appId, o, count = (m) => m.success + m.httpE
     lagAtEnd: m1.lag,
     peakRssMiB: peak,
     window: secs,
+    connections,
+    // Kept up: less than a second's worth of deliveries left waiting at the end.
+    sustained: m1.pending <= (count(m1) - count(m0)) / secs,
     m1,
   };
 }
@@ -310,14 +320,14 @@ wrk.headers["svix-timestamp"] = "1764590000"
 wrk.headers["svix-signature"] = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 `,
   );
-  const { stdout } = await run("wrk", ["-t1", `-c${o.connections}`, `-d${o.duration}s`, "-s", lua, `${nginx.url}/hook`]);
+  const { stdout } = await run("wrk", ["-t1", `-c${Math.max(...o.connections)}`, `-d${o.duration}s`, "-s", lua, `${nginx.url}/hook`]);
   await stop(nginx.proc);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
   if (!m) throw new Error(`wrk printed no rate:\n${stdout}`);
   return Number(m[1]);
 }
 
-async function endToEnd(work, o, { backlog = 0, deadEndpoints = 0, profile = false } = {}) {
+async function endToEnd(work, o, { connections, backlog = 0, deadEndpoints = 0, profile = false }) {
   const dir = path.join(work, `e2e-${backlog}-${deadEndpoints}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
   const nginx = await startNginx(dir);
@@ -344,7 +354,7 @@ async function endToEnd(work, o, { backlog = 0, deadEndpoints = 0, profile = fal
   if (profile) {
     perf = start("perf", ["record", "-F", "499", "-g", "-p", String(h.proc.pid), "-o", path.join(dir, "perf.data"), "--", "sleep", String(Math.max(2, o.duration - 4))], { log: path.join(dir, "perf.log") });
   }
-  const r = await measureDeliveries(h, appId, o, (m) => m.success);
+  const r = await measureDeliveries(h, appId, o, connections, (m) => m.success);
   if (perf) await perf.exited;
   const after = await metrics(h);
   r.failedAttempts = after.httpError + after.networkError;
@@ -369,7 +379,7 @@ async function latency(work, o) {
   for (let i = 0; i < o.endpoints; i++) urls.push(`${nginx.url}/ep${i}`);
   const appId = await setupApp(h, urls);
   const acceptLog = path.join(dir, "accepted.txt");
-  const pub = await publish(h, appId, { seconds: o.duration, connections: Math.min(16, o.connections), rate: o.rate, acceptLog });
+  const pub = await publish(h, appId, { seconds: o.duration, connections: 16, rate: o.rate, acceptLog });
   // Let the last deliveries land and nginx flush its log.
   const deadline = Date.now() + 30000;
   while ((await metrics(h)).pending > 0 && Date.now() < deadline) await sleep(100);
@@ -509,7 +519,7 @@ const verdict = (ok) => (ok ? "met" : "**missed**");
 
 function report(o, m, r, chartName) {
   const ratio = r.e2eMedian / r.ceilingMedian;
-  const backlogRatio = r.backlog.deliveriesPerSec / r.e2eMedian;
+  const backlogRatio = r.backlog.deliveriesPerSec / r.e2eSuccessMedian;
   const healthyBase = r.e2eSuccessMedian * ((o.endpoints - r.dead) / o.endpoints);
   const isolation = r.isolation.deliveriesPerSec / healthyBase;
   const cmd = o.smoke ? "node bench/run.mjs --smoke" : "bench/run.sh";
@@ -533,7 +543,8 @@ function report(o, m, r, chartName) {
   lines.push("");
   lines.push(`- ${o.endpoints} endpoints on one app, every message fanned out to all of them; payload about 256 bytes.`);
   lines.push(`- Throughput windows of ${o.duration} s (the first ${Math.min(3, o.duration * 0.25)} s are warm-up and not counted), ${o.repeats} repeat(s), interleaved ceiling / herald; medians quoted.`);
-  lines.push(`- Publisher: ${o.connections} keep-alive connections at full speed; wrk: 1 thread, ${o.connections} connections, the same body and signature headers herald sends.`);
+  lines.push(`- Publisher: herald_loadgen at full speed over ${o.connections.join(", ")} keep-alive connections (one run each per repeat); a run is *sustained* when herald kept up (less than a second's worth of deliveries pending at its end), and a repeat's figure is its best sustained run. The backlog and dead-endpoint scenarios use ${r.connections} connections, the size most often best, and compare with the empty-queue run of that size.`);
+  lines.push(`- wrk: 1 thread, ${Math.max(...o.connections)} connections, the same body and signature headers herald sends.`);
   lines.push(`- herald with its defaults (SQLite WAL, \`synchronous=FULL\` for accepted messages, 512 in flight, 32 per endpoint, 15 s request timeout).`);
   lines.push("");
   lines.push("## Figures against the targets");
@@ -541,14 +552,20 @@ function report(o, m, r, chartName) {
   lines.push("| measure | result | target | |");
   lines.push("|---|---|---|---|");
   lines.push(`| wrk ceiling (POST to nginx) | ${f0(r.ceilingMedian)} req/s (runs: ${r.ceilings.map(f0).join(", ")}) | | |`);
-  lines.push(`| herald end to end: accepted, signed, delivered, attempt recorded | ${f0(r.e2eMedian)} deliveries/s (runs: ${r.e2es.map((x) => f0(x.deliveriesPerSec)).join(", ")}); messages accepted ${f0(median(r.e2es.map((x) => x.acceptedPerSec)))}/s | | |`);
+  lines.push(`| herald end to end, sustained: accepted, signed, delivered, attempt recorded | ${f0(r.e2eMedian)} deliveries/s (repeats: ${r.e2es.map((x) => `${f0(x.deliveriesPerSec)} at ${x.connections} conn.`).join(", ")}) | | |`);
   lines.push(`| ratio to the ceiling | ${f2(ratio)} | ≥ 0.30 | ${verdict(ratio >= 0.3)} |`);
   lines.push(`| accept → receive at ${f0(o.rate)} messages/s (${f0(o.rate * o.endpoints)} deliveries/s) | p50 ${f1(r.latency.p50)} ms, p99 ${f1(r.latency.p99)} ms, max ${f1(r.latency.max)} ms (${f0(r.latency.deliveries)} of ${f0(r.latency.expected)} deliveries seen) | p99 ≤ 20 ms | ${verdict(r.latency.p99 <= 20)} |`);
-  lines.push(`| throughput with a ${f0(o.backlog)}-delivery backlog | ${f0(r.backlog.deliveriesPerSec)} deliveries/s (seeded in ${f1(r.backlog.seeded?.seconds)} s) | ≥ 0.8 × empty | ${f2(backlogRatio)}: ${verdict(backlogRatio >= 0.8)} |`);
+  lines.push(`| throughput with a ${f0(o.backlog)}-delivery backlog (due at once) | ${f0(r.backlog.deliveriesPerSec)} deliveries/s vs ${f0(r.e2eSuccessMedian)} with an empty queue (seeded in ${f1(r.backlog.seeded?.seconds)} s) | ≥ 0.8 × empty | ${f2(backlogRatio)}: ${verdict(backlogRatio >= 0.8)} |`);
   lines.push(`| healthy endpoints with ${r.dead} of ${o.endpoints} never answering | ${f0(r.isolation.deliveriesPerSec)} successful deliveries/s vs ${f0(healthyBase)} to the same endpoints with none failing | ≥ 0.9 | ${f2(isolation)}: ${verdict(isolation >= 0.9)} |`);
   lines.push(`| peak memory (RSS) | empty queue ${f0(median(r.e2es.map((x) => x.peakRssMiB)))} MiB; ${f0(o.backlog)} backlog ${f0(r.backlog.peakRssMiB)} MiB; dead endpoints ${f0(r.isolation.peakRssMiB)} MiB | bounded | |`);
   lines.push("");
-  lines.push(`At the end of each window: pending deliveries ${r.e2es.map((x) => f0(x.pendingAtEnd)).join(", ")} (empty-queue runs), ${f0(r.backlog.pendingAtEnd)} (backlog run), queue lag ${r.e2es.map((x) => f1(x.lagAtEnd)).join(", ")} s.`);
+  lines.push("Every empty-queue run (deliveries/s recorded; messages/s accepted; deliveries pending at the end):");
+  lines.push("");
+  lines.push(`| repeat | ${o.connections.map((c) => `${c} connections`).join(" | ")} |`);
+  lines.push(`|---|${o.connections.map(() => "---").join("|")}|`);
+  r.sweeps.forEach((sw, i) => lines.push(`| ${i + 1} | ${sw.map((e) => `${f0(e.deliveriesPerSec)}; ${f0(e.acceptedPerSec)}; ${f0(e.pendingAtEnd)}${e.sustained ? "" : " (behind)"}`).join(" | ")} |`));
+  lines.push("");
+  lines.push(`The backlog run ended with ${f0(r.backlog.pendingAtEnd)} deliveries pending.`);
   lines.push("");
   lines.push("## Latency");
   lines.push("");
@@ -593,23 +610,38 @@ async function main() {
   const log = (s) => console.log(`bench: ${s}`);
   const m = machine();
   log(`${m.cpu}, ${m.cores} cores; work dir ${work}`);
-  const r = { ceilings: [], e2es: [], dead: Math.max(1, Math.round(o.endpoints / 10)) };
+  const r = { ceilings: [], e2es: [], sweeps: [], dead: Math.max(1, Math.round(o.endpoints / 10)) };
+  // Each repeat: the ceiling, then herald against publishers of each size; the repeat's figure
+  // is its best sustained run (or its best run, if none kept up).
   for (let i = 0; i < o.repeats; i++) {
     r.ceilings.push(await ceiling(work, o));
     log(`ceiling run ${i + 1}: ${f0(r.ceilings.at(-1))} req/s`);
-    const e = await endToEnd(work, o, { profile: o.profile && i === o.repeats - 1 && hasPerf() });
-    r.e2es.push(e);
-    if (e.profile) r.profile = e.profile;
-    log(`end-to-end run ${i + 1}: ${f0(e.deliveriesPerSec)} deliveries/s, ${f0(e.acceptedPerSec)} messages/s accepted`);
+    const sweep = [];
+    for (const c of o.connections) {
+      const e = await endToEnd(work, o, { connections: c });
+      sweep.push(e);
+      log(`end-to-end run ${i + 1}, ${c} connections: ${f0(e.deliveriesPerSec)} deliveries/s, ${f0(e.acceptedPerSec)} messages/s accepted, ${f0(e.pendingAtEnd)} pending at the end${e.sustained ? "" : " (not kept up)"}`);
+    }
+    r.sweeps.push(sweep);
+    const kept = sweep.filter((e) => e.sustained);
+    const pool = kept.length ? kept : sweep;
+    r.e2es.push(pool.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a)));
   }
   r.ceilingMedian = median(r.ceilings);
   r.e2eMedian = median(r.e2es.map((x) => x.deliveriesPerSec));
-  r.e2eSuccessMedian = r.e2eMedian;
+  // The publisher size most often best: the other scenarios use it.
+  const counts = new Map();
+  for (const e of r.e2es) counts.set(e.connections, (counts.get(e.connections) || 0) + 1);
+  r.connections = [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  r.e2eSuccessMedian = median(r.sweeps.map((sw) => sw.find((e) => e.connections === r.connections).deliveriesPerSec));
+  if (o.profile && hasPerf()) {
+    r.profile = (await endToEnd(work, o, { connections: r.connections, profile: true })).profile;
+  }
   r.latency = await latency(work, o);
   log(`latency at ${o.rate}/s: p50 ${f1(r.latency.p50)} ms, p99 ${f1(r.latency.p99)} ms, max ${f1(r.latency.max)} ms`);
-  r.backlog = await endToEnd(work, o, { backlog: o.backlog });
+  r.backlog = await endToEnd(work, o, { connections: r.connections, backlog: o.backlog });
   log(`with a ${f0(o.backlog)} backlog: ${f0(r.backlog.deliveriesPerSec)} deliveries/s`);
-  r.isolation = await endToEnd(work, o, { deadEndpoints: r.dead });
+  r.isolation = await endToEnd(work, o, { connections: r.connections, deadEndpoints: r.dead });
   log(`with ${r.dead} dead endpoint(s): ${f0(r.isolation.deliveriesPerSec)} successful deliveries/s`);
 
   fs.mkdirSync(path.dirname(o.out), { recursive: true });

@@ -22,12 +22,13 @@ WriteBatcher::~WriteBatcher() {
 }
 
 void WriteBatcher::run(const std::function<void(Connection&)>& work) {
-  Job job{&work, nullptr, false};
+  Job job;
+  job.work = &work;
   {
     std::unique_lock lock(mu_);
     queue_.push_back(&job);
     cv_.notify_one();
-    done_cv_.wait(lock, [&] { return job.done; });
+    job.done_cv.wait(lock, [&] { return job.done; });
   }
   if (job.error) std::rethrow_exception(job.error);
 }
@@ -69,15 +70,13 @@ void WriteBatcher::loop() {
     } catch (...) {
       commit_error = std::current_exception();
     }
-    {
-      std::lock_guard lock(mu_);
-      if (committed) ++commits_;
-      for (Job* job : batch) {
-        if (!committed) job->error = commit_error;
-        job->done = true;
-      }
+    std::lock_guard lock(mu_);
+    if (committed) ++commits_;
+    for (Job* job : batch) {
+      if (!committed) job->error = commit_error;
+      job->done = true;
+      job->done_cv.notify_one();  // under mu_: the job lives until its caller sees done
     }
-    done_cv_.notify_all();
   }
 }
 

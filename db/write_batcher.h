@@ -39,18 +39,18 @@ class WriteBatcher {
   struct Job {
     const std::function<void(Connection&)>* work;
     std::exception_ptr error;
-    bool done = false;
+    bool done = false;                // REQUIRES: mu_ held
+    std::condition_variable done_cv;  // wakes this job's caller alone
   };
   void loop();
 
   std::unique_ptr<Connection> conn_;
   const size_t max_batch_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // wakes the writer
-  std::condition_variable done_cv_;  // wakes callers
-  std::vector<Job*> queue_;          // REQUIRES: mu_ held
-  bool stopping_ = false;            // REQUIRES: mu_ held
-  uint64_t commits_ = 0;             // REQUIRES: mu_ held
+  std::condition_variable cv_;  // wakes the writer
+  std::vector<Job*> queue_;     // REQUIRES: mu_ held
+  bool stopping_ = false;       // REQUIRES: mu_ held
+  uint64_t commits_ = 0;        // REQUIRES: mu_ held
   std::thread thread_;
 };
 
