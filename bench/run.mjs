@@ -188,13 +188,14 @@ http {
 async function startHerald(dir, extraEnv = {}) {
   const port = await freePort();
   const dbPath = path.join(dir, "herald.db");
-  const env = {
-    ...process.env,
+  // herald's defaults: none of the caller's HERALD_* settings leak in.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HERALD_")));
+  Object.assign(env, {
     HERALD_ADMIN_TOKEN: TOKEN,
     HERALD_ALLOW_PRIVATE_CIDRS: "127.0.0.0/8",
     HERALD_MASTER_KEY_FILE: path.join(dir, "herald.key"),
     ...extraEnv,
-  };
+  });
   const proc = start(HERALD, ["serve", "--listen", `127.0.0.1:${port}`, "--db", dbPath], {
     env,
     log: path.join(dir, "herald.log"),
@@ -445,7 +446,7 @@ function summarizeProfile(data) {
 function latencyChart(samples, file) {
   // Per-second p50 and p99 over the run, as an SVG line chart.
   if (!samples.length) return false;
-  const t0 = Math.min(...samples.map((s) => s[0]));
+  const t0 = samples.reduce((m, s) => Math.min(m, s[0]), Infinity);
   const buckets = new Map();
   for (const [t, l] of samples) {
     const k = Math.floor((t - t0) / 1000);
@@ -459,7 +460,7 @@ function latencyChart(samples, file) {
   });
   const W = 760, H = 320, L = 56, R = 120, T = 20, B = 40;
   const xMax = Math.max(1, secs[secs.length - 1]);
-  const yMax = Math.max(20, ...rows.map((r) => r.p99)) * 1.1;
+  const yMax = rows.reduce((m, r) => Math.max(m, r.p99), 20) * 1.1;
   const x = (k) => L + (k / xMax) * (W - L - R);
   const y = (v) => T + (1 - v / yMax) * (H - T - B);
   const line = (key) => rows.map((r, i) => `${i ? "L" : "M"}${x(r.k).toFixed(1)},${y(r[key]).toFixed(1)}`).join(" ");
@@ -505,7 +506,7 @@ function machine() {
     kernel: os.release(),
     herald: version(HERALD, ["version"]),
     nginx: version("nginx", ["-v"], /nginx\/[\d.]+/),
-    wrk: version("wrk", ["-v"], /wrk [\d.]+\S*/),
+    wrk: version("wrk", ["-v"], /wrk \S+/),
     sqlite: version("sqlite3", ["--version"], /^[\d.]+/),
     curl: version("curl", ["--version"], /libcurl\/[\d.]+/),
     node: process.version,

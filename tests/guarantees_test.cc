@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -624,6 +625,84 @@ TEST_CASE("an endpoint with no token left is parked, not claimed again and again
   // The next token sends the next one, taken from the parked backlog.
   REQUIRE(wait_until([&] { return f.rx.count("/one-per-second") == 2; }));
   CHECK(f.count("SELECT count(*) FROM deliveries WHERE status = 1 AND due_at IS NULL") == 198);
+}
+
+// Deliveries over an endpoint's concurrency cap are parked, not churned: each is sent exactly
+// once as room frees up, and an endpoint at its cap does not hold back another.
+TEST_CASE("deliveries over an endpoint's cap are parked and each is sent exactly once") {
+  Fixture f;
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  std::atomic<int> inside{0};
+  std::atomic<int> most_inside{0};
+  f.rx.on("/slow", [&](int, const httplib::Request&, httplib::Response& res) {
+    const int now_inside = ++inside;
+    int seen = most_inside.load();
+    while (now_inside > seen && !most_inside.compare_exchange_weak(seen, now_inside)) {
+    }
+    std::unique_lock lock(gate_mu);
+    gate_cv.wait_for(lock, 5s, [&] { return open; });
+    --inside;
+    res.status = 200;
+  });
+  f.rx.start();
+  auto slow = f.add_endpoint(f.rx.url("/slow"));
+  auto fast = f.add_endpoint(f.rx.url("/fast"));
+  constexpr int kMessages = 30;
+  std::vector<Delivery> to_slow;
+  for (int i = 0; i < kMessages; ++i) {
+    auto m = f.add_message(R"({"i":)" + std::to_string(i) + "}");
+    to_slow.push_back(f.add_delivery(m, slow));
+    f.add_delivery(m, fast);
+  }
+  auto opts = Fixture::options();
+  opts.endpoint_concurrency = 4;
+  opts.claim_batch = 8;
+  Scheduler sched(f.db, f.clock, opts);
+  sched.wake();
+  // The fast endpoint gets everything while the slow one holds its 4 slots.
+  REQUIRE(wait_until([&] { return f.rx.count("/fast") == kMessages; }));
+  REQUIRE(wait_until([&] { return inside.load() == 4; }));
+  // The rest of the slow endpoint's deliveries wait parked: pending, no due time.
+  REQUIRE(wait_until([&] {
+    return f.count("SELECT count(*) FROM deliveries WHERE endpoint_id = '" + slow.id +
+                   "' AND status = 1 AND due_at IS NULL") == kMessages - 4;
+  }));
+  CHECK(f.rx.count("/slow") == 4);
+  {
+    std::lock_guard lock(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  for (const auto& d : to_slow) CHECK(f.wait_status(d, DeliveryStatus::kSuccess));
+  CHECK(f.rx.count("/slow") == kMessages);  // each exactly once
+  CHECK(most_inside.load() <= 4);           // the cap held throughout
+  CHECK(f.count("SELECT count(*) FROM attempts WHERE endpoint_id = '" + slow.id + "'") ==
+        kMessages);
+}
+
+TEST_CASE("parked deliveries left by an earlier process are sent after a restart") {
+  Fixture f;
+  f.rx.start();
+  auto ep = f.add_endpoint(f.rx.url("/after-restart"));
+  std::vector<Delivery> parked;
+  for (int i = 0; i < 5; ++i) {
+    auto m = f.add_message(R"({"i":)" + std::to_string(i) + "}");
+    parked.push_back(f.add_delivery(m, ep));
+  }
+  {
+    // As a scheduler that stopped with these parked would have left them.
+    auto c = f.db.acquire();
+    Transaction tx(*c);
+    for (const auto& d : parked) {
+      DeliveryStore(*c).update({d.id, DeliveryStatus::kPending, 0, std::nullopt}, wall_now());
+    }
+    tx.commit();
+  }
+  Scheduler sched(f.db, f.clock, Fixture::options());
+  for (const auto& d : parked) CHECK(f.wait_status(d, DeliveryStatus::kSuccess));
+  CHECK(f.rx.count("/after-restart") == 5);
 }
 
 // ---------------------------------------------------------------------------------------------
