@@ -150,8 +150,11 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
   http_->set_tcp_nodelay(true);      // small JSON replies must not wait on Nagle
   // cpp-httplib listens with a backlog of 5: bursts of new connections beyond it stall a
   // second in SYN retries. Remember the socket so bind() can listen again with a real one.
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which would let a second
+  // herald bind the same port and silently take half the traffic.
   http_->set_socket_options([this](socket_t sock) {
-    httplib::default_socket_options(sock);
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     listen_socket_ = sock;
   });
   http_->set_error_handler(

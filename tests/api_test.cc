@@ -2258,3 +2258,14 @@ TEST_CASE("http: the portal's files are served without a token, with a strict po
   // The API behind it still wants a token.
   check_error(f.call("GET", "/api/v1/app", "", std::nullopt), 401, "authentication_failed");
 }
+
+TEST_CASE("a second server cannot bind the port a running one listens on") {
+  ApiFixture f;
+  TempDir other_dir;
+  ManualClock clock(kStart);
+  Database other_db(other_dir.file("other.db"), 2);
+  ApiServer second(other_db, clock, nullptr, ApiOptions{});
+  // Without SO_REUSEPORT the kernel refuses: two heralds never share one port's traffic.
+  CHECK(second.bind("127.0.0.1", f.port()) == -1);
+  CHECK(f.call("GET", "/api/v1/health").status == 204);
+}
