@@ -117,8 +117,7 @@ Connection::Connection(const std::string& path) {
       "PRAGMA synchronous=FULL;"
       "PRAGMA foreign_keys=ON;"
       "PRAGMA temp_store=MEMORY;"
-      "PRAGMA cache_size=-32768;"
-      "PRAGMA mmap_size=268435456;");
+      "PRAGMA cache_size=-32768;");
 }
 
 Connection::~Connection() {

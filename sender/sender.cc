@@ -214,6 +214,7 @@ struct Sender::Impl {
   void loop_iteration(bool& done);
   void start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>& results);
   std::unique_ptr<Transfer> acquire_transfer();
+  void set_constant_options(Transfer& t);
   void release_transfer(std::unique_ptr<Transfer> transfer);
   void collect_completed(std::vector<DeliveryResult>& results);
   void abort_all(std::vector<DeliveryResult>& results, const char* error);
@@ -329,12 +330,39 @@ std::unique_ptr<Transfer> Sender::Impl::acquire_transfer() {
   auto transfer = std::make_unique<Transfer>();
   transfer->easy.reset(curl_easy_init());
   if (!transfer->easy) throw std::bad_alloc();
+  set_constant_options(*transfer);
   return transfer;
 }
 
+void Sender::Impl::set_constant_options(Transfer& t) {
+  // What every job shares is set once per handle: a pooled handle keeps its options (and its
+  // pointers into `t`, which lives as long as the handle), so a job sets only its own.
+  CURL* easy = t.easy.get();
+  set_str(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  set_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  set_long(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  set_str(easy, CURLOPT_PROXY, "");  // not even from http_proxy & co: connect to the URL's host
+  set_long(easy, CURLOPT_POST, 1L);
+  set_str(easy, CURLOPT_USERAGENT, kUserAgent);
+  set_long(easy, CURLOPT_NOSIGNAL, 1L);
+  set_long(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  set_ptr(easy, CURLOPT_ERRORBUFFER, t.error);
+  set_callback(easy, CURLOPT_WRITEFUNCTION, &on_write);
+  set_ptr(easy, CURLOPT_WRITEDATA, &t);
+  set_callback(easy, CURLOPT_HEADERFUNCTION, &on_header);
+  set_ptr(easy, CURLOPT_HEADERDATA, &t);
+  if (options_.address_policy != nullptr) {
+    set_opensocket(easy, &on_open_socket);
+    set_ptr(easy, CURLOPT_OPENSOCKETDATA, &t);
+  }
+}
+
 void Sender::Impl::release_transfer(std::unique_ptr<Transfer> transfer) {
-  // Not in the multi any more: reset first so no option points at what we free next.
-  curl_easy_reset(transfer->easy.get());
+  // Not in the multi any more. The job's own options point at what is freed next: clear them.
+  CURL* easy = transfer->easy.get();
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, nullptr);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
   transfer->headers.reset();
   transfer->body.reset();
   transfer->result = DeliveryResult{};
@@ -354,7 +382,7 @@ void Sender::Impl::start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>
     t.max_response_bytes = options_.max_response_bytes;
     t.body = job.body;
     t.error[0] = '\0';
-    t.address_policy = options_.address_policy.get();
+    t.address_policy = options_.address_policy.get();  // its callback is set per handle
     t.refused = t.opened = false;
     t.refuse_reason.clear();
 
@@ -377,28 +405,11 @@ void Sender::Impl::start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>
 
     const std::string& body = t.body ? *t.body : kEmptyBody;
     set_str(easy, CURLOPT_URL, job.url.c_str());
-    set_str(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    set_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    set_long(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    set_str(easy, CURLOPT_PROXY, "");  // not even from http_proxy & co: connect to the URL's host
-    set_long(easy, CURLOPT_POST, 1L);
     set_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     set_str(easy, CURLOPT_POSTFIELDS, body.data());  // not copied; t.body keeps it alive
     set_ptr(easy, CURLOPT_HTTPHEADER, t.headers.get());
-    set_str(easy, CURLOPT_USERAGENT, kUserAgent);
     set_long(easy, CURLOPT_TIMEOUT_MS, clamp_to_long(job.timeout_ms));
     set_long(easy, CURLOPT_CONNECTTIMEOUT_MS, clamp_to_long(job.connect_timeout_ms));
-    set_long(easy, CURLOPT_NOSIGNAL, 1L);
-    set_long(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    set_ptr(easy, CURLOPT_ERRORBUFFER, t.error);
-    set_callback(easy, CURLOPT_WRITEFUNCTION, &on_write);
-    set_ptr(easy, CURLOPT_WRITEDATA, &t);
-    set_callback(easy, CURLOPT_HEADERFUNCTION, &on_header);
-    set_ptr(easy, CURLOPT_HEADERDATA, &t);
-    if (t.address_policy != nullptr) {
-      set_opensocket(easy, &on_open_socket);
-      set_ptr(easy, CURLOPT_OPENSOCKETDATA, &t);
-    }
 
     t.started = SteadyClock::now();
     auto it = active_.emplace(easy, std::move(transfer)).first;
