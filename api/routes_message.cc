@@ -14,6 +14,7 @@
 #include "db/pool.h"
 #include "db/sqlite.h"
 #include "db/write_batcher.h"
+#include "scheduler/scheduler.h"
 
 #include <httplib.h>
 
@@ -164,24 +165,53 @@ void register_message_routes(ApiServer& s) {
     const bool with_content = r.query_bool("with_content", true);
     TimeMs now = s.clock().now_ms();
     // Group commit: this message and its deliveries share a transaction with other requests'
-    // messages; the 202 goes out only once that transaction is durable.
-    s.writer().run([&](Connection& c) {
-      Application app = app_for_message(c, r, now);
-      MessageStore messages(c);
-      if (m.event_id && messages.get(app.id, *m.event_id)) {
-        throw conflict("a message with eventId '" + *m.event_id + "' exists");
-      }
-      m.id = new_id(kMessagePrefix, now);
-      m.app_id = app.id;
-      m.timestamp = now;
-      messages.insert(m);
-      DeliveryStore deliveries(c);
-      for (const auto& ep : EndpointStore(c).enabled_for_app(app.id)) {
-        if (!endpoint_accepts(ep, m.event_type, m.channels)) continue;
-        deliveries.insert(new_delivery(app.id, m.id, ep.id, TriggerType::kScheduled, now));
-      }
-    });
+    // messages; the 202 goes out only once that transaction is durable. Deliveries the
+    // scheduler has room for are written claimed and handed to it directly after the commit.
+    Scheduler* sched = s.scheduler();
+    std::vector<Delivery> fresh;
+    int reserved = 0;
+    try {
+      s.writer().run([&](Connection& c) {
+        fresh.clear();
+        Application app = app_for_message(c, r, now);
+        MessageStore messages(c);
+        if (m.event_id && messages.get(app.id, *m.event_id)) {
+          throw conflict("a message with eventId '" + *m.event_id + "' exists");
+        }
+        m.id = new_id(kMessagePrefix, now);
+        m.app_id = app.id;
+        m.timestamp = now;
+        messages.insert(m);
+        std::vector<Delivery> ds;
+        for (const auto& ep : *s.enabled_endpoints(c, app.id)) {
+          if (!endpoint_accepts(ep, m.event_type, m.channels)) continue;
+          ds.push_back(new_delivery(app.id, m.id, ep.id, TriggerType::kScheduled, now));
+        }
+        if (sched != nullptr && reserved == 0) {
+          reserved = sched->reserve_fresh(static_cast<int>(ds.size()));
+        }
+        DeliveryStore deliveries(c);
+        for (size_t i = 0; i < ds.size(); ++i) {
+          if (static_cast<int>(i) < reserved) {
+            ds[i].status = DeliveryStatus::kSending;
+            ds[i].next_attempt_at = now + sched->lease_ms();
+          }
+          deliveries.insert(ds[i]);
+        }
+        ds.resize(std::min(ds.size(), static_cast<size_t>(reserved)));
+        fresh = std::move(ds);
+      });
+    } catch (...) {
+      if (reserved > 0) sched->release_fresh(reserved);
+      throw;
+    }
     s.count_accepted();
+    if (sched != nullptr && reserved > static_cast<int>(fresh.size())) {
+      sched->release_fresh(reserved - static_cast<int>(fresh.size()));
+    }
+    if (!fresh.empty()) {
+      sched->dispatch_fresh(std::move(fresh), std::make_shared<const std::string>(m.payload));
+    }
     s.wake_scheduler();
     return ApiReply{202, to_json(m, with_content)};
   });

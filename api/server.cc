@@ -12,6 +12,7 @@
 #include "core/time_format.h"
 #include "db/app_store.h"
 #include "db/delivery_store.h"
+#include "db/endpoint_store.h"
 #include "db/idempotency_store.h"
 #include "db/pool.h"
 #include "db/sqlite.h"
@@ -225,6 +226,25 @@ void ApiServer::stop() {
 
 void ApiServer::wake_scheduler() {
   if (scheduler_ != nullptr) scheduler_->wake();
+}
+
+std::shared_ptr<const std::vector<Endpoint>> ApiServer::enabled_endpoints(
+    Connection& c, const std::string& app_id) {
+  constexpr size_t kMaxCachedApps = 10000;
+  const uint64_t gen = EndpointStore::generation();
+  {
+    std::lock_guard lock(fanout_.mu);
+    if (fanout_.generation != gen || fanout_.by_app.size() > kMaxCachedApps) {
+      fanout_.by_app.clear();
+      fanout_.generation = gen;
+    }
+    if (auto it = fanout_.by_app.find(app_id); it != fanout_.by_app.end()) return it->second;
+  }
+  auto list =
+      std::make_shared<const std::vector<Endpoint>>(EndpointStore(c).enabled_for_app(app_id));
+  std::lock_guard lock(fanout_.mu);
+  if (fanout_.generation == gen) fanout_.by_app[app_id] = list;  // else stale already
+  return list;
 }
 
 void ApiServer::count_accepted() {

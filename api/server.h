@@ -2,9 +2,12 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/types.h"
@@ -96,8 +99,14 @@ class ApiServer {
   const ApiOptions& options() const { return options_; }
   // Tells the scheduler new deliveries are due.
   void wake_scheduler();
+  // The scheduler, or null (tests without one).
+  Scheduler* scheduler() { return scheduler_; }
   // Counts an accepted message for /metrics.
   void count_accepted();
+  // The enabled endpoints of an application, oldest first, read through `c` and cached until
+  // any endpoint is written (EndpointStore::generation()). Thread-safe.
+  std::shared_ptr<const std::vector<Endpoint>> enabled_endpoints(Connection& c,
+                                                                 const std::string& app_id);
   // The base URL for links: options().public_url or the bound address.
   std::string base_url() const;
 
@@ -110,6 +119,13 @@ class ApiServer {
   Scheduler* scheduler_;
   ApiOptions options_;
   std::unique_ptr<WriteBatcher> writer_;
+  struct FanoutCache {
+    std::mutex mu;
+    uint64_t generation = 0;  // REQUIRES: mu held
+    std::unordered_map<std::string, std::shared_ptr<const std::vector<Endpoint>>>
+        by_app;  // REQUIRES: mu held
+  };
+  FanoutCache fanout_;
   std::unique_ptr<httplib::Server> http_;
   std::string bound_url_;
   int listen_socket_ = -1;  // the listening socket, once bound

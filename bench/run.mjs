@@ -261,6 +261,26 @@ function memory(pid) {
   }
 }
 
+// CPU time (seconds) used so far by each thread of `pid`, summed by thread name.
+function cpuByThread(pid) {
+  const out = {};
+  let tasks = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    try {
+      const comm = fs.readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").trim();
+      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[comm] = (out[comm] || 0) + (Number(f[11]) + Number(f[12])) / 100; // utime + stime, USER_HZ
+    } catch {}
+  }
+  return out;
+}
+
 // Publishes at full speed (rate 0) or a fixed rate for `seconds`; resolves with loadgen's JSON.
 async function publish(h, appId, { seconds, connections, rate = 0, acceptLog = null }) {
   const args = ["publish", "--url", h.base, "--token", TOKEN, "--app", appId, "--duration", String(seconds),
@@ -272,19 +292,30 @@ async function publish(h, appId, { seconds, connections, rate = 0, acceptLog = n
 
 // Runs a full-speed publisher for o.duration seconds and measures attempts recorded per second
 // between a warm-up point and the end. `count(m)` picks what counts as a delivery.
-async function measureDeliveries(h, appId, o, connections, count = (m) => m.success + m.httpError + m.networkError) {
+async function measureDeliveries(h, appId, o, connections, count = (m) => m.success + m.httpError + m.networkError, nginxPid = null) {
   const warmup = Math.min(3, o.duration * 0.25) * 1000;
   const load = publish(h, appId, { seconds: o.duration, connections });
   await sleep(warmup);
   const m0 = await metrics(h);
+  const cpu0 = { herald: cpuByThread(h.proc.pid), nginx: nginxPid ? cpuByThread(nginxPid) : {} };
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, memory(h.proc.pid).peakMiB)), 500);
   const pub = await load;
   const m1 = await metrics(h);
+  const cpu1 = { herald: cpuByThread(h.proc.pid), nginx: nginxPid ? cpuByThread(nginxPid) : {} };
   clearInterval(sampler);
   peak = Math.max(peak, memory(h.proc.pid).peakMiB);
   const secs = (m1.at - m0.at) / 1000;
+  // Cores used over the window, per herald thread (the HTTP workers are all "herald") and nginx.
+  const cores = {};
+  for (const [who, names] of Object.entries(cpu1)) {
+    for (const [name, t1] of Object.entries(names)) {
+      const key = who === "nginx" ? "nginx" : name;
+      cores[key] = (cores[key] || 0) + (t1 - ((cpu0[who] || {})[name] || 0)) / secs;
+    }
+  }
   return {
+    cores,
     deliveriesPerSec: (count(m1) - count(m0)) / secs,
     acceptedPerSec: pub.rate,
     publishErrors: pub.errors,
@@ -355,7 +386,7 @@ async function endToEnd(work, o, { connections, backlog = 0, deadEndpoints = 0, 
   if (profile) {
     perf = start("perf", ["record", "-F", "499", "-g", "-p", String(h.proc.pid), "-o", path.join(dir, "perf.data"), "--", "sleep", String(Math.max(2, o.duration - 4))], { log: path.join(dir, "perf.log") });
   }
-  const r = await measureDeliveries(h, appId, o, connections, (m) => m.success);
+  const r = await measureDeliveries(h, appId, o, connections, (m) => m.success, nginx.proc.pid);
   if (perf) await perf.exited;
   const after = await metrics(h);
   r.failedAttempts = after.httpError + after.networkError;
@@ -574,6 +605,30 @@ function report(o, m, r, chartName) {
   lines.push("");
   if (chartName) lines.push(`![accept to receive latency per second](${chartName})`);
   lines.push("");
+  const best = r.e2es.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));
+  if (best.cores) {
+    lines.push(`## Where the cores go (the best empty-queue run: ${f0(best.deliveriesPerSec)} deliveries/s, ${best.connections} connections)`);
+    lines.push("");
+    lines.push("CPU used during the measured window, from /proc (the HTTP server's workers are the threads named `herald`; the publisher and wrk are not herald's):");
+    lines.push("");
+    lines.push("| thread | what it does | cores | µs of CPU per delivery |");
+    lines.push("|---|---|---|---|");
+    const what = {
+      "herald-sched": "claims, signs, records attempts (SQLite, synchronous=NORMAL)",
+      "herald-send": "libcurl multi: the HTTP requests to endpoints",
+      "herald-write": "group commit of accepted messages and their deliveries (SQLite, FULL)",
+      herald: "HTTP API workers: parse, validate, reply",
+      nginx: "the receiver",
+    };
+    let total = 0;
+    for (const [name, c] of Object.entries(best.cores).sort((a, b) => b[1] - a[1])) {
+      if (c < 0.005) continue;
+      if (name !== "nginx") total += c;
+      lines.push(`| ${name} | ${what[name] || ""} | ${f2(c)} | ${f1((c * 1e6) / best.deliveriesPerSec)} |`);
+    }
+    lines.push(`| herald in all | | ${f2(total)} | ${f1((total * 1e6) / best.deliveriesPerSec)} |`);
+    lines.push("");
+  }
   if (r.profile) {
     lines.push("## Where the time goes (perf, herald process, empty-queue run)");
     lines.push("");

@@ -1,6 +1,7 @@
 #include "db/app_store.h"
 
 #include "core/ids.h"
+#include "db/endpoint_store.h"
 #include "db/json_text.h"
 #include "db/sqlite.h"
 
@@ -84,6 +85,7 @@ bool AppStore::update(const Application& app) {
 }
 
 bool AppStore::remove(const std::string& id) {
+  EndpointStore::note_changed();  // its endpoints go with it
   c_.prepare("DELETE FROM applications WHERE id = ?").bind(1, id).run();
   return c_.changes() > 0;
 }

@@ -1,5 +1,7 @@
 #include "db/endpoint_store.h"
 
+#include <atomic>
+
 #include "core/ids.h"
 #include "core/secret_box.h"
 #include "db/json_text.h"
@@ -7,6 +9,18 @@
 #include "db/sqlite.h"
 
 namespace herald {
+namespace {
+std::atomic<uint64_t> g_generation{0};
+}  // namespace
+
+uint64_t EndpointStore::generation() {
+  return g_generation.load();
+}
+
+void EndpointStore::note_changed() {
+  g_generation.fetch_add(1);
+}
+
 namespace {
 
 constexpr const char* kColumns =
@@ -42,6 +56,7 @@ std::optional<int64_t> opt_int(const std::optional<int>& v) {
 }  // namespace
 
 void EndpointStore::insert(const Endpoint& ep, const std::string& key) {
+  note_changed();
   const auto [bytes, sealed] = stored(ep.id, key);
   c_.prepare(
         "INSERT INTO endpoints (id, app_id, uid, url, description, throttle_rate, disabled, "
@@ -105,6 +120,7 @@ std::vector<Endpoint> EndpointStore::enabled_for_app(const std::string& app_id) 
 }
 
 bool EndpointStore::update(const Endpoint& ep) {
+  note_changed();
   c_.prepare(
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, throttle_rate = ?, disabled = ?, "
         "disabled_reason = ?, event_types = ?, channels = ?, metadata = ?, headers = ?, "
@@ -128,6 +144,7 @@ bool EndpointStore::update(const Endpoint& ep) {
 }
 
 bool EndpointStore::remove(const std::string& app_id, const std::string& id) {
+  note_changed();
   c_.prepare("DELETE FROM endpoints WHERE id = ? AND app_id = ?").bind(1, id).bind(2, app_id).run();
   return c_.changes() > 0;
 }
@@ -153,6 +170,7 @@ std::optional<std::string> EndpointStore::current_key(const std::string& endpoin
 
 void EndpointStore::rotate_key(const std::string& endpoint_id, const std::string& key,
                                int64_t grace_ms, TimeMs now) {
+  note_changed();
   const auto [bytes, sealed] = stored(endpoint_id, key);
   c_.prepare("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?")
       .bind(1, endpoint_id)
@@ -197,6 +215,7 @@ std::string EndpointStore::unsealed(const std::string& endpoint_id, const std::s
 }
 
 int EndpointStore::seal_plaintext_keys() {
+  note_changed();
   const SecretBox* box = c_.secret_box();
   if (box == nullptr) throw MasterKeyMismatch("no master key to seal secrets with");
   struct Row {
@@ -218,6 +237,7 @@ int EndpointStore::seal_plaintext_keys() {
 }
 
 int EndpointStore::reseal_keys(const SecretBox& to) {
+  note_changed();
   struct Row {
     int64_t rowid;
     std::string endpoint_id, key;
@@ -271,6 +291,7 @@ void EndpointStore::note_success(const std::string& endpoint_id) {
 }
 
 bool EndpointStore::disable(const std::string& endpoint_id, const std::string& reason, TimeMs now) {
+  note_changed();
   c_.prepare(
         "UPDATE endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ? AND "
         "disabled = 0")

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,6 +17,14 @@ class SecretBox;
 // The endpoints and endpoint_secrets tables.
 class EndpointStore {
  public:
+  // A number that changes whenever any endpoint of this process's databases is written (its
+  // fields, keys, enabled state or existence; not its failing_since), so that caches of
+  // endpoints can tell they are stale. It changes before the write is visible to others.
+  static uint64_t generation();
+  // Marks every cache of endpoints stale (for writes that reach endpoints from elsewhere,
+  // such as an application's cascading delete).
+  static void note_changed();
+
   explicit EndpointStore(Connection& c) : c_(c) {}
 
   // Inserts `ep` with its first signing key (raw bytes). Throws DbError (is_constraint) when

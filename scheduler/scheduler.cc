@@ -26,11 +26,12 @@
 namespace herald {
 namespace {
 
-// What a claimed delivery needs from its message and endpoint, loaded once per batch.
-struct Target {
-  Endpoint endpoint;
-  std::vector<std::string> keys;
-};
+// How long a cached endpoint (and its signing keys) is used before it is read again, at most:
+// a rotated-out key stops signing at most this long after its grace period ends. Any write to
+// an endpoint drops the cache at once (EndpointStore::generation()).
+constexpr int64_t kTargetCacheMs = 1000;
+// Beyond this many cached endpoints the cache starts over.
+constexpr size_t kTargetCacheMax = 10000;
 
 // A delivery that keeps failing is reported to the operator after this many attempts.
 constexpr int kFailingAfterAttempts = 4;
@@ -134,19 +135,20 @@ void Scheduler::run() {
   int64_t wait_ms = 0;
   for (;;) {
     std::vector<DeliveryResult> batch;
+    std::vector<Fresh> fresh;
     bool stopping = false;
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                   [&] { return !results_.empty() || woken_ || stopping_; });
+                   [&] { return !results_.empty() || !fresh_.empty() || woken_ || stopping_; });
       batch.swap(results_);
+      fresh.swap(fresh_);
       woken_ = false;
       stopping = stopping_;
-      if (stopping && batch.empty() && in_flight_.empty()) return;
+      if (stopping && batch.empty() && fresh.empty() && in_flight_.empty()) return;
     }
     try {
-      if (!batch.empty()) record(std::move(batch));
-      wait_ms = stopping ? options_.idle_poll_ms : claim_and_send();
+      wait_ms = round(std::move(batch), std::move(fresh), stopping);
       if (!stopping && clock_.now_ms() >= next_purge_at_) {
         // Small batches between deliveries: retention never holds the queue up for long.
         // Idle checks come at least four times per retention period.
@@ -161,70 +163,116 @@ void Scheduler::run() {
   }
 }
 
-int64_t Scheduler::claim_and_send() {
-  int capacity;
-  size_t in_flight_now;
-  std::unordered_map<std::string, int> per_endpoint;
+int Scheduler::reserve_fresh(int n) {
+  std::lock_guard lock(mu_);
+  if (stopping_ || n <= 0) return 0;
+  const int room = options_.max_in_flight - static_cast<int>(in_flight_.size()) - fresh_reserved_;
+  const int granted = std::clamp(n, 0, std::max(0, room));
+  fresh_reserved_ += granted;
+  return granted;
+}
+
+void Scheduler::release_fresh(int n) {
+  std::lock_guard lock(mu_);
+  fresh_reserved_ -= n;
+}
+
+void Scheduler::dispatch_fresh(std::vector<Delivery> deliveries,
+                               std::shared_ptr<const std::string> payload) {
+  if (deliveries.empty()) return;
   {
     std::lock_guard lock(mu_);
-    in_flight_now = in_flight_.size();
-    capacity = options_.max_in_flight - static_cast<int>(in_flight_now);
-    per_endpoint = endpoint_in_flight_;
+    for (auto& d : deliveries) fresh_.push_back(Fresh{std::move(d), payload});
   }
-  if (capacity <= 0) return options_.idle_poll_ms;  // a result will wake us
-  // Near the cap, wait for room for a real batch: each claim is a transaction.
-  const int min_claim = std::max(1, std::min(options_.claim_batch, options_.max_in_flight) / 8);
-  if (in_flight_now > 0 && capacity < min_claim) return options_.idle_poll_ms;
-  int limit = std::min(capacity, options_.claim_batch);
-  const TimeMs now = clock_.now_ms();
+  cv_.notify_one();
+}
 
+int64_t Scheduler::round(std::vector<DeliveryResult> results, std::vector<Fresh> fresh,
+                         bool stopping) {
+  const TimeMs now = clock_.now_ms();
   std::vector<DeliveryJob> jobs;
   std::vector<std::pair<uint64_t, InFlight>> sent;
   std::optional<TimeMs> next_due;
   bool more = false;  // there may be more to claim right now
+  bool polled = false;
   {
     Connection& c = *conn_;
     Transaction tx(c);
+    if (!results.empty()) record(c, std::move(results));
     DeliveryStore deliveries(c);
+    if (stopping) {
+      // Handed over but never sent: back to the queue, due at once, for the next start.
+      for (const auto& f : fresh) {
+        deliveries.update({f.delivery.id, DeliveryStatus::kPending, 0, now}, now);
+      }
+      tx.commit();
+      release_fresh(static_cast<int>(fresh.size()));
+      return options_.idle_poll_ms;
+    }
     MessageStore messages(c);
     EndpointStore endpoints(c);
-    std::vector<Delivery> claimed;
 
-    // First the parked endpoints that have room again, round-robin from where the last round
-    // stopped; then whatever else is due, oldest first.
-    if (!parked_.empty()) {
-      std::vector<std::string> order;
-      order.reserve(parked_.size());
-      for (auto it = parked_.upper_bound(parked_cursor_); it != parked_.end(); ++it) {
-        order.push_back(*it);
-      }
-      for (auto it = parked_.begin(); it != parked_.end() && *it <= parked_cursor_; ++it) {
-        order.push_back(*it);
-      }
-      for (const auto& ep : order) {
-        if (limit <= 0) {
-          more = true;
-          break;
-        }
-        int room = options_.endpoint_concurrency - per_endpoint[ep];
-        if (auto tokens = peek_tokens(ep, now)) room = std::min(room, *tokens);
-        if (room <= 0) continue;
-        const int ask = std::min(room, limit);
-        auto got = deliveries.claim_parked(ep, now, options_.lease_ms, ask);
-        limit -= static_cast<int>(got.size());
-        parked_cursor_ = ep;
-        if (static_cast<int>(got.size()) < ask) parked_.erase(ep);  // none left parked
-        for (auto& d : got) claimed.push_back(std::move(d));
-      }
+    int capacity;
+    size_t in_flight_now;
+    std::unordered_map<std::string, int> per_endpoint;
+    {
+      std::lock_guard lock(mu_);
+      in_flight_now = in_flight_.size() + static_cast<size_t>(fresh_reserved_);
+      capacity = options_.max_in_flight - static_cast<int>(in_flight_now);
+      per_endpoint = endpoint_in_flight_;
     }
-    if (limit > 0) {
-      auto due = deliveries.claim(now, options_.lease_ms, limit);
-      more = more || static_cast<int>(due.size()) == limit;
-      for (auto& d : due) claimed.push_back(std::move(d));
-    }
-
+    // New deliveries handed over by the API are claimed already (leased when written).
     std::map<std::string, std::shared_ptr<const std::string>> bodies;
-    std::map<std::string, std::optional<Target>> targets;
+    std::vector<Delivery> claimed;
+    claimed.reserve(fresh.size());
+    for (auto& f : fresh) {
+      bodies.emplace(f.delivery.msg_id, f.payload);
+      claimed.push_back(std::move(f.delivery));
+    }
+    // Near the cap, wait for room for a real batch before polling: each claim costs.
+    const int min_claim = std::max(1, std::min(options_.claim_batch, options_.max_in_flight) / 8);
+    int limit = std::min(capacity, options_.claim_batch);
+    polled = capacity > 0 && (in_flight_now == 0 || capacity >= min_claim);
+    if (polled) {
+      // First the parked endpoints that have room again, round-robin from where the last
+      // round stopped; then whatever else is due, oldest first.
+      if (!parked_.empty()) {
+        std::vector<std::string> order;
+        order.reserve(parked_.size());
+        for (auto it = parked_.upper_bound(parked_cursor_); it != parked_.end(); ++it) {
+          order.push_back(*it);
+        }
+        for (auto it = parked_.begin(); it != parked_.end() && *it <= parked_cursor_; ++it) {
+          order.push_back(*it);
+        }
+        for (const auto& ep : order) {
+          if (limit <= 0) {
+            more = true;
+            break;
+          }
+          int room = options_.endpoint_concurrency - per_endpoint[ep];
+          if (auto tokens = peek_tokens(ep, now)) room = std::min(room, *tokens);
+          if (room <= 0) continue;
+          const int ask = std::min(room, limit);
+          auto got = deliveries.claim_parked(ep, now, options_.lease_ms, ask);
+          limit -= static_cast<int>(got.size());
+          parked_cursor_ = ep;
+          if (static_cast<int>(got.size()) < ask) parked_.erase(ep);  // none left parked
+          for (auto& d : got) claimed.push_back(std::move(d));
+        }
+      }
+      if (limit > 0) {
+        auto due = deliveries.claim(now, options_.lease_ms, limit);
+        more = more || static_cast<int>(due.size()) == limit;
+        for (auto& d : due) claimed.push_back(std::move(d));
+      }
+    }
+
+    if (const uint64_t gen = EndpointStore::generation();
+        gen != target_generation_ || target_cache_.size() > kTargetCacheMax) {
+      target_cache_.clear();
+      target_generation_ = gen;
+    }
     const int64_t ts = now / 1000;
     const std::string ts_text = std::to_string(ts);
     for (auto& d : claimed) {
@@ -237,17 +285,20 @@ int64_t Scheduler::claim_and_send() {
                                        : nullptr)
                       .first;
       }
-      auto target_it = targets.find(d.endpoint_id);
-      if (target_it == targets.end()) {
-        std::optional<Target> t;
+      auto target_it = target_cache_.find(d.endpoint_id);
+      if (target_it == target_cache_.end() || now - target_it->second.loaded_at >= kTargetCacheMs) {
+        Target t;
+        t.loaded_at = now;
         if (auto ep = endpoints.get(d.app_id, d.endpoint_id)) {
           failing_[ep->id] = ep->failing_since.has_value();
-          t = Target{*ep, endpoints.signing_keys(ep->id, now)};
+          t.keys = endpoints.signing_keys(ep->id, now);
+          t.endpoint = std::move(*ep);
+          t.found = true;
         }
-        target_it = targets.emplace(d.endpoint_id, std::move(t)).first;
+        target_it = target_cache_.insert_or_assign(d.endpoint_id, std::move(t)).first;
       }
       const auto& body = body_it->second;
-      const auto& target = target_it->second;
+      const Target* target = target_it->second.found ? &target_it->second : nullptr;
       if (!body || body->empty() || !target || target->endpoint.disabled || target->keys.empty()) {
         // Nothing to send: the endpoint was disabled, or the payload expired.
         deliveries.update({d.id, DeliveryStatus::kFail, d.attempts, std::nullopt}, now);
@@ -282,20 +333,20 @@ int64_t Scheduler::claim_and_send() {
       ++busy;
       jobs.push_back(std::move(job));
     }
-    if (!more) next_due = deliveries.next_due();
+    if (polled && !more) next_due = deliveries.next_due();
     tx.commit();
   }
-  if (!jobs.empty()) {
-    {
-      std::lock_guard lock(mu_);
-      for (auto& [tag, f] : sent) {
-        ++endpoint_in_flight_[f.delivery.endpoint_id];
-        in_flight_.emplace(tag, std::move(f));
-      }
+  {
+    std::lock_guard lock(mu_);
+    fresh_reserved_ -= static_cast<int>(fresh.size());  // each is in flight now, or not at all
+    for (auto& [tag, f] : sent) {
+      ++endpoint_in_flight_[f.delivery.endpoint_id];
+      in_flight_.emplace(tag, std::move(f));
     }
-    sender_->submit(std::move(jobs));
   }
+  if (!jobs.empty()) sender_->submit(std::move(jobs));
   if (more) return 0;
+  if (!polled) return options_.idle_poll_ms;  // results and new deliveries wake us
   int64_t wait = due_in(next_due, now).value_or(options_.idle_poll_ms);
   // Parked endpoints at their cap are woken by their results; throttled ones by their next
   // token.
@@ -308,7 +359,7 @@ int64_t Scheduler::claim_and_send() {
   return std::min(options_.idle_poll_ms, wait);
 }
 
-void Scheduler::record(std::vector<DeliveryResult> results) {
+void Scheduler::record(Connection& c, std::vector<DeliveryResult> results) {
   std::vector<std::pair<DeliveryResult, InFlight>> done;
   {
     std::lock_guard lock(mu_);
@@ -322,8 +373,7 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
     }
   }
   const TimeMs now = clock_.now_ms();
-  Connection* conn = conn_.get();
-  Transaction tx(*conn);
+  Connection* conn = &c;
   DeliveryStore deliveries(*conn);
   AttemptStore attempts(*conn);
   EndpointStore endpoints(*conn);
@@ -441,7 +491,6 @@ void Scheduler::record(std::vector<DeliveryResult> results) {
                 d.endpoint_id, r.status_code, r.duration_ms, status_text(u.status),
                 r.status_code == 0 ? " error=\"" + r.error + "\"" : std::string());
   }
-  tx.commit();
 }
 
 bool Scheduler::purge_once() {

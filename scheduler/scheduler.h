@@ -75,7 +75,26 @@ class Scheduler {
   // Deliveries handed to the sender whose result is not yet recorded.
   size_t in_flight() const;
 
+  // The fast path for new deliveries. A writer asks room for `n`; it may write that many of
+  // them already claimed (status sending, due at now + lease_ms()) and, once committed, hand
+  // them over with dispatch_fresh() so they are sent without being claimed from the table.
+  // What it does not use (its transaction failed) goes back with release_fresh(). Room is
+  // counted against max_in_flight, so memory stays bounded: when there is none (0 returned),
+  // the writer leaves its deliveries pending for the scheduler to claim. Thread-safe.
+  int reserve_fresh(int n);
+  void release_fresh(int n);
+  // `deliveries` were reserved and committed claimed; `payload` is their message's body.
+  void dispatch_fresh(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload);
+  int64_t lease_ms() const { return options_.lease_ms; }
+
  private:
+  // An endpoint as the scheduler signs and sends for it, cached between claims.
+  struct Target {
+    bool found = false;  // false: no such endpoint (deleted)
+    Endpoint endpoint;
+    std::vector<std::string> keys;  // the keys that sign, current first
+    TimeMs loaded_at = 0;
+  };
   // A delivery handed to the sender, kept until its result is recorded.
   struct InFlight {
     Delivery delivery;
@@ -83,10 +102,18 @@ class Scheduler {
     std::string request_headers_json;
     TimeMs sent_at = 0;
   };
+  // New deliveries handed over by the API, claimed already.
+  struct Fresh {
+    Delivery delivery;
+    std::shared_ptr<const std::string> payload;
+  };
   void run();
-  // Claims and submits what is due; returns how long the loop may sleep.
-  int64_t claim_and_send();
-  void record(std::vector<DeliveryResult> results);
+  // One round, in one transaction: records `results`, sends `fresh` and claims and sends
+  // what else is due (or, when `stopping`, puts `fresh` back in the queue). Returns how long
+  // the loop may sleep.
+  int64_t round(std::vector<DeliveryResult> results, std::vector<Fresh> fresh, bool stopping);
+  // Records attempts and their deliveries' new state. REQUIRES: a transaction on `c`.
+  void record(Connection& c, std::vector<DeliveryResult> results);
   // One batch of retention work; returns true if more remains.
   bool purge_once();
   // True if the endpoint's token bucket (throttleRate per second) has a token now; takes it.
@@ -103,9 +130,11 @@ class Scheduler {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool woken_ = false;                                       // REQUIRES: mu_ held
-  bool stopping_ = false;                                    // REQUIRES: mu_ held
-  std::vector<DeliveryResult> results_;                      // REQUIRES: mu_ held
+  bool woken_ = false;                   // REQUIRES: mu_ held
+  bool stopping_ = false;                // REQUIRES: mu_ held
+  std::vector<DeliveryResult> results_;  // REQUIRES: mu_ held
+  std::vector<Fresh> fresh_;             // REQUIRES: mu_ held
+  int fresh_reserved_ = 0;  // REQUIRES: mu_ held; reserved, handed over, not yet in flight
   std::unordered_map<uint64_t, InFlight> in_flight_;         // REQUIRES: mu_ held
   std::unordered_map<std::string, int> endpoint_in_flight_;  // REQUIRES: mu_ held
   uint64_t next_tag_ = 1;                                    // only the scheduler thread
@@ -120,10 +149,12 @@ class Scheduler {
   std::set<std::string> parked_;  // only the scheduler thread
   std::string parked_cursor_;     // only the scheduler thread
   // Endpoints known to be failing (failing_since set), so a success costs no write otherwise.
-  std::unordered_map<std::string, bool> failing_;  // only the scheduler thread
-  std::unique_ptr<Connection> conn_;               // only the scheduler thread
-  TimeMs next_purge_at_ = 0;                       // only the scheduler thread
-  std::string purge_watermark_;                    // only the scheduler thread
+  std::unordered_map<std::string, bool> failing_;         // only the scheduler thread
+  std::unique_ptr<Connection> conn_;                      // only the scheduler thread
+  std::unordered_map<std::string, Target> target_cache_;  // only the scheduler thread
+  uint64_t target_generation_ = 0;                        // only the scheduler thread
+  TimeMs next_purge_at_ = 0;                              // only the scheduler thread
+  std::string purge_watermark_;                           // only the scheduler thread
 
   std::unique_ptr<Sender> sender_;
   std::thread thread_;
