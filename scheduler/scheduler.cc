@@ -125,9 +125,22 @@ size_t Scheduler::in_flight() const {
 void Scheduler::on_results(std::vector<DeliveryResult>&& results) {
   {
     std::lock_guard lock(mu_);
-    for (auto& r : results) results_.push_back(std::move(r));
+    for (auto& r : results) {
+      // The request is over: its endpoint has a free slot now, before the result is recorded.
+      // (The global in-flight count, which bounds memory, drops only when it is recorded.)
+      if (auto it = in_flight_.find(r.tag); it != in_flight_.end())
+        release_endpoint_slot(it->second);
+      results_.push_back(std::move(r));
+    }
   }
   cv_.notify_one();
+}
+
+void Scheduler::release_endpoint_slot(InFlight& f) {
+  if (f.slot_released) return;
+  f.slot_released = true;
+  auto ep = endpoint_in_flight_.find(f.delivery.endpoint_id);
+  if (ep != endpoint_in_flight_.end() && --ep->second <= 0) endpoint_in_flight_.erase(ep);
 }
 
 void Scheduler::run() {
@@ -366,8 +379,7 @@ void Scheduler::record(Connection& c, std::vector<DeliveryResult> results) {
     for (auto& r : results) {
       auto it = in_flight_.find(r.tag);
       if (it == in_flight_.end()) continue;
-      auto ep = endpoint_in_flight_.find(it->second.delivery.endpoint_id);
-      if (ep != endpoint_in_flight_.end() && --ep->second <= 0) endpoint_in_flight_.erase(ep);
+      release_endpoint_slot(it->second);
       done.emplace_back(std::move(r), std::move(it->second));
       in_flight_.erase(it);
     }

@@ -101,6 +101,7 @@ class Scheduler {
     std::string url;
     std::string request_headers_json;
     TimeMs sent_at = 0;
+    bool slot_released = false;  // its endpoint's concurrency slot is free again
   };
   // New deliveries handed over by the API, claimed already.
   struct Fresh {
@@ -122,6 +123,8 @@ class Scheduler {
   // as far as the scheduler knows).
   std::optional<int> peek_tokens(const std::string& endpoint_id, TimeMs now);
   void on_results(std::vector<DeliveryResult>&& results);
+  // Frees the endpoint concurrency slot `f` holds, once. REQUIRES: mu_ held.
+  void release_endpoint_slot(InFlight& f);
 
   Database& db_;
   Clock& clock_;
