@@ -37,6 +37,15 @@ void read_app_body(const JsonIn& body, Application& app, bool patch) {
   r.finish();
 }
 
+// An app-scoped token (a customer's portal link) manages what is inside its application, but
+// may not rename, replace or delete the application itself: that is the operator's.
+void require_app_owner(const Caller& caller) {
+  if (!caller.is_admin()) {
+    throw ApiError(403, "forbidden",
+                   "an application-scoped token cannot change or delete its application");
+  }
+}
+
 }  // namespace
 
 void register_app_routes(ApiServer& s) {
@@ -86,6 +95,7 @@ void register_app_routes(ApiServer& s) {
     TimeMs now = s.clock().now_ms();
     auto existing = apps.get(r.param(1));
     if (existing && (!r.caller.app_id || *r.caller.app_id == existing->id)) {
+      require_app_owner(r.caller);
       Application app = *existing;
       read_app_body(r.body, app, false);
       app.updated_at = now;
@@ -110,6 +120,7 @@ void register_app_routes(ApiServer& s) {
     auto conn = s.db().acquire();
     Transaction tx(*conn);
     Application app = load_app(*conn, r.caller, r.param(1));
+    require_app_owner(r.caller);
     read_app_body(r.body, app, true);
     app.updated_at = s.clock().now_ms();
     AppStore(*conn).update(app);
@@ -120,6 +131,7 @@ void register_app_routes(ApiServer& s) {
   s.route("DELETE", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
     auto conn = s.db().acquire();
     Application app = load_app(*conn, r.caller, r.param(1));
+    require_app_owner(r.caller);
     AppStore(*conn).remove(app.id);
     return ApiReply{204, {}};
   });

@@ -1440,6 +1440,11 @@ TEST_CASE("http: an app-scoped token sees only its own app") {
   check_error(as_app("POST", "/api/v1/app/other/msg", R"({"eventType":"a","payload":{}})"), 404,
               "not_found");
   check_error(as_app("POST", "/api/v1/event-type", R"({"name":"user.created"})"), 404, "not_found");
+  // Its own application it may read, not rename, replace or delete.
+  check_error(as_app("PATCH", "/api/v1/app/mine", R"({"name":"Renamed"})"), 403, "forbidden");
+  check_error(as_app("PUT", "/api/v1/app/mine", R"({"name":"Replaced"})"), 403, "forbidden");
+  check_error(as_app("DELETE", "/api/v1/app/mine"), 403, "forbidden");
+  CHECK(f.get("/api/v1/app/mine").j == mine);
   CHECK(f.app_count() == 2);
   CHECK(f.get("/api/v1/app/other").j == other);
   CHECK(f.list("/api/v1/app/other/msg").empty());
