@@ -154,6 +154,14 @@ std::string example_payload(Connection& c, const std::string& event_type, TimeMs
       .dump();
 }
 
+// The application's endpoint `key` (id or uid): 404 when there is none, 409 when disabled.
+Endpoint enabled_endpoint(Connection& c, const Application& app, const std::string& key) {
+  auto ep = EndpointStore(c).get(app.id, key);
+  if (!ep) throw not_found("endpoint");
+  if (ep->disabled) throw conflict("the endpoint is disabled");
+  return *ep;
+}
+
 }  // namespace
 
 void register_message_routes(ApiServer& s) {
@@ -291,10 +299,8 @@ void register_message_routes(ApiServer& s) {
       Application app = load_app(*conn, r.caller, r.param(1));
       auto m = MessageStore(*conn).get(app.id, r.param(2));
       if (!m) throw not_found("message");
-      auto ep = EndpointStore(*conn).get(app.id, r.param(3));
-      if (!ep) throw not_found("endpoint");
-      if (ep->disabled) throw conflict("the endpoint is disabled");
-      DeliveryStore(*conn).insert(new_delivery(app.id, m->id, ep->id, TriggerType::kManual, now));
+      Endpoint ep = enabled_endpoint(*conn, app, r.param(3));
+      DeliveryStore(*conn).insert(new_delivery(app.id, m->id, ep.id, TriggerType::kManual, now));
       tx.commit();
     }
     s.wake_scheduler();
@@ -325,15 +331,13 @@ void register_message_routes(ApiServer& s) {
       auto conn = s.db().acquire();
       Transaction tx(*conn);
       Application app = load_app(*conn, r.caller, r.param(1));
-      auto ep = EndpointStore(*conn).get(app.id, r.param(2));
-      if (!ep) throw not_found("endpoint");
-      if (ep->disabled) throw conflict("the endpoint is disabled");
+      Endpoint ep = enabled_endpoint(*conn, app, r.param(2));
       if (m.payload.empty()) m.payload = example_payload(*conn, m.event_type, now);
       m.id = new_id(kMessagePrefix, now);
       m.app_id = app.id;
       m.timestamp = now;
       MessageStore(*conn).insert(m);
-      DeliveryStore(*conn).insert(new_delivery(app.id, m.id, ep->id, TriggerType::kScheduled, now));
+      DeliveryStore(*conn).insert(new_delivery(app.id, m.id, ep.id, TriggerType::kScheduled, now));
       tx.commit();  // the message and its one delivery are durable together
     }
     s.wake_scheduler();

@@ -28,6 +28,13 @@ Delivery read_delivery(const Stmt& st) {
   return d;
 }
 
+// Every row `st` yields.
+std::vector<Delivery> read_all(Stmt& st) {
+  std::vector<Delivery> out;
+  while (st.step()) out.push_back(read_delivery(st));
+  return out;
+}
+
 }  // namespace
 
 void DeliveryStore::insert(const Delivery& d) {
@@ -53,9 +60,7 @@ std::vector<Delivery> DeliveryStore::claim(TimeMs now, int64_t lease_ms, int lim
       "deliveries WHERE status IN (1, 3) AND due_at <= ? ORDER BY due_at LIMIT ?) RETURNING id, "
       "app_id, msg_id, endpoint_id, status, attempts, due_at, trigger, created_at, updated_at");
   st.bind(1, now + lease_ms).bind(2, now).bind(3, now).bind(4, limit);
-  std::vector<Delivery> out;
-  while (st.step()) out.push_back(read_delivery(st));
-  return out;
+  return read_all(st);
 }
 
 void DeliveryStore::update(const DeliveryUpdate& u, TimeMs now) {
@@ -77,9 +82,7 @@ std::vector<Delivery> DeliveryStore::claim_parked(const std::string& endpoint_id
       "RETURNING id, app_id, msg_id, endpoint_id, status, attempts, due_at, trigger, created_at, "
       "updated_at");
   st.bind(1, now + lease_ms).bind(2, now).bind(3, endpoint_id).bind(4, limit);
-  std::vector<Delivery> out;
-  while (st.step()) out.push_back(read_delivery(st));
-  return out;
+  return read_all(st);
 }
 
 std::vector<std::string> DeliveryStore::parked_endpoints() {
