@@ -180,7 +180,6 @@ void register_message_routes(ApiServer& s) {
     int reserved = 0;
     try {
       s.writer().run([&](Connection& c) {
-        fresh.clear();
         Application app = app_for_message(c, r, now);
         MessageStore messages(c);
         if (m.event_id && messages.get(app.id, *m.event_id)) {
@@ -195,9 +194,7 @@ void register_message_routes(ApiServer& s) {
           if (!endpoint_accepts(ep, m.event_type, m.channels)) continue;
           ds.push_back(new_delivery(app.id, m.id, ep.id, TriggerType::kScheduled, now));
         }
-        if (sched != nullptr && reserved == 0) {
-          reserved = sched->reserve_fresh(static_cast<int>(ds.size()));
-        }
+        if (sched != nullptr) reserved = sched->reserve_fresh(static_cast<int>(ds.size()));
         DeliveryStore deliveries(c);
         for (size_t i = 0; i < ds.size(); ++i) {
           if (static_cast<int>(i) < reserved) {
@@ -206,7 +203,7 @@ void register_message_routes(ApiServer& s) {
           }
           deliveries.insert(ds[i]);
         }
-        ds.resize(std::min(ds.size(), static_cast<size_t>(reserved)));
+        ds.resize(static_cast<size_t>(reserved));  // reserve_fresh grants at most ds.size()
         fresh = std::move(ds);
       });
     } catch (...) {
@@ -214,13 +211,12 @@ void register_message_routes(ApiServer& s) {
       throw;
     }
     s.count_accepted();
-    if (sched != nullptr && reserved > static_cast<int>(fresh.size())) {
-      sched->release_fresh(reserved - static_cast<int>(fresh.size()));
-    }
     if (!fresh.empty()) {
+      // Handing over wakes the scheduler, whose round also claims any delivery left pending.
       sched->dispatch_fresh(std::move(fresh), std::make_shared<const std::string>(m.payload));
+    } else {
+      s.wake_scheduler();
     }
-    s.wake_scheduler();
     return ApiReply{202, to_json(m, with_content)};
   });
 

@@ -149,9 +149,7 @@ std::optional<Delivery> DeliveryStore::get(const std::string& id) {
 std::vector<Delivery> DeliveryStore::for_message(const std::string& msg_id) {
   auto st = c_.prepare(std::string(kColumns) + " WHERE msg_id = ? ORDER BY endpoint_id, id");
   st.bind(1, msg_id);
-  std::vector<Delivery> out;
-  while (st.step()) out.push_back(read_delivery(st));
-  return out;
+  return read_all(st);
 }
 
 namespace {

@@ -202,6 +202,15 @@ void Scheduler::dispatch_fresh(std::vector<Delivery> deliveries,
 
 int64_t Scheduler::round(std::vector<DeliveryResult> results, std::vector<Fresh> fresh,
                          bool stopping) {
+  // The room `fresh` was promised is given back exactly once, even if this round fails (its
+  // deliveries are leased in the table and go again when the lease lapses).
+  struct FreshRoom {
+    Scheduler* s;
+    int n;
+    ~FreshRoom() {
+      if (n > 0) s->release_fresh(n);
+    }
+  } fresh_room{this, static_cast<int>(fresh.size())};
   const TimeMs now = clock_.now_ms();
   std::vector<DeliveryJob> jobs;
   std::vector<std::pair<uint64_t, InFlight>> sent;
@@ -219,7 +228,6 @@ int64_t Scheduler::round(std::vector<DeliveryResult> results, std::vector<Fresh>
         deliveries.update({f.delivery.id, DeliveryStatus::kPending, 0, now}, now);
       }
       tx.commit();
-      release_fresh(static_cast<int>(fresh.size()));
       return options_.idle_poll_ms;
     }
     MessageStore messages(c);
@@ -351,7 +359,8 @@ int64_t Scheduler::round(std::vector<DeliveryResult> results, std::vector<Fresh>
   }
   {
     std::lock_guard lock(mu_);
-    fresh_reserved_ -= static_cast<int>(fresh.size());  // each is in flight now, or not at all
+    fresh_reserved_ -= fresh_room.n;  // each is in flight now, or not at all
+    fresh_room.n = 0;
     for (auto& [tag, f] : sent) {
       ++endpoint_in_flight_[f.delivery.endpoint_id];
       in_flight_.emplace(tag, std::move(f));
