@@ -929,3 +929,34 @@ TEST_CASE("Retry-After on 429 and 503 delays the next try") {
     CHECK(gap < 3000);
   }
 }
+
+// The fast path: deliveries written claimed and handed over are sent once, from memory; the
+// room promised for them is bounded by max_in_flight and comes back once they are done.
+TEST_CASE("handed-over deliveries are sent once and their room comes back") {
+  Fixture f;
+  f.rx.start();
+  auto ep = f.add_endpoint(f.rx.url("/fresh"), random_key());
+  auto opts = Fixture::options();
+  opts.max_in_flight = 8;
+  Scheduler sched(f.db, f.clock, opts);
+
+  CHECK(sched.reserve_fresh(5) == 5);
+  CHECK(sched.reserve_fresh(5) == 3);  // only 8 in all
+  CHECK(sched.reserve_fresh(1) == 0);
+  sched.release_fresh(3);  // the second writer's transaction failed
+
+  auto m = f.add_message(R"({"fresh":true})");
+  std::vector<Delivery> handed;
+  for (int i = 0; i < 5; ++i) {
+    // As the API writes them: sending, leased for a minute, so no claim takes them.
+    handed.push_back(f.add_delivery(m, ep, DeliveryStatus::kSending, wall_now() + 60'000));
+  }
+  sched.dispatch_fresh(handed, std::make_shared<const std::string>(m.payload));
+  for (const auto& d : handed) CHECK(f.wait_status(d, DeliveryStatus::kSuccess));
+  CHECK(f.rx.count("/fresh") == 5);
+  for (const auto& d : handed) CHECK(f.delivery(d.id).attempts == 1);
+  // All the room is free again once they are recorded.
+  REQUIRE(wait_until([&] { return sched.in_flight() == 0; }));
+  CHECK(sched.reserve_fresh(8) == 8);
+  sched.release_fresh(8);
+}
