@@ -4,8 +4,8 @@
 #include "api/server.h"
 #include "core/ids.h"
 #include "db/app_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/database.h"
+#include "db/session.h"
 
 namespace herald {
 namespace {
@@ -52,8 +52,8 @@ void register_app_routes(ApiServer& s) {
   s.route("GET", "/api/v1/app/?", [&s](ApiRequest& r) {
     require_admin(r.caller);
     auto p = r.list_params();
-    auto conn = s.db().acquire();
-    auto page = AppStore(*conn).list(p);
+    auto session = s.db().session();
+    auto page = session->apps().list(p);
     json data = json::array();
     for (const auto& a : page.items) data.push_back(to_json(a));
     std::string first = page.items.empty() ? "" : page.items.front().id;
@@ -66,9 +66,8 @@ void register_app_routes(ApiServer& s) {
     Application app;
     read_app_body(r.body, app, false);
     const bool get_if_exists = r.query_bool("get_if_exists", false);
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    AppStore apps(*conn);
+    auto session = s.db().begin();
+    AppStore& apps = session->apps();
     if (app.uid) {
       if (auto existing = apps.get_by_uid(*app.uid)) {
         if (get_if_exists) return ApiReply{200, to_json(*existing)};
@@ -79,19 +78,18 @@ void register_app_routes(ApiServer& s) {
     app.id = new_id(kAppPrefix, now);
     app.created_at = app.updated_at = now;
     apps.insert(app);
-    tx.commit();
+    session->commit();
     return ApiReply{201, to_json(app)};
   });
 
   s.route("GET", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    return ApiReply{200, to_json(load_app(*conn, r.caller, r.param(1)))};
+    auto session = s.db().session();
+    return ApiReply{200, to_json(load_app(*session, r.caller, r.param(1)))};
   });
 
   s.route("PUT", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    AppStore apps(*conn);
+    auto session = s.db().begin();
+    AppStore& apps = session->apps();
     TimeMs now = s.clock().now_ms();
     auto existing = apps.get(r.param(1));
     if (existing && (!r.caller.app_id || *r.caller.app_id == existing->id)) {
@@ -100,7 +98,7 @@ void register_app_routes(ApiServer& s) {
       read_app_body(r.body, app, false);
       app.updated_at = now;
       apps.update(app);
-      tx.commit();
+      session->commit();
       return ApiReply{200, to_json(app)};
     }
     // Upsert: PUT on an unknown uid creates the application under that uid.
@@ -112,27 +110,26 @@ void register_app_routes(ApiServer& s) {
     app.id = new_id(kAppPrefix, now);
     app.created_at = app.updated_at = now;
     apps.insert(app);
-    tx.commit();
+    session->commit();
     return ApiReply{201, to_json(app)};
   });
 
   s.route("PATCH", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    Application app = load_app(*conn, r.caller, r.param(1));
+    auto session = s.db().begin();
+    Application app = load_app(*session, r.caller, r.param(1));
     require_app_owner(r.caller);
     read_app_body(r.body, app, true);
     app.updated_at = s.clock().now_ms();
-    AppStore(*conn).update(app);
-    tx.commit();
+    session->apps().update(app);
+    session->commit();
     return ApiReply{200, to_json(app)};
   });
 
   s.route("DELETE", "/api/v1/app/([^/]+)/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
     require_app_owner(r.caller);
-    AppStore(*conn).remove(app.id);
+    session->apps().remove(app.id);
     return ApiReply{204, {}};
   });
 }

@@ -3,10 +3,10 @@
 #include "api/json_mapping.h"
 #include "api/server.h"
 #include "db/attempt_store.h"
+#include "db/database.h"
 #include "db/endpoint_store.h"
 #include "db/message_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/session.h"
 
 namespace herald {
 namespace {
@@ -46,16 +46,16 @@ void register_attempt_routes(ApiServer& s) {
     auto p = r.list_params();
     AttemptFilter f = read_filter(r);
     const bool with_content = r.query_bool("with_content", true);
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    auto m = MessageStore(*conn).get(app.id, r.param(2));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    auto m = session->messages().get(app.id, r.param(2));
     if (!m) throw not_found("message");
     if (auto ep_key = r.query("endpoint_id")) {
-      auto ep = EndpointStore(*conn).get(app.id, *ep_key);
+      auto ep = session->endpoints().get(app.id, *ep_key);
       if (!ep) throw not_found("endpoint");
       f.endpoint_id = ep->id;
     }
-    auto page = AttemptStore(*conn).list_by_message(app.id, m->id, p, f);
+    auto page = session->attempts().list_by_message(app.id, m->id, p, f);
     return ApiReply{200, page_json(page, p, with_content)};
   };
   s.route("GET", "/api/v1/app/([^/]+)/attempt/msg/([^/]+)/?", by_message);
@@ -65,19 +65,19 @@ void register_attempt_routes(ApiServer& s) {
     auto p = r.list_params();
     AttemptFilter f = read_filter(r);
     const bool with_content = r.query_bool("with_content", true);
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    auto ep = EndpointStore(*conn).get(app.id, r.param(2));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    auto ep = session->endpoints().get(app.id, r.param(2));
     if (!ep) throw not_found("endpoint");
-    auto page = AttemptStore(*conn).list_by_endpoint(app.id, ep->id, p, f);
+    auto page = session->attempts().list_by_endpoint(app.id, ep->id, p, f);
     return ApiReply{200, page_json(page, p, with_content)};
   });
 
   s.route("GET", "/api/v1/app/([^/]+)/msg/([^/]+)/attempt/([^/]+)/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    auto a = AttemptStore(*conn).get(app.id, r.param(3));
-    auto m = MessageStore(*conn).get(app.id, r.param(2));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    auto a = session->attempts().get(app.id, r.param(3));
+    auto m = session->messages().get(app.id, r.param(2));
     if (!a || !m || a->msg_id != m->id) throw not_found("attempt");
     json j = to_json(*a, true);
     j["requestHeaders"] = masked_headers(a->request_headers_json);

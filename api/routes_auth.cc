@@ -4,8 +4,8 @@
 #include "api/server.h"
 #include "api/tokens.h"
 #include "core/time_format.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/database.h"
+#include "db/session.h"
 
 namespace herald {
 namespace {
@@ -29,8 +29,8 @@ void register_auth_routes(ApiServer& s) {
     body.finish();
     Application app;
     {
-      auto conn = s.db().acquire();
-      app = load_app(*conn, r.caller, r.param(1));
+      auto session = s.db().session();
+      app = load_app(*session, r.caller, r.param(1));
     }
     TimeMs expires_at = s.clock().now_ms() + expiry.value_or(kMaxExpirySeconds) * 1000;
     NewToken token = create_token(s.db(), s.clock(), app.id,

@@ -12,10 +12,11 @@
 #include "core/signing.h"
 #include "core/time_format.h"
 #include "db/attempt_store.h"
+#include "db/database.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/queue_store.h"
+#include "db/session.h"
 
 namespace herald {
 namespace {
@@ -123,8 +124,8 @@ std::optional<std::string> read_endpoint_body(const JsonIn& body, Endpoint& ep, 
   return key;
 }
 
-Endpoint load_endpoint(Connection& c, const Application& app, const std::string& key) {
-  auto ep = EndpointStore(c).get(app.id, key);
+Endpoint load_endpoint(Session& c, const Application& app, const std::string& key) {
+  auto ep = c.endpoints().get(app.id, key);
   if (!ep) throw not_found("endpoint");
   return *ep;
 }
@@ -144,8 +145,8 @@ json headers_json(const Endpoint& ep) {
 
 // herald's extension of an endpoint for the portal: its attempts of the last 24 hours, their
 // success rate (null without attempts), its latest attempt and since when it has been failing.
-json health_json(Connection& c, const Endpoint& ep, TimeMs now) {
-  AttemptStore attempts(c);
+json health_json(Session& c, const Endpoint& ep, TimeMs now) {
+  AttemptStore& attempts = c.attempts();
   int64_t success = 0;
   int64_t fail = 0;
   for (const auto& b :
@@ -189,14 +190,14 @@ void register_endpoint_routes(ApiServer& s) {
   s.route("GET", base + "/?", [&s](ApiRequest& r) {
     auto p = r.list_params();
     const bool with_health = r.query_bool("with_health", false);
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    auto page = EndpointStore(*conn).list(app.id, p);
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    auto page = session->endpoints().list(app.id, p);
     const TimeMs now = s.clock().now_ms();
     json data = json::array();
     for (const auto& e : page.items) {
       json j = to_json(e);
-      if (with_health) j["health"] = health_json(*conn, e, now);
+      if (with_health) j["health"] = health_json(*session, e, now);
       data.push_back(std::move(j));
     }
     std::string first = page.items.empty() ? "" : page.items.front().id;
@@ -205,38 +206,37 @@ void register_endpoint_routes(ApiServer& s) {
   });
 
   s.route("POST", base + "/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
     Endpoint ep;
     auto key = read_endpoint_body(r.body, ep, false, s.options().https_only);
     TimeMs now = s.clock().now_ms();
     ep.id = new_id(kEndpointPrefix, now);
     ep.app_id = app.id;
     ep.created_at = ep.updated_at = now;
-    Transaction tx(*conn);
-    EndpointStore endpoints(*conn);
+    session->begin();
+    EndpointStore& endpoints = session->endpoints();
     if (ep.uid && endpoints.get(app.id, *ep.uid)) {
       throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
     }
     endpoints.insert(ep, key ? *key : *decode_secret(generate_secret()));
-    tx.commit();
+    session->commit();
     return ApiReply{201, to_json(ep)};
   });
 
   s.route("GET", one + "/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    return ApiReply{200, to_json(load_endpoint(*conn, app, r.param(2)))};
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    return ApiReply{200, to_json(load_endpoint(*session, app, r.param(2)))};
   });
 
   auto update = [&s](ApiRequest& r, bool patch) {
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    Application app = load_app(*conn, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    auto session = s.db().begin();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
     auto old_uid = ep.uid;
     auto key = read_endpoint_body(r.body, ep, patch, s.options().https_only);
-    EndpointStore endpoints(*conn);
+    EndpointStore& endpoints = session->endpoints();
     if (ep.uid && ep.uid != old_uid) {
       if (auto other = endpoints.get(app.id, *ep.uid); other && other->id != ep.id) {
         throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
@@ -246,25 +246,25 @@ void register_endpoint_routes(ApiServer& s) {
     ep.updated_at = now;
     endpoints.update(ep);
     if (key && endpoints.current_key(ep.id) != key) endpoints.rotate_key(ep.id, *key, 0, now);
-    tx.commit();
+    session->commit();
     return ApiReply{200, to_json(ep)};
   };
   s.route("PUT", one + "/?", [update](ApiRequest& r) { return update(r, false); });
   s.route("PATCH", one + "/?", [update](ApiRequest& r) { return update(r, true); });
 
   s.route("DELETE", one + "/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*conn, app, r.param(2));
-    EndpointStore(*conn).remove(app.id, ep.id);
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    session->endpoints().remove(app.id, ep.id);
     return ApiReply{204, {}};
   });
 
   s.route("GET", one + "/secret/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*conn, app, r.param(2));
-    auto key = EndpointStore(*conn).current_key(ep.id);
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    auto key = session->endpoints().current_key(ep.id);
     if (!key) throw ApiError(500, "internal", "endpoint has no signing key");
     return ApiReply{200, json{{"key", std::string(kSecretPrefix) + base64_encode(*key)}}};
   });
@@ -278,21 +278,20 @@ void register_endpoint_routes(ApiServer& s) {
     }
     auto grace = body.opt_int("gracePeriodSeconds", 0, kMaxGraceSeconds);
     body.finish();
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    Application app = load_app(*conn, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    auto session = s.db().begin();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
     TimeMs now = s.clock().now_ms();
-    EndpointStore(*conn).rotate_key(ep.id, key ? *key : *decode_secret(generate_secret()),
+    session->endpoints().rotate_key(ep.id, key ? *key : *decode_secret(generate_secret()),
                                     grace.value_or(kDefaultGraceSeconds) * 1000, now);
-    tx.commit();
+    session->commit();
     return ApiReply{204, {}};
   });
 
   s.route("GET", one + "/headers/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    return ApiReply{200, headers_json(load_endpoint(*conn, app, r.param(2)))};
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    return ApiReply{200, headers_json(load_endpoint(*session, app, r.param(2)))};
   });
 
   auto set_headers = [&s](ApiRequest& r, bool patch) {
@@ -306,10 +305,9 @@ void register_endpoint_routes(ApiServer& s) {
     if (!r.body.contains("headers")) body.error("headers", "field required", "value_error.missing");
     auto given = read_headers(body, "headers");
     body.finish();
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    Application app = load_app(*conn, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    auto session = s.db().begin();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
     if (!patch) ep.headers.clear();
     // PATCH: a null value removes the header.
     if (patch) {
@@ -322,8 +320,8 @@ void register_endpoint_routes(ApiServer& s) {
     }
     if (ep.headers.size() > kMaxHeaders) throw invalid_field("headers", "too many headers");
     ep.updated_at = s.clock().now_ms();
-    EndpointStore(*conn).update(ep);
-    tx.commit();
+    session->endpoints().update(ep);
+    session->commit();
     return ApiReply{204, {}};
   };
   s.route("PUT", one + "/headers/?",
@@ -347,16 +345,14 @@ void register_endpoint_routes(ApiServer& s) {
     body.finish();
     TimeMs now = s.clock().now_ms();
     {
-      auto conn = s.db().acquire();
-      Transaction tx(*conn);
-      Application app = load_app(*conn, r.caller, r.param(1));
-      Endpoint ep = load_endpoint(*conn, app, r.param(2));
+      auto session = s.db().begin();
+      Application app = load_app(*session, r.caller, r.param(1));
+      Endpoint ep = load_endpoint(*session, app, r.param(2));
       if (ep.disabled) throw conflict("the endpoint is disabled: enable it before recovering");
-      int64_t n = DeliveryStore(*conn).recover(ep.id, *since, until.value_or(now + 1), now);
-      tx.commit();
+      int64_t n = session->queue().recover(ep.id, *since, until.value_or(now + 1), now);
+      session->commit();
       spdlog::info("recover endpoint={} since={} deliveries={}", ep.id, format_rfc3339(*since), n);
     }
-    s.wake_scheduler();
     return ApiReply{202, json{{"id", new_id("rcvr", now)},
                               {"status", "finished"},
                               {"task", "endpoint.recover"},
@@ -378,11 +374,11 @@ void register_endpoint_routes(ApiServer& s) {
                                         " buckets; at most " + std::to_string(kMaxTimelineBuckets) +
                                         " are served");
     }
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*conn, app, r.param(2));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
     std::vector<AttemptBucket> dense(static_cast<size_t>(count));
-    for (const auto& b : AttemptStore(*conn).timeline(ep.id, start, until, size)) {
+    for (const auto& b : session->attempts().timeline(ep.id, start, until, size)) {
       if (b.index >= 0 && b.index < count) dense[static_cast<size_t>(b.index)] = b;
     }
     json data = json::array();
@@ -398,10 +394,10 @@ void register_endpoint_routes(ApiServer& s) {
   });
 
   s.route("GET", one + "/stats/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*conn, app, r.param(2));
-    return ApiReply{200, to_json(DeliveryStore(*conn).stats(ep.id))};
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    return ApiReply{200, to_json(session->deliveries().stats(ep.id))};
   });
 }
 

@@ -2,9 +2,9 @@
 #include "api/errors.h"
 #include "api/json_mapping.h"
 #include "api/server.h"
+#include "db/database.h"
 #include "db/event_type_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/session.h"
 
 namespace herald {
 namespace {
@@ -34,8 +34,8 @@ void read_event_type_body(const JsonIn& body, EventType& et, bool patch) {
   r.finish();
 }
 
-EventType load_event_type(Connection& c, const std::string& name) {
-  auto et = EventTypeStore(c).get(name);
+EventType load_event_type(Session& c, const std::string& name) {
+  auto et = c.event_types().get(name);
   if (!et) throw not_found("event type");
   return *et;
 }
@@ -48,8 +48,8 @@ void register_event_type_routes(ApiServer& s) {
   s.route("GET", "/api/v1/event-type/?", [&s](ApiRequest& r) {
     auto p = r.list_params();
     bool archived = r.query_bool("include_archived", false);
-    auto conn = s.db().acquire();
-    auto page = EventTypeStore(*conn).list(p, archived);
+    auto session = s.db().session();
+    auto page = session->event_types().list(p, archived);
     json data = json::array();
     for (const auto& e : page.items) data.push_back(to_json(e));
     std::string first = page.items.empty() ? "" : page.items.front().name;
@@ -70,9 +70,8 @@ void register_event_type_routes(ApiServer& s) {
     }
     read_event_type_body(r.body, et, false);
     et.created_at = et.updated_at = s.clock().now_ms();
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    EventTypeStore store(*conn);
+    auto session = s.db().begin();
+    EventTypeStore& store = session->event_types();
     if (auto existing = store.get(et.name)) {
       if (!existing->archived) throw conflict("event type '" + et.name + "' exists");
       et.created_at = existing->created_at;  // creating an archived type revives it
@@ -80,20 +79,19 @@ void register_event_type_routes(ApiServer& s) {
     } else {
       store.insert(et);
     }
-    tx.commit();
+    session->commit();
     return ApiReply{201, to_json(et)};
   });
 
   s.route("GET", one, [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    return ApiReply{200, to_json(load_event_type(*conn, r.param(1)))};
+    auto session = s.db().session();
+    return ApiReply{200, to_json(load_event_type(*session, r.param(1)))};
   });
 
   auto update = [&s](ApiRequest& r, bool patch) {
     require_admin(r.caller);
-    auto conn = s.db().acquire();
-    Transaction tx(*conn);
-    EventTypeStore store(*conn);
+    auto session = s.db().begin();
+    EventTypeStore& store = session->event_types();
     TimeMs now = s.clock().now_ms();
     auto existing = store.get(r.param(1));
     if (!existing) {
@@ -106,14 +104,14 @@ void register_event_type_routes(ApiServer& s) {
       read_event_type_body(r.body, et, false);
       et.created_at = et.updated_at = now;
       store.insert(et);
-      tx.commit();
+      session->commit();
       return ApiReply{201, to_json(et)};
     }
     EventType et = *existing;
     read_event_type_body(r.body, et, patch);
     et.updated_at = now;
     store.update(et);
-    tx.commit();
+    session->commit();
     return ApiReply{200, to_json(et)};
   };
   s.route("PUT", one, [update](ApiRequest& r) { return update(r, false); });
@@ -123,9 +121,9 @@ void register_event_type_routes(ApiServer& s) {
   s.route("DELETE", one, [&s](ApiRequest& r) {
     require_admin(r.caller);
     bool expunge = r.query_bool("expunge", false);
-    auto conn = s.db().acquire();
-    EventTypeStore store(*conn);
-    EventType et = load_event_type(*conn, r.param(1));
+    auto session = s.db().session();
+    EventTypeStore& store = session->event_types();
+    EventType et = load_event_type(*session, r.param(1));
     if (expunge) {
       store.remove(et.name);
     } else {

@@ -7,14 +7,14 @@
 #include "core/ids.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
+#include "db/database.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
+#include "db/enqueue.h"
 #include "db/event_type_store.h"
 #include "db/message_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/session.h"
 #include "db/write_batcher.h"
-#include "scheduler/scheduler.h"
 
 #include <httplib.h>
 
@@ -69,9 +69,9 @@ Message read_message_body(const JsonIn& body, std::string_view raw) {
 
 // Resolves the app of a message create; creates it when the body carries an `application`
 // and the path names a uid that does not exist yet (Svix's behaviour).
-Application app_for_message(Connection& c, ApiRequest& r, TimeMs now) {
+Application app_for_message(Session& c, ApiRequest& r, TimeMs now) {
   const std::string key = r.param(1);
-  if (auto app = AppStore(c).get(key)) {
+  if (auto app = c.apps().get(key)) {
     if (r.caller.app_id && *r.caller.app_id != app->id) throw not_found("application");
     return *app;
   }
@@ -87,7 +87,7 @@ Application app_for_message(Connection& c, ApiRequest& r, TimeMs now) {
   app.uid = key;
   app.id = new_id(kAppPrefix, now);
   app.created_at = app.updated_at = now;
-  AppStore(c).insert(app);
+  c.apps().insert(app);
   return app;
 }
 
@@ -106,21 +106,6 @@ std::optional<std::vector<std::string>> comma_list(const std::optional<std::stri
   return out;
 }
 
-// A pending delivery of `msg_id` to `endpoint_id`, due now.
-Delivery new_delivery(const std::string& app_id, const std::string& msg_id,
-                      const std::string& endpoint_id, TriggerType trigger, TimeMs now) {
-  Delivery d;
-  d.id = new_id(kDeliveryPrefix, now);
-  d.app_id = app_id;
-  d.msg_id = msg_id;
-  d.endpoint_id = endpoint_id;
-  d.status = DeliveryStatus::kPending;
-  d.next_attempt_at = now;
-  d.trigger = trigger;
-  d.created_at = d.updated_at = now;
-  return d;
-}
-
 // herald's extension of a message: its endpoints counted by their latest delivery's state,
 // and the overall state that the list's `status` filter matches (null without deliveries).
 void add_summary(json& j, const std::optional<DeliveryStats>& s) {
@@ -135,8 +120,8 @@ void add_summary(json& j, const std::optional<DeliveryStats>& s) {
 
 // The payload of a test event when none is given: the event type's first schema example if
 // it has one (Svix's behaviour), else a small documented default.
-std::string example_payload(Connection& c, const std::string& event_type, TimeMs now) {
-  if (auto et = EventTypeStore(c).get(event_type); et && et->schemas_json) {
+std::string example_payload(Session& c, const std::string& event_type, TimeMs now) {
+  if (auto et = c.event_types().get(event_type); et && et->schemas_json) {
     json schemas = json::parse(*et->schemas_json, nullptr, false);
     if (schemas.is_object()) {
       for (const auto& [version, schema] : schemas.items()) {
@@ -155,8 +140,8 @@ std::string example_payload(Connection& c, const std::string& event_type, TimeMs
 }
 
 // The application's endpoint `key` (id or uid): 404 when there is none, 409 when disabled.
-Endpoint enabled_endpoint(Connection& c, const Application& app, const std::string& key) {
-  auto ep = EndpointStore(c).get(app.id, key);
+Endpoint enabled_endpoint(Session& c, const Application& app, const std::string& key) {
+  auto ep = c.endpoints().get(app.id, key);
   if (!ep) throw not_found("endpoint");
   if (ep->disabled) throw conflict("the endpoint is disabled");
   return *ep;
@@ -173,50 +158,18 @@ void register_message_routes(ApiServer& s) {
     const bool with_content = r.query_bool("with_content", true);
     TimeMs now = s.clock().now_ms();
     // Group commit: this message and its deliveries share a transaction with other requests'
-    // messages; the 202 goes out only once that transaction is durable. Deliveries the
-    // scheduler has room for are written claimed and handed to it directly after the commit.
-    Scheduler* sched = s.scheduler();
-    std::vector<Delivery> fresh;
-    int reserved = 0;
-    try {
-      s.writer().run([&](Connection& c) {
-        Application app = app_for_message(c, r, now);
-        MessageStore messages(c);
-        if (m.event_id && messages.get(app.id, *m.event_id)) {
-          throw conflict("a message with eventId '" + *m.event_id + "' exists");
-        }
-        m.id = new_id(kMessagePrefix, now);
-        m.app_id = app.id;
-        m.timestamp = now;
-        messages.insert(m);
-        std::vector<Delivery> ds;
-        for (const auto& ep : *s.enabled_endpoints(c, app.id)) {
-          if (!endpoint_accepts(ep, m.event_type, m.channels)) continue;
-          ds.push_back(new_delivery(app.id, m.id, ep.id, TriggerType::kScheduled, now));
-        }
-        if (sched != nullptr) reserved = sched->reserve_fresh(static_cast<int>(ds.size()));
-        DeliveryStore deliveries(c);
-        for (size_t i = 0; i < ds.size(); ++i) {
-          if (static_cast<int>(i) < reserved) {
-            ds[i].status = DeliveryStatus::kSending;
-            ds[i].next_attempt_at = now + sched->lease_ms();
-          }
-          deliveries.insert(ds[i]);
-        }
-        ds.resize(static_cast<size_t>(reserved));  // reserve_fresh grants at most ds.size()
-        fresh = std::move(ds);
-      });
-    } catch (...) {
-      if (reserved > 0) sched->release_fresh(reserved);
-      throw;
-    }
+    // messages; the 202 goes out only once that transaction is durable.
+    s.writer().run([&](Session& c) {
+      Application app = app_for_message(c, r, now);
+      if (m.event_id && c.messages().get(app.id, *m.event_id)) {
+        throw conflict("a message with eventId '" + *m.event_id + "' exists");
+      }
+      m.id = new_id(kMessagePrefix, now);
+      m.app_id = app.id;
+      m.timestamp = now;
+      s.enqueuer().publish(c, m, app.endpoints_version);
+    });
     s.count_accepted();
-    if (!fresh.empty()) {
-      // Handing over wakes the scheduler, whose round also claims any delivery left pending.
-      sched->dispatch_fresh(std::move(fresh), std::make_shared<const std::string>(m.payload));
-    } else {
-      s.wake_scheduler();
-    }
     return ApiReply{202, to_json(m, with_content)};
   });
 
@@ -234,12 +187,12 @@ void register_message_routes(ApiServer& s) {
       f.status = static_cast<DeliveryStatus>(std::stoi(*status));
     }
     const bool with_content = r.query_bool("with_content", true);
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    auto page = MessageStore(*conn).list(app.id, p, f);
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    auto page = session->messages().list(app.id, p, f);
     std::vector<std::string> ids;
     for (const auto& m : page.items) ids.push_back(m.id);
-    auto summaries = DeliveryStore(*conn).summaries(ids);
+    auto summaries = session->deliveries().summaries(ids);
     json data = json::array();
     for (const auto& m : page.items) {
       json j = to_json(m, with_content);
@@ -254,22 +207,22 @@ void register_message_routes(ApiServer& s) {
 
   s.route("GET", one + "/?", [&s](ApiRequest& r) {
     const bool with_content = r.query_bool("with_content", true);
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    auto m = MessageStore(*conn).get(app.id, r.param(2));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    auto m = session->messages().get(app.id, r.param(2));
     if (!m) throw not_found("message");
     return ApiReply{200, to_json(*m, with_content)};
   });
 
   // The message's delivery state per endpoint.
   s.route("GET", one + "/endpoint/?", [&s](ApiRequest& r) {
-    auto conn = s.db().acquire();
-    Application app = load_app(*conn, r.caller, r.param(1));
-    auto m = MessageStore(*conn).get(app.id, r.param(2));
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    auto m = session->messages().get(app.id, r.param(2));
     if (!m) throw not_found("message");
-    EndpointStore endpoints(*conn);
+    EndpointStore& endpoints = session->endpoints();
     json data = json::array();
-    for (const auto& d : DeliveryStore(*conn).for_message(m->id)) {
+    for (const auto& d : session->deliveries().for_message(m->id)) {
       auto ep = endpoints.get(app.id, d.endpoint_id);
       if (!ep) continue;
       json j = to_json(*ep);
@@ -288,18 +241,15 @@ void register_message_routes(ApiServer& s) {
   });
 
   s.route("POST", one + "/endpoint/([^/]+)/resend/?", [&s](ApiRequest& r) {
-    TimeMs now = s.clock().now_ms();
     {
-      auto conn = s.db().acquire();
-      Transaction tx(*conn);
-      Application app = load_app(*conn, r.caller, r.param(1));
-      auto m = MessageStore(*conn).get(app.id, r.param(2));
+      auto session = s.db().begin();
+      Application app = load_app(*session, r.caller, r.param(1));
+      auto m = session->messages().get(app.id, r.param(2));
       if (!m) throw not_found("message");
-      Endpoint ep = enabled_endpoint(*conn, app, r.param(3));
-      DeliveryStore(*conn).insert(new_delivery(app.id, m->id, ep.id, TriggerType::kManual, now));
-      tx.commit();
+      Endpoint ep = enabled_endpoint(*session, app, r.param(3));
+      s.enqueuer().redeliver(*session, *m, ep.id);
+      session->commit();
     }
-    s.wake_scheduler();
     return ApiReply{202, json::object()};
   });
 
@@ -324,19 +274,16 @@ void register_message_routes(ApiServer& s) {
     body.finish();
     TimeMs now = s.clock().now_ms();
     {
-      auto conn = s.db().acquire();
-      Transaction tx(*conn);
-      Application app = load_app(*conn, r.caller, r.param(1));
-      Endpoint ep = enabled_endpoint(*conn, app, r.param(2));
-      if (m.payload.empty()) m.payload = example_payload(*conn, m.event_type, now);
+      auto session = s.db().begin();
+      Application app = load_app(*session, r.caller, r.param(1));
+      Endpoint ep = enabled_endpoint(*session, app, r.param(2));
+      if (m.payload.empty()) m.payload = example_payload(*session, m.event_type, now);
       m.id = new_id(kMessagePrefix, now);
       m.app_id = app.id;
       m.timestamp = now;
-      MessageStore(*conn).insert(m);
-      DeliveryStore(*conn).insert(new_delivery(app.id, m.id, ep.id, TriggerType::kScheduled, now));
-      tx.commit();  // the message and its one delivery are durable together
+      s.enqueuer().publish_to(*session, m, ep.id);
+      session->commit();  // the message and its one delivery are durable together
     }
-    s.wake_scheduler();
     return ApiReply{202, to_json(m, true)};
   });
 }

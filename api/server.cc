@@ -11,14 +11,14 @@
 #include "core/metrics.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
-#include "db/delivery_store.h"
-#include "db/endpoint_store.h"
+#include "db/database.h"
+#include "db/enqueue.h"
+#include "db/errors.h"
 #include "db/idempotency_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/queue_store.h"
+#include "db/session.h"
 #include "db/token_store.h"
 #include "db/write_batcher.h"
-#include "scheduler/scheduler.h"
 
 namespace herald {
 
@@ -53,12 +53,30 @@ bool too_deep(std::string_view text) {
 
 void write_reply(httplib::Response& res, const ApiReply& reply) {
   res.status = reply.status;
+  for (const auto& [name, value] : reply.headers) res.set_header(name, value);
   if (reply.status == 204) return;
   res.set_content(reply.body.dump(), "application/json");
 }
 
 ApiReply error_reply(const ApiError& e) {
-  return ApiReply{e.status(), e.body()};
+  return ApiReply{e.status(), e.body(), {}};
+}
+
+// How long a client is asked to wait before trying again when the store is unavailable.
+constexpr const char* kUnavailableRetryAfterS = "1";
+
+// The reply for a storage failure: 409 for a conflict, 503 (and Retry-After) while the store
+// cannot be reached or written, else 500. Nothing was written: the request can be repeated.
+ApiReply db_error_reply(const DbError& e, const httplib::Request& req) {
+  if (e.is_constraint()) return error_reply(conflict("a resource with this identifier exists"));
+  spdlog::error("api {} {}: {}", req.method, req.path, e.what());
+  if (e.is_unavailable()) {
+    ApiReply reply = error_reply(
+        ApiError(503, "unavailable", "the store is unavailable right now; try again shortly"));
+    reply.headers.emplace_back("Retry-After", kUnavailableRetryAfterS);
+    return reply;
+  }
+  return error_reply(ApiError(500, "internal", "internal server error"));
 }
 
 }  // namespace
@@ -115,8 +133,8 @@ std::optional<TimeMs> ApiRequest::query_time(const std::string& name) const {
   return t;
 }
 
-Application load_app(Connection& c, const Caller& caller, const std::string& key) {
-  auto app = AppStore(c).get(key);
+Application load_app(Session& c, const Caller& caller, const std::string& key) {
+  auto app = c.apps().get(key);
   if (!app || (caller.app_id && *caller.app_id != app->id)) throw not_found("application");
   return *app;
 }
@@ -135,12 +153,12 @@ json list_json(json data, const std::string& first_id, const std::string& last_i
   return out;
 }
 
-ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOptions options)
+ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
     : db_(db),
       clock_(clock),
-      scheduler_(scheduler),
       options_(std::move(options)),
       writer_(std::make_unique<WriteBatcher>(db)),
+      enqueuer_(std::make_unique<Enqueuer>(clock)),
       http_(std::make_unique<httplib::Server>()) {
   // Bodies a little over the limit still reach us, so the 413 is ours (JSON) and says why.
   http_->set_payload_max_length(options_.max_payload_bytes + 64 * 1024);
@@ -182,10 +200,10 @@ ApiServer::ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOption
       Metrics::Gauges g;
       const TimeMs now = clock_.now_ms();
       try {
-        auto conn = db_.acquire();
-        auto q = DeliveryStore(*conn).queue_state(now);
-        g.in_flight = scheduler_ != nullptr ? static_cast<int64_t>(scheduler_->in_flight()) : 0;
-        g.pending = std::max<int64_t>(0, q.queued + q.parked - g.in_flight);
+        auto session = db_.session();
+        auto q = session->queue().state(now);
+        g.in_flight = options_.metrics->in_flight();
+        g.pending = std::max<int64_t>(0, q.queued + q.parked - q.sending.value_or(g.in_flight));
         g.queue_lag_s = q.oldest_due ? static_cast<double>(now - *q.oldest_due) / 1000.0 : 0.0;
       } catch (const std::exception& e) {
         spdlog::error("metrics: {}", e.what());
@@ -224,29 +242,6 @@ void ApiServer::stop() {
   if (http_->is_running()) http_->stop();
 }
 
-void ApiServer::wake_scheduler() {
-  if (scheduler_ != nullptr) scheduler_->wake();
-}
-
-std::shared_ptr<const std::vector<Endpoint>> ApiServer::enabled_endpoints(
-    Connection& c, const std::string& app_id) {
-  constexpr size_t kMaxCachedApps = 10000;
-  const uint64_t gen = EndpointStore::generation();
-  {
-    std::lock_guard lock(fanout_.mu);
-    if (fanout_.generation != gen || fanout_.by_app.size() > kMaxCachedApps) {
-      fanout_.by_app.clear();
-      fanout_.generation = gen;
-    }
-    if (auto it = fanout_.by_app.find(app_id); it != fanout_.by_app.end()) return it->second;
-  }
-  auto list =
-      std::make_shared<const std::vector<Endpoint>>(EndpointStore(c).enabled_for_app(app_id));
-  std::lock_guard lock(fanout_.mu);
-  if (fanout_.generation == gen) fanout_.by_app[app_id] = list;  // else stale already
-  return list;
-}
-
 void ApiServer::count_accepted() {
   if (options_.metrics != nullptr) options_.metrics->message_accepted();
 }
@@ -281,8 +276,8 @@ Caller ApiServer::authenticate(const httplib::Request& req) {
   // Only hashes are stored. The lookup is by hash, so its timing says nothing about the token;
   // the comparison after it is constant-time all the same.
   std::string hash = sha256(std::string_view(header).substr(kBearer.size()));
-  auto conn = db_.acquire();
-  auto token = TokenStore(*conn).find_by_hash(hash);
+  auto session = db_.session();
+  auto token = session->tokens().find_by_hash(hash);
   if (!token || !constant_time_equal(token->hash, hash) ||
       (token->expires_at && *token->expires_at <= clock_.now_ms())) {
     throw ApiError(401, "authentication_failed", "invalid or expired token");
@@ -297,9 +292,7 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
     } catch (const ApiError& e) {
       return error_reply(e);
     } catch (const DbError& e) {
-      if (e.is_constraint()) return error_reply(conflict("a resource with this identifier exists"));
-      spdlog::error("api {} {}: {}", req.method, req.path, e.what());
-      return error_reply(ApiError(500, "internal", "internal server error"));
+      return db_error_reply(e, req);
     } catch (const std::exception& e) {
       spdlog::error("api {} {}: {}", req.method, req.path, e.what());
       return error_reply(ApiError(500, "internal", "internal server error"));
@@ -342,10 +335,10 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
     IdempotencyClaim claim;
     for (int tries = 0; tries < 100; ++tries) {
       {
-        auto conn = db_.acquire();
+        auto session = db_.session();
         TimeMs now = clock_.now_ms();
-        claim = IdempotencyStore(*conn).claim(caller.token_id, key, path, now,
-                                              now - options_.idempotency_ttl_ms);
+        claim = session->idempotency().claim(caller.token_id, key, path, now,
+                                             now - options_.idempotency_ttl_ms);
       }
       if (claim.state != IdempotencyClaim::State::kInProgress) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -357,16 +350,18 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
       throw conflict("a request with this idempotency key is still in progress");
     }
     ApiReply reply = run(r);
-    auto conn = db_.acquire();
+    auto session = db_.session();
     if (reply.status >= 200 && reply.status < 300 && reply.replayable) {
-      IdempotencyStore(*conn).complete(caller.token_id, key, path, reply.status,
-                                       reply.status == 204 ? std::string() : reply.body.dump());
+      session->idempotency().complete(caller.token_id, key, path, reply.status,
+                                      reply.status == 204 ? std::string() : reply.body.dump());
     } else {
-      IdempotencyStore(*conn).release(caller.token_id, key, path);
+      session->idempotency().release(caller.token_id, key, path);
     }
     return reply;
   } catch (const ApiError& e) {
     return error_reply(e);
+  } catch (const DbError& e) {
+    return db_error_reply(e, req);
   } catch (const std::exception& e) {
     spdlog::error("api {} {}: {}", req.method, req.path, e.what());
     return error_reply(ApiError(500, "internal", "internal server error"));

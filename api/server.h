@@ -21,10 +21,10 @@ struct Request;
 namespace herald {
 
 class Database;
-class Connection;
-class Scheduler;
-class WriteBatcher;
+class Enqueuer;
 class Metrics;
+class Session;
+class WriteBatcher;
 
 struct ApiOptions {
   size_t max_payload_bytes = 1 << 20;  // largest accepted request body
@@ -64,7 +64,8 @@ struct ApiRequest {
 
 struct ApiReply {
   int status = 200;
-  nlohmann::ordered_json body;  // ignored for 204
+  nlohmann::ordered_json body;                                    // ignored for 204
+  std::vector<std::pair<std::string, std::string>> headers = {};  // beyond Content-Type
   // False for replies holding a secret (a new token): an idempotency key then does not keep
   // the reply for replay, so it is never written to the database.
   bool replayable = true;
@@ -72,11 +73,12 @@ struct ApiReply {
 
 using ApiHandler = std::function<ApiReply(ApiRequest&)>;
 
-// herald's REST API (Svix v1 compatible) on cpp-httplib. Owns the HTTP server; the database,
-// clock and scheduler must outlive it.
+// herald's REST API (Svix v1 compatible) on cpp-httplib. Owns the HTTP server; the database
+// and clock must outlive it. It reaches the queue only by enqueueing (Enqueuer): the
+// database's QueueListener, the scheduler, hears of what it enqueues.
 class ApiServer {
  public:
-  ApiServer(Database& db, Clock& clock, Scheduler* scheduler, ApiOptions options);
+  ApiServer(Database& db, Clock& clock, ApiOptions options);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -95,18 +97,12 @@ class ApiServer {
   Database& db() { return db_; }
   // Group commit for the hot write path (message creation).
   WriteBatcher& writer() { return *writer_; }
+  // Creates messages and deliveries.
+  Enqueuer& enqueuer() { return *enqueuer_; }
   Clock& clock() { return clock_; }
   const ApiOptions& options() const { return options_; }
-  // Tells the scheduler new deliveries are due.
-  void wake_scheduler();
-  // The scheduler, or null (tests without one).
-  Scheduler* scheduler() { return scheduler_; }
   // Counts an accepted message for /metrics.
   void count_accepted();
-  // The enabled endpoints of an application, oldest first, read through `c` and cached until
-  // any endpoint is written (EndpointStore::generation()). Thread-safe.
-  std::shared_ptr<const std::vector<Endpoint>> enabled_endpoints(Connection& c,
-                                                                 const std::string& app_id);
   // The base URL for links: options().public_url or the bound address.
   std::string base_url() const;
 
@@ -116,23 +112,16 @@ class ApiServer {
 
   Database& db_;
   Clock& clock_;
-  Scheduler* scheduler_;
   ApiOptions options_;
   std::unique_ptr<WriteBatcher> writer_;
-  struct FanoutCache {
-    std::mutex mu;
-    uint64_t generation = 0;  // REQUIRES: mu held
-    std::unordered_map<std::string, std::shared_ptr<const std::vector<Endpoint>>>
-        by_app;  // REQUIRES: mu held
-  };
-  FanoutCache fanout_;
+  std::unique_ptr<Enqueuer> enqueuer_;
   std::unique_ptr<httplib::Server> http_;
   std::string bound_url_;
   int listen_socket_ = -1;  // the listening socket, once bound
 };
 
 // Looks up the application named by `key` (id or uid) as `caller` may see it; throws 404.
-Application load_app(Connection& c, const Caller& caller, const std::string& key);
+Application load_app(Session& c, const Caller& caller, const std::string& key);
 // Throws 404 unless `caller` is an admin.
 void require_admin(const Caller& caller);
 // {data, iterator, prevIterator, done} of a page of already-mapped items.

@@ -13,11 +13,11 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "db/database.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
 #include "db/message_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/session.h"
 
 int main(int argc, char** argv) {
   std::string db_path, app_id;
@@ -43,9 +43,9 @@ int main(int argc, char** argv) {
   }
   const auto start = std::chrono::steady_clock::now();
   herald::SystemClock clock;
-  herald::Database db(db_path, 1);
-  auto conn = db.acquire();
-  auto endpoints = herald::EndpointStore(*conn).enabled_for_app(app_id);
+  auto db = herald::open_database(db_path, herald::DatabaseOptions{1, nullptr});
+  auto session = db->session();
+  auto endpoints = session->endpoints().enabled_for_app(app_id);
   if (endpoints.empty()) {
     std::cerr << "herald_seed: the app has no enabled endpoint\n";
     return 1;
@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
   const std::string payload =
       R"({"type":"invoice.paid","data":{"id":"in_backlog","amount":4200,"currency":"usd"}})";
   while (made < messages) {
-    herald::Transaction tx(*conn);
-    herald::MessageStore ms(*conn);
-    herald::DeliveryStore ds(*conn);
+    session->begin();
+    herald::MessageStore& ms = session->messages();
+    herald::DeliveryStore& ds = session->deliveries();
     for (int i = 0; i < 5000 && made < messages; ++i, ++made) {
       const herald::TimeMs now = clock.now_ms();
       herald::Message m;
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
         ++written;
       }
     }
-    tx.commit();
+    session->commit();
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

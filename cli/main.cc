@@ -12,12 +12,13 @@
 #include "api/server.h"
 #include "api/tokens.h"
 #include "cli/master_key_command.h"
+#include "cli/migrate_store_command.h"
 #include "cli/token_command.h"
 #include "core/address_policy.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/signing.h"
-#include "db/pool.h"
+#include "db/database.h"
 #include "scheduler/scheduler.h"
 #include "web/portal.h"
 
@@ -34,6 +35,9 @@ constexpr const char* kUsage =
     "  serve      run the API, the scheduler and the sender (see herald serve --help)\n"
     "  token      create, list and revoke API tokens (see herald token --help)\n"
     "  master-key rotate the key that seals endpoint secrets (see herald master-key --help)\n"
+    "  migrate-store\n"
+    "             copy a stopped herald's data to another store, e.g. SQLite to PostgreSQL\n"
+    "             (see herald migrate-store --help)\n"
     "  version    print the version\n"
     "  help       print this text\n";
 
@@ -66,7 +70,8 @@ int serve(const std::vector<std::string>& args) {
   std::unique_ptr<herald::Database> db;
   std::vector<std::string> key_notes;
   std::string key_error;
-  db = herald::open_with_master_key(*config, 32, &key_notes, &key_error);
+  db = herald::open_with_master_key(*config, herald::default_db_pool(*config), &key_notes,
+                                    &key_error);
   for (const auto& note : key_notes) std::cout << note << std::endl;
   if (!db) return fail(key_error);
   try {
@@ -76,7 +81,7 @@ int serve(const std::vector<std::string>& args) {
       std::cout << "admin token (shown once, store it now): " << *token << std::endl;
     }
   } catch (const std::exception& e) {
-    return fail("cannot open database " + config->db_path + ": " + e.what());
+    return fail("cannot open database " + db->describe() + ": " + e.what());
   }
 
   herald::Metrics metrics;
@@ -110,7 +115,7 @@ int serve(const std::vector<std::string>& args) {
   aopts.public_url = config->public_url;
   aopts.https_only = config->https_only;
   aopts.metrics = &metrics;
-  herald::ApiServer api(*db, clock, &scheduler, aopts);
+  herald::ApiServer api(*db, clock, aopts);
   herald::register_portal_routes(api);
   int port = api.bind(config->listen_host, config->listen_port);
   if (port <= 0) {
@@ -119,7 +124,7 @@ int serve(const std::vector<std::string>& args) {
                 std::to_string(config->listen_port));
   }
   std::cout << "herald " << kVersion << " listening on http://" << config->listen_host << ":"
-            << port << " (database " << config->db_path << ")" << std::endl;
+            << port << " (database " << db->describe() << ")" << std::endl;
 
   std::thread signal_thread([&] {
     int sig = 0;
@@ -154,6 +159,9 @@ int main(int argc, char** argv) {
   if (args[0] == "token") {
     herald::SystemClock clock;
     return herald::token_command({args.begin() + 1, args.end()}, herald::process_env(), clock);
+  }
+  if (args[0] == "migrate-store") {
+    return herald::migrate_store_command({args.begin() + 1, args.end()}, herald::process_env());
   }
   if (args[0] == "master-key") {
     return herald::master_key_command({args.begin() + 1, args.end()}, herald::process_env());

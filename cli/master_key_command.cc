@@ -7,9 +7,9 @@
 #include "cli/key_file.h"
 #include "core/encoding.h"
 #include "core/secret_box.h"
-#include "db/pool.h"
+#include "db/database.h"
 #include "db/sealing.h"
-#include "db/sqlite.h"
+#include "db/session.h"
 
 namespace herald {
 namespace {
@@ -47,8 +47,8 @@ bool exists(const std::string& path) {
 std::unique_ptr<Database> try_open(const Config& config, int max_connections,
                                    const std::string& key) {
   try {
-    return std::make_unique<Database>(config.db_path, max_connections,
-                                      std::make_shared<const SecretBox>(key));
+    return open_database(config.db_path,
+                         DatabaseOptions{max_connections, std::make_shared<const SecretBox>(key)});
   } catch (const MasterKeyMismatch&) {
     return nullptr;
   }
@@ -59,7 +59,7 @@ std::unique_ptr<Database> open_from_key_file(const Config& config, int max_conne
   const std::string& file = config.master_key_file;
   const std::string pending = file + ".new";
   const auto mismatch = [&](const std::string& what) {
-    *error = what + " does not match the database " + config.db_path +
+    *error = what + " does not match the database " + describe_location(config.db_path) +
              ": its secrets were sealed with another master key";
     return nullptr;
   };
@@ -97,10 +97,10 @@ std::unique_ptr<Database> open_from_key_file(const Config& config, int max_conne
 
   // No key file: the first start, unless secrets were sealed already.
   {
-    Database plain(config.db_path, 1);
-    auto conn = plain.acquire();
-    if (is_sealed(*conn)) {
-      *error = "the database " + config.db_path +
+    auto plain = open_database(config.db_path, DatabaseOptions{1, nullptr});
+    auto session = plain->session();
+    if (is_sealed(*session)) {
+      *error = "the database " + describe_location(config.db_path) +
                " is sealed with a master key, but the key file " + file +
                " does not exist (restore it, or set HERALD_MASTER_KEY)";
       return nullptr;
@@ -117,16 +117,14 @@ std::unique_ptr<Database> open_from_key_file(const Config& config, int max_conne
 
 // Re-seals everything in `db` under `to`, in one transaction; returns how many secrets.
 int reseal(Database& db, const SecretBox& to) {
-  auto conn = db.acquire();
-  return reseal_all(*conn, to);
+  return reseal_all(db, to);
 }
 
 // After the rotation: drops what the old key sealed from the file. A failure leaves the
 // rotation done, so it is only reported.
 void scrub_after_rotation(Database& db) {
   try {
-    auto conn = db.acquire();
-    scrub(*conn);
+    db.scrub();
   } catch (const std::exception& e) {
     std::cerr << "herald: warning: the database file may still hold secrets sealed with the old "
                  "key (run VACUUM on it): "
@@ -135,7 +133,9 @@ void scrub_after_rotation(Database& db) {
 }
 
 int rotate(const Config& config) {
-  if (!exists(config.db_path)) return fail("no database at " + config.db_path);
+  if (!is_postgres_uri(config.db_path) && !exists(config.db_path)) {
+    return fail("no database at " + describe_location(config.db_path));
+  }
   std::vector<std::string> notes;
   std::string error;
   auto db = open_with_master_key(config, 1, &notes, &error);
@@ -190,12 +190,13 @@ std::unique_ptr<Database> open_with_master_key(const Config& config, int max_con
     if (!config.master_key) return open_from_key_file(config, max_connections, notes, error);
     auto db = try_open(config, max_connections, *config.master_key);
     if (!db) {
-      *error = "HERALD_MASTER_KEY does not match the database " + config.db_path +
+      *error = "HERALD_MASTER_KEY does not match the database " +
+               describe_location(config.db_path) +
                ": its secrets were sealed with another master key";
     }
     return db;
   } catch (const std::exception& e) {
-    *error = "cannot open database " + config.db_path + ": " + e.what();
+    *error = "cannot open database " + describe_location(config.db_path) + ": " + e.what();
     return nullptr;
   }
 }

@@ -10,7 +10,8 @@
 #include "api/tokens.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
-#include "db/pool.h"
+#include "db/database.h"
+#include "db/session.h"
 #include "db/token_store.h"
 
 namespace herald {
@@ -83,7 +84,7 @@ std::optional<std::string> db_path(const Parsed& p, const EnvLookup& env, std::s
     path = *v;
   }
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if (!is_postgres_uri(path) && ::stat(path.c_str(), &st) != 0) {
     *error = "no database at " + path + " (start herald serve once, or pass --db)";
     return std::nullopt;
   }
@@ -106,16 +107,15 @@ int create(const Parsed& p, const std::string& path, Clock& clock) {
     expires_at = clock.now_ms() + *ms;
   }
   const auto name_it = p.flags.find("name");
-  Database db(path, 1);
+  auto db = open_database(path, DatabaseOptions{1, nullptr});
   std::optional<std::string> app_id;
   if (auto it = p.flags.find("app"); it != p.flags.end()) {
-    auto conn = db.acquire();
-    auto app = AppStore(*conn).get(it->second);
+    auto app = db->session()->apps().get(it->second);
     if (!app) return fail("no application '" + it->second + "'");
     app_id = app->id;
   }
   const std::string name = name_it != p.flags.end() ? name_it->second : "";
-  const NewToken token = create_token(db, clock, app_id, name, expires_at);
+  const NewToken token = create_token(*db, clock, app_id, name, expires_at);
   std::cout << token.text << std::endl;
   std::cerr << "herald: created " << token.id << " ("
             << (app_id ? "reaches only application " + *app_id : std::string("admin"))
@@ -126,11 +126,10 @@ int create(const Parsed& p, const std::string& path, Clock& clock) {
 
 int list(const Parsed& p, const std::string& path, Clock& clock) {
   if (!p.words.empty()) return usage_error("unexpected argument '" + p.words.front() + "'");
-  Database db(path, 1);
-  auto conn = db.acquire();
+  auto db = open_database(path, DatabaseOptions{1, nullptr});
   const TimeMs now = clock.now_ms();
   std::vector<std::vector<std::string>> rows = {{"ID", "SCOPE", "NAME", "CREATED", "EXPIRES"}};
-  for (const auto& t : TokenStore(*conn).list()) {
+  for (const auto& t : db->session()->tokens().list()) {
     std::string expires = time_text(t.expires_at);
     if (t.expires_at && *t.expires_at <= now) expires += " (expired)";
     rows.push_back({t.id, t.app_id.value_or("admin"), t.name.empty() ? "-" : t.name,
@@ -153,9 +152,8 @@ int list(const Parsed& p, const std::string& path, Clock& clock) {
 
 int revoke(const Parsed& p, const std::string& path) {
   if (p.words.size() != 1) return usage_error("token revoke takes one TOKEN_ID");
-  Database db(path, 1);
-  auto conn = db.acquire();
-  if (!TokenStore(*conn).remove(p.words.front())) {
+  auto db = open_database(path, DatabaseOptions{1, nullptr});
+  if (!db->session()->tokens().remove(p.words.front())) {
     return fail("no token '" + p.words.front() + "' (see herald token list)");
   }
   std::cerr << "herald: revoked " << p.words.front() << "\n";

@@ -143,14 +143,28 @@ const Setting kSettings[] = {
        *why = "is not host:port with a port of 0-65535 (use e.g. 127.0.0.1:8071)";
        return false;
      }},
-    {"db", "HERALD_DB", "PATH", [] { return Config().db_path; },
-     "SQLite database file; created if missing.",
+    {"db", "HERALD_DB", "PATH|URI", [] { return Config().db_path; },
+     "SQLite database file (created if missing), or a postgresql:// URI (libpq\n"
+     "      syntax): any number of herald processes may share one PostgreSQL database.",
      [](std::string_view v, Config& c, std::string* why) {
        if (v.empty()) {
-         *why = "is not a file path";
+         *why = "is not a file path or a postgresql:// URI";
          return false;
        }
        c.db_path = std::string(v);
+       return true;
+     }},
+    {"db-pool", "HERALD_DB_POOL", "N", [] { return std::string("32 (SQLite), 10 (PostgreSQL)"); },
+     "Database connections the API may hold at once (the scheduler, the write\n"
+     "      batcher and PostgreSQL's notifications take one more each).",
+     [](std::string_view v, Config& c, std::string* why) {
+       int n = 0;
+       if (!apply_positive(v, &n, why)) return false;
+       if (n > 1000) {
+         *why = "is more than 1000 connections";
+         return false;
+       }
+       c.db_pool = n;
        return true;
      }},
     {"admin-token", "HERALD_ADMIN_TOKEN", "TOKEN", [] { return std::string("none"); },
@@ -421,11 +435,50 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
                 ") must be longer than the request timeout (" +
                 format_duration(config.request_timeout_ms) + ", " + timeout_name + ")");
   }
-  if (config.master_key_file.empty()) config.master_key_file = config.db_path + ".key";
+  if (is_postgres_uri(config.db_path)) {
+    // Every node must seal with the same key: one made here would be this node's alone.
+    if (!config.master_key && config.master_key_file.empty()) {
+      return fail(
+          "HERALD_MASTER_KEY: must be set when HERALD_DB is a PostgreSQL URI (every herald "
+          "sharing the database needs the same key; or name a key file with "
+          "HERALD_MASTER_KEY_FILE)");
+    }
+  } else if (config.master_key_file.empty()) {
+    config.master_key_file = config.db_path + ".key";
+  }
   if (!config.operator_url.empty() && !config.operator_secret) {
     return fail("HERALD_OPERATOR_URL: needs HERALD_OPERATOR_SECRET (whsec_...) to sign with");
   }
   return config;
+}
+
+bool is_postgres_uri(std::string_view location) {
+  return location.starts_with("postgresql://") || location.starts_with("postgres://");
+}
+
+std::string describe_location(std::string_view location) {
+  std::string out(location);
+  if (!is_postgres_uri(out)) return out;
+  // postgresql://user:password@host/db -> postgresql://user@host/db
+  const size_t scheme = out.find("://");
+  const size_t at = out.find('@', scheme + 3);
+  const size_t slash = out.find('/', scheme + 3);
+  if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+    const size_t colon = out.find(':', scheme + 3);
+    if (colon != std::string::npos && colon < at) out.erase(colon, at - colon);
+  }
+  // ...?password=secret&x=y -> ...?x=y
+  for (size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p)) {
+    const size_t end = out.find('&', p);
+    out.erase(p, end == std::string::npos ? std::string::npos : end - p + 1);
+  }
+  while (!out.empty() && (out.back() == '&' || out.back() == '?')) out.pop_back();
+  return out;
+}
+
+int default_db_pool(const Config& c) {
+  if (c.db_pool) return *c.db_pool;
+  return is_postgres_uri(c.db_path) ? 10 : 32;
 }
 
 std::string serve_help() {

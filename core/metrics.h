@@ -18,6 +18,10 @@ class Metrics {
   enum class Outcome { kSuccess = 0, kHttpError = 1, kNetworkError = 2 };
 
   void message_accepted() { messages_accepted_.fetch_add(1, std::memory_order_relaxed); }
+  // Deliveries this process has handed to its sender and not yet recorded (the scheduler sets
+  // it as that changes).
+  void set_in_flight(int64_t n) { in_flight_.store(n, std::memory_order_relaxed); }
+  int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   // One recorded attempt: its outcome and how long the HTTP exchange took.
   void attempt(Outcome outcome, int64_t duration_ms);
 
@@ -35,6 +39,7 @@ class Metrics {
 
  private:
   std::atomic<uint64_t> messages_accepted_{0};
+  std::atomic<int64_t> in_flight_{0};
   std::array<std::atomic<uint64_t>, 3> attempts_{};
   std::array<std::atomic<uint64_t>, kLatencyBucketsMs.size() + 1> latency_buckets_{};
   std::atomic<uint64_t> latency_sum_ms_{0};

@@ -27,6 +27,9 @@ struct Application {
   std::map<std::string, std::string> metadata;
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
+  // Changes with every write to the application's endpoints (their fields, keys, enabled
+  // state or existence), whichever process makes it: what caches of endpoints check.
+  int64_t endpoints_version = 0;
 };
 
 struct Endpoint {
@@ -42,7 +45,7 @@ struct Endpoint {
   std::optional<std::vector<std::string>> channels;     // nullopt: every channel
   std::map<std::string, std::string> metadata;
   std::map<std::string, std::string> headers;  // custom headers sent with each delivery
-  std::optional<TimeMs> failing_since;  // first failure since the last success, if failing
+  std::optional<TimeMs> failing_since;         // first failure since the last success, if failing
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
 };
@@ -70,7 +73,7 @@ struct Message {
   std::string app_id;
   std::optional<std::string> event_id;
   std::string event_type;
-  std::string payload;  // the exact JSON text signed and sent; empty once expired
+  std::string payload;           // the exact JSON text signed and sent; empty once expired
   bool payload_expired = false;  // purged by retention
   std::optional<std::vector<std::string>> channels;
   std::optional<std::vector<std::string>> tags;
@@ -84,11 +87,15 @@ struct Delivery {
   std::string msg_id;
   std::string endpoint_id;
   DeliveryStatus status = DeliveryStatus::kPending;
-  int attempts = 0;             // attempts made so far
-  TimeMs next_attempt_at = 0;   // when due (pending only)
+  int attempts = 0;            // attempts made so far
+  TimeMs next_attempt_at = 0;  // when due (pending only)
   TriggerType trigger = TriggerType::kScheduled;
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
+  // The claim that leases it while sending (0: none, or a store whose queue one process
+  // owns). Ending the claim applies only while it still holds, so a process whose lease
+  // lapsed cannot overwrite the work of the one that took the delivery over.
+  int64_t claim = 0;
 };
 
 // One HTTP try of a delivery.

@@ -1,34 +1,36 @@
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/types.h"
 #include "db/list.h"
 
 namespace herald {
 
-class Connection;
-
-// The applications table.
+// Applications. Reached through a Session; reads and writes happen on its connection.
 class AppStore {
  public:
-  explicit AppStore(Connection& c) : c_(c) {}
+  virtual ~AppStore() = default;
 
   // Inserts `app`; throws DbError (is_constraint) when its uid is taken.
-  void insert(const Application& app);
+  virtual void insert(const Application& app) = 0;
   // By id, or by uid when `key` is not an app id.
-  std::optional<Application> get(const std::string& key);
-  std::optional<Application> get_by_uid(const std::string& uid);
+  virtual std::optional<Application> get(const std::string& key) = 0;
+  virtual std::optional<Application> get_by_uid(const std::string& uid) = 0;
   // Oldest first.
-  ListPage<Application> list(const ListParams& p);
+  virtual ListPage<Application> list(const ListParams& p) = 0;
   // Writes every field but id and created_at; false if no such app.
-  bool update(const Application& app);
-  // Deletes the app and, by cascade, everything under it; false if no such app.
-  bool remove(const std::string& id);
-
- private:
-  Connection& c_;
+  virtual bool update(const Application& app) = 0;
+  // The endpoints_version of each of `app_ids` that exists.
+  virtual std::map<std::string, int64_t> endpoint_versions(
+      const std::vector<std::string>& app_ids) = 0;
+  // Deletes the app and everything under it (endpoints, messages, deliveries, attempts,
+  // tokens); false if no such app.
+  virtual bool remove(const std::string& id) = 0;
 };
 
 }  // namespace herald

@@ -9,8 +9,6 @@
 
 namespace herald {
 
-class Connection;
-
 // Filters of an attempt listing; unset members don't filter.
 struct AttemptFilter {
   std::optional<DeliveryStatus> status;
@@ -26,31 +24,28 @@ struct AttemptBucket {
   int64_t fail = 0;
 };
 
-// The attempts table: every HTTP try ever made.
+// Every HTTP try ever made.
 class AttemptStore {
  public:
-  explicit AttemptStore(Connection& c) : c_(c) {}
+  virtual ~AttemptStore() = default;
 
-  void insert(const Attempt& a);
+  // Appends attempts, in order.
+  virtual void insert(const std::vector<Attempt>& attempts) = 0;
   // Deletes up to `limit` attempts made before `before`, oldest first; returns how many.
-  int64_t purge(TimeMs before, int limit);
-  std::optional<Attempt> get(const std::string& app_id, const std::string& id);
+  virtual int64_t purge(TimeMs before, int limit) = 0;
+  virtual std::optional<Attempt> get(const std::string& app_id, const std::string& id) = 0;
   // Newest first.
-  ListPage<Attempt> list_by_message(const std::string& app_id, const std::string& msg_id,
-                                    const ListParams& p, const AttemptFilter& f);
-  ListPage<Attempt> list_by_endpoint(const std::string& app_id, const std::string& endpoint_id,
-                                     const ListParams& p, const AttemptFilter& f);
+  virtual ListPage<Attempt> list_by_message(const std::string& app_id, const std::string& msg_id,
+                                            const ListParams& p, const AttemptFilter& f) = 0;
+  virtual ListPage<Attempt> list_by_endpoint(const std::string& app_id,
+                                             const std::string& endpoint_id, const ListParams& p,
+                                             const AttemptFilter& f) = 0;
   // The endpoint's attempts made in [start, until), counted per bucket of `bucket_ms` from
-  // `start`; buckets without attempts are absent. Index attempts_endpoint bounds the scan.
-  std::vector<AttemptBucket> timeline(const std::string& endpoint_id, TimeMs start, TimeMs until,
-                                      int64_t bucket_ms);
+  // `start`; buckets without attempts are absent.
+  virtual std::vector<AttemptBucket> timeline(const std::string& endpoint_id, TimeMs start,
+                                              TimeMs until, int64_t bucket_ms) = 0;
   // The endpoint's latest attempt.
-  std::optional<Attempt> latest(const std::string& endpoint_id);
-
- private:
-  ListPage<Attempt> list(const std::string& app_id, const char* key_col, const std::string& key,
-                         const ListParams& p, const AttemptFilter& f);
-  Connection& c_;
+  virtual std::optional<Attempt> latest(const std::string& endpoint_id) = 0;
 };
 
 }  // namespace herald

@@ -8,23 +8,18 @@
 
 namespace herald {
 
-class Connection;
-
-// The event_types table. Event types are global (not per application), keyed by name.
+// Event types. They are global (not per application), keyed by name.
 class EventTypeStore {
  public:
-  explicit EventTypeStore(Connection& c) : c_(c) {}
+  virtual ~EventTypeStore() = default;
 
   // Throws DbError (is_constraint) when the name exists.
-  void insert(const EventType& et);
-  std::optional<EventType> get(const std::string& name);
+  virtual void insert(const EventType& et) = 0;
+  virtual std::optional<EventType> get(const std::string& name) = 0;
   // By name; archived ones only when `include_archived`.
-  ListPage<EventType> list(const ListParams& p, bool include_archived);
-  bool update(const EventType& et);
-  bool remove(const std::string& name);
-
- private:
-  Connection& c_;
+  virtual ListPage<EventType> list(const ListParams& p, bool include_archived) = 0;
+  virtual bool update(const EventType& et) = 0;
+  virtual bool remove(const std::string& name) = 0;
 };
 
 }  // namespace herald

@@ -34,11 +34,12 @@ std::map<std::string, std::string> string_map_from_json(const std::string& text)
   return nlohmann::json::parse(text).get<std::map<std::string, std::string>>();
 }
 
-KeysetSql keyset_sql(const std::string& col, bool desc, const ListParams& p) {
+KeysetSql keyset_sql(const std::string& col, bool desc, const ListParams& p,
+                     const std::string& placeholder) {
   // Reading backwards flips the direction of both the bound and the order.
   bool descending = desc != p.backwards;
   KeysetSql s;
-  if (p.cursor) s.where = " AND " + col + (descending ? " < ?" : " > ?");
+  if (p.cursor) s.where = " AND " + col + (descending ? " < " : " > ") + placeholder;
   s.order = " ORDER BY " + col + (descending ? " DESC" : " ASC");
   return s;
 }

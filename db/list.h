@@ -22,13 +22,14 @@ struct ListPage {
 };
 
 // SQL pieces for keyset pagination on column `col` whose natural order is descending when
-// `desc`. `where` is " AND col > ?" or similar (empty without a cursor; the cursor is bound
-// by the caller), `order` is " ORDER BY col ASC|DESC".
+// `desc`, for the backends. `where` is " AND col > <placeholder>" or similar (empty without a
+// cursor; the cursor is bound by the caller), `order` is " ORDER BY col ASC|DESC".
 struct KeysetSql {
   std::string where;
   std::string order;
 };
-KeysetSql keyset_sql(const std::string& col, bool desc, const ListParams& p);
+KeysetSql keyset_sql(const std::string& col, bool desc, const ListParams& p,
+                     const std::string& placeholder = "?");
 
 // Reads up to limit+1 rows into a page: drops the extra row (setting done = false) and
 // reverses backwards pages into the list's order.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,8 +9,6 @@
 #include "db/list.h"
 
 namespace herald {
-
-class Connection;
 
 // Filters of a message listing; unset members don't filter.
 struct MessageFilter {
@@ -22,27 +21,27 @@ struct MessageFilter {
   std::optional<DeliveryStatus> status;
 };
 
-// The messages table.
+// Messages.
 class MessageStore {
  public:
-  explicit MessageStore(Connection& c) : c_(c) {}
+  virtual ~MessageStore() = default;
 
-  // Throws DbError (is_constraint) when the app already has a message with its event_id.
-  void insert(const Message& m);
+  // Throws DbError (is_constraint) when the app already has a message with its event_id. A
+  // message marked payload_expired is written without its payload.
+  virtual void insert(const Message& m) = 0;
   // By id, or by event id within the app.
-  std::optional<Message> get(const std::string& app_id, const std::string& key);
-  // The payload of message `id`: nullopt when there is no such message, "" once it expired.
-  std::optional<std::string> payload(const std::string& id);
+  virtual std::optional<Message> get(const std::string& app_id, const std::string& key) = 0;
+  // The payloads of the messages `ids` by id: "" once expired; absent when there is no such
+  // message.
+  virtual std::map<std::string, std::string> payloads(const std::vector<std::string>& ids) = 0;
   // Drops the payloads of up to `limit` messages created before `before` whose ids sort after
   // `after_id` (a watermark: pass "" first, then *last_id). Returns how many; *last_id becomes
   // the largest id touched.
-  int64_t expire_payloads(TimeMs before, const std::string& after_id, int limit,
-                          std::string* last_id);
+  virtual int64_t expire_payloads(TimeMs before, const std::string& after_id, int limit,
+                                  std::string* last_id) = 0;
   // Newest first.
-  ListPage<Message> list(const std::string& app_id, const ListParams& p, const MessageFilter& f);
-
- private:
-  Connection& c_;
+  virtual ListPage<Message> list(const std::string& app_id, const ListParams& p,
+                                 const MessageFilter& f) = 0;
 };
 
 }  // namespace herald

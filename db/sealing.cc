@@ -4,8 +4,9 @@
 #include <string>
 
 #include "core/secret_box.h"
+#include "db/database.h"
 #include "db/endpoint_store.h"
-#include "db/sqlite.h"
+#include "db/errors.h"
 
 namespace herald {
 namespace {
@@ -14,48 +15,14 @@ namespace {
 constexpr std::string_view kCheckText = "herald master key check";
 constexpr std::string_view kCheckContext = "master_key_check";
 
-std::optional<std::string> read_check(Connection& c) {
-  auto st = c.prepare("SELECT sealed FROM master_key_check WHERE id = 1");
-  if (!st.step()) return std::nullopt;
-  return st.get_text(0);
-}
-
-void write_check(Connection& c, const SecretBox& box) {
-  c.prepare("INSERT OR REPLACE INTO master_key_check (id, sealed) VALUES (1, ?)")
-      .bind_blob(1, box.seal(kCheckText, kCheckContext))
-      .run();
-}
-
 bool check_opens(const std::string& sealed, const SecretBox& box) {
   return box.open(sealed, kCheckContext) == std::optional<std::string>(std::string(kCheckText));
 }
 
-const SecretBox& box_of(Connection& c) {
-  if (c.secret_box() == nullptr) throw MasterKeyMismatch("no master key to seal secrets with");
-  return *c.secret_box();
+const SecretBox& box_of(Database& db) {
+  if (db.secret_box() == nullptr) throw MasterKeyMismatch("no master key to seal secrets with");
+  return *db.secret_box();
 }
-
-// Zeroes what is overwritten or deleted while it lives, then restores the setting.
-class SecureDelete {
- public:
-  explicit SecureDelete(Connection& c) : c_(c) {
-    auto st = c_.prepare("PRAGMA secure_delete");
-    was_ = st.step() ? st.get_int(0) : 0;
-    c_.exec("PRAGMA secure_delete = ON");
-  }
-  ~SecureDelete() {
-    try {
-      c_.exec("PRAGMA secure_delete = " + std::to_string(was_));
-    } catch (...) {
-    }
-  }
-  SecureDelete(const SecureDelete&) = delete;
-  SecureDelete& operator=(const SecureDelete&) = delete;
-
- private:
-  Connection& c_;
-  int64_t was_ = 0;
-};
 
 [[noreturn]] void mismatch() {
   throw MasterKeyMismatch(
@@ -64,54 +31,73 @@ class SecureDelete {
 
 }  // namespace
 
-int adopt_master_key(Connection& c) {
-  const SecretBox& box = box_of(c);
-  SecureDelete secure(c);
-  Transaction tx(c);
-  EndpointStore endpoints(c);
-  if (auto check = read_check(c)) {
-    if (!check_opens(*check, box)) mismatch();
-  } else {
-    if (!endpoints.sealed_keys_open()) mismatch();
-    write_check(c, box);
+int adopt_master_key(Database& db) {
+  const SecretBox& box = box_of(db);
+  int sealed = 0;
+  {
+    auto s = db.begin();
+    EndpointStore& endpoints = s->endpoints();
+    if (auto check = endpoints.key_check()) {
+      if (!check_opens(*check, box)) mismatch();
+    } else {
+      if (!endpoints.sealed_keys_open()) mismatch();
+      endpoints.set_key_check(box.seal(kCheckText, kCheckContext));
+    }
+    sealed = endpoints.seal_plaintext_keys();
+    s->commit();
   }
-  const int sealed = endpoints.seal_plaintext_keys();
-  tx.commit();
   if (sealed > 0) {
     try {
-      scrub(c);
+      db.scrub();
     } catch (const DbError& e) {
-      throw DbError(e.code(), "sealed " + std::to_string(sealed) +
-                                  " endpoint secrets, but the file may still hold their plaintext "
-                                  "(run VACUUM on it): " +
+      throw DbError(e.kind(), "sealed " + std::to_string(sealed) +
+                                  " endpoint secrets, but the store may still hold their "
+                                  "plaintext (vacuum it): " +
                                   e.what());
     }
   }
   return sealed;
 }
 
-bool is_sealed(Connection& c) {
-  return read_check(c).has_value() || EndpointStore(c).has_sealed_keys();
+bool is_sealed(Session& s) {
+  return s.endpoints().key_check().has_value() || s.endpoints().has_sealed_keys();
 }
 
-void require_master_key(Connection& c) {
-  const SecretBox& box = box_of(c);
-  if (auto check = read_check(c); check && !check_opens(*check, box)) mismatch();
+void require_master_key(Session& s, const SecretBox& box) {
+  if (auto check = s.endpoints().key_check(); check && !check_opens(*check, box)) mismatch();
 }
 
-int reseal_all(Connection& c, const SecretBox& to) {
-  SecureDelete secure(c);
-  Transaction tx(c);
-  require_master_key(c);
-  const int n = EndpointStore(c).reseal_keys(to);
-  write_check(c, to);
-  tx.commit();
+std::pair<std::string, bool> seal_endpoint_key(Session& s, const SecretBox* box,
+                                               const std::string& endpoint_id,
+                                               const std::string& key) {
+  if (box == nullptr) return {key, false};
+  require_master_key(s, *box);
+  return {box->seal(key, endpoint_id), true};
+}
+
+std::string open_endpoint_key(const SecretBox* box, const std::string& endpoint_id,
+                              const std::string& bytes, bool sealed) {
+  if (!sealed) return bytes;
+  if (box == nullptr) {
+    throw MasterKeyMismatch("the secrets of endpoint " + endpoint_id +
+                            " are sealed and no master key was given");
+  }
+  auto key = box->open(bytes, endpoint_id);
+  if (!key) {
+    throw MasterKeyMismatch("a secret of endpoint " + endpoint_id +
+                            " does not open with the master key (the wrong key?)");
+  }
+  return std::move(*key);
+}
+
+int reseal_all(Database& db, const SecretBox& to) {
+  const SecretBox& box = box_of(db);
+  auto s = db.begin();
+  require_master_key(*s, box);
+  const int n = s->endpoints().reseal_keys(to);
+  s->endpoints().set_key_check(to.seal(kCheckText, kCheckContext));
+  s->commit();
   return n;
-}
-
-void scrub(Connection& c) {
-  c.exec("VACUUM");
-  c.exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 }  // namespace herald

@@ -1,10 +1,13 @@
 #pragma once
 
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 namespace herald {
 
-class Connection;
+class Database;
+class Session;
 class SecretBox;
 
 // Sealed data in the database does not open with the master key at hand (or none is at hand).
@@ -13,31 +16,36 @@ class MasterKeyMismatch : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Makes c's secret box the database's master key, in one transaction: checks that the key
-// check (master_key_check), or failing that any sealed secret, opens with it, records the
-// check if there is none, and seals every endpoint secret still in plaintext (databases from
-// before sealing). Returns how many secrets it sealed; if any, the file is then scrubbed of
-// their plaintext (VACUUM, WAL truncated). Throws MasterKeyMismatch.
-// REQUIRES: c has a secret box; no transaction open on c; no other connection busy.
-int adopt_master_key(Connection& c);
+// Makes the database's secret box its master key, in one transaction: checks that the key
+// check, or failing that any sealed secret, opens with it, records the check if there is none,
+// and seals every endpoint secret still in plaintext (databases from before sealing). Returns
+// how many secrets it sealed; if any, the store is then scrubbed of their plaintext
+// (Database::scrub). Throws MasterKeyMismatch.
+// REQUIRES: the database has a secret box; no other session is busy.
+int adopt_master_key(Database& db);
 
 // True if a master key was adopted: there is a key check or a sealed secret.
-bool is_sealed(Connection& c);
+bool is_sealed(Session& s);
 
-// Throws MasterKeyMismatch unless the key check opens with c's secret box (or there is none
-// yet): a write sealed under a key the database no longer uses would be lost.
-// REQUIRES: c has a secret box.
-void require_master_key(Connection& c);
+// Throws MasterKeyMismatch unless the key check opens with `box` (or there is none yet): a
+// write sealed under a key the database no longer uses would be lost.
+void require_master_key(Session& s, const SecretBox& box);
+
+// An endpoint's signing key as a store writes it: sealed with `box` (once the key check
+// confirms the database still uses that key), or as given when there is no box. Returns the
+// bytes to store and whether they are sealed. Throws MasterKeyMismatch.
+std::pair<std::string, bool> seal_endpoint_key(Session& s, const SecretBox* box,
+                                               const std::string& endpoint_id,
+                                               const std::string& key);
+// A stored key's raw bytes: opened with `box` when sealed. Throws MasterKeyMismatch when it is
+// sealed and there is no box, or it does not open.
+std::string open_endpoint_key(const SecretBox* box, const std::string& endpoint_id,
+                              const std::string& bytes, bool sealed);
 
 // Re-seals every endpoint secret and the key check under `to`, in one transaction. Returns
 // how many secrets. Throws MasterKeyMismatch, changing nothing, if one does not open with
-// c's box. Follow with scrub(): until then the file may keep values sealed with the old key.
-// REQUIRES: c has a secret box; no transaction open on c.
-int reseal_all(Connection& c, const SecretBox& to);
-
-// Rewrites the database file with only its live content and truncates the WAL, so no page
-// keeps the bytes of an overwritten or deleted value. Throws DbError.
-// REQUIRES: no transaction open on c; no other connection busy.
-void scrub(Connection& c);
+// the database's box. Follow with Database::scrub(): until then the store may keep values
+// sealed with the old key. REQUIRES: the database has a secret box.
+int reseal_all(Database& db, const SecretBox& to);
 
 }  // namespace herald

@@ -8,8 +8,6 @@
 
 namespace herald {
 
-class Connection;
-
 // An API token as stored: only the SHA-256 of the token text is kept.
 struct TokenRecord {
   std::string id;
@@ -21,22 +19,23 @@ struct TokenRecord {
   bool read_only = false;  // may only make GET requests
 };
 
-// The api_tokens table.
+// API tokens.
 class TokenStore {
  public:
-  explicit TokenStore(Connection& c) : c_(c) {}
+  virtual ~TokenStore() = default;
 
-  void insert(const TokenRecord& t);
-  std::optional<TokenRecord> find_by_hash(const std::string& hash);
+  virtual void insert(const TokenRecord& t) = 0;
+  // Inserts the admin token `t` unless an admin token exists, atomically even when other
+  // processes share the database; true if it did. REQUIRES: no transaction open on the session.
+  virtual bool insert_first_admin(const TokenRecord& t) = 0;
+  virtual std::optional<TokenRecord> find_by_hash(const std::string& hash) = 0;
   // Tokens that are not scoped to an application.
-  int64_t count_admin();
-  std::vector<TokenRecord> list();
-  bool remove(const std::string& id);
+  virtual int64_t count_admin() = 0;
+  // Oldest first.
+  virtual std::vector<TokenRecord> list() = 0;
+  virtual bool remove(const std::string& id) = 0;
   // Drops tokens whose expiry has passed.
-  void purge_expired(TimeMs now);
-
- private:
-  Connection& c_;
+  virtual void purge_expired(TimeMs now) = 0;
 };
 
 }  // namespace herald

@@ -2,13 +2,12 @@
 
 #include <pthread.h>
 
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/database.h"
 
 namespace herald {
 
 WriteBatcher::WriteBatcher(Database& db, size_t max_batch)
-    : conn_(db.open_connection()), max_batch_(max_batch < 1 ? 1 : max_batch) {
+    : session_(db.dedicated_session()), max_batch_(max_batch < 1 ? 1 : max_batch) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -21,7 +20,7 @@ WriteBatcher::~WriteBatcher() {
   if (thread_.joinable()) thread_.join();
 }
 
-void WriteBatcher::run(const std::function<void(Connection&)>& work) {
+void WriteBatcher::run(const std::function<void(Session&)>& work) {
   Job job;
   job.work = &work;
   {
@@ -52,23 +51,24 @@ void WriteBatcher::loop() {
     }
     bool committed = false;
     std::exception_ptr commit_error;
+    Session& s = *session_;
     try {
-      Transaction tx(*conn_);
+      s.begin();
       for (Job* job : batch) {
-        conn_->exec("SAVEPOINT job");
+        s.savepoint();
         try {
-          (*job->work)(*conn_);
-          conn_->exec("RELEASE job");
+          (*job->work)(s);
+          s.release_savepoint();
         } catch (...) {
           job->error = std::current_exception();
-          conn_->exec("ROLLBACK TO job");
-          conn_->exec("RELEASE job");
+          s.rollback_to_savepoint();
         }
       }
-      tx.commit();
+      s.commit();
       committed = true;
     } catch (...) {
       commit_error = std::current_exception();
+      s.rollback();
     }
     std::lock_guard lock(mu_);
     if (committed) ++commits_;

@@ -3,25 +3,21 @@
 #include "core/ids.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
-#include "db/delivery_store.h"
+#include "db/database.h"
 #include "db/endpoint_store.h"
-#include "db/message_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/enqueue.h"
+#include "db/errors.h"
 
 namespace herald {
 namespace {
 
 constexpr const char* kOperatorEndpointUid = "operator";
 
-}  // namespace
-
-OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::string& url,
-                                        const std::string& key) {
-  auto conn = db.acquire();
-  Transaction tx(*conn);
+OperatorChannel ensure_once(Database& db, Clock& clock, const std::string& url,
+                            const std::string& key) {
+  auto s = db.begin();
   const TimeMs now = clock.now_ms();
-  AppStore apps(*conn);
+  AppStore& apps = s->apps();
   auto app = apps.get_by_uid(std::string(kOperatorAppUid));
   if (!app) {
     app = Application{};
@@ -31,7 +27,7 @@ OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::s
     app->created_at = app->updated_at = now;
     apps.insert(*app);
   }
-  EndpointStore endpoints(*conn);
+  EndpointStore& endpoints = s->endpoints();
   auto ep = endpoints.get(app->id, kOperatorEndpointUid);
   if (!ep) {
     ep = Endpoint{};
@@ -42,7 +38,7 @@ OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::s
     ep->description = "operational webhooks (HERALD_OPERATOR_URL)";
     ep->created_at = ep->updated_at = now;
     endpoints.insert(*ep, key);
-  } else {
+  } else if (ep->url != url || ep->disabled || endpoints.current_key(ep->id) != key) {
     ep->url = url;
     ep->disabled = false;
     ep->disabled_reason.reset();
@@ -50,12 +46,25 @@ OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::s
     endpoints.update(*ep);
     if (endpoints.current_key(ep->id) != key) endpoints.rotate_key(ep->id, key, 0, now);
   }
-  tx.commit();
+  s->commit();
   return OperatorChannel{app->id, ep->id};
 }
 
-void queue_operator_event(Connection& c, const OperatorChannel& channel, const std::string& type,
-                          nlohmann::json data, TimeMs now) {
+}  // namespace
+
+OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::string& url,
+                                        const std::string& key) {
+  try {
+    return ensure_once(db, clock, url, key);
+  } catch (const DbError& e) {
+    // Another process created the channel between our read and our insert: use theirs.
+    if (!e.is_constraint()) throw;
+    return ensure_once(db, clock, url, key);
+  }
+}
+
+void queue_operator_event(Session& s, Enqueuer& enqueuer, const OperatorChannel& channel,
+                          const std::string& type, nlohmann::json data, TimeMs now) {
   Message m;
   m.id = new_id(kMessagePrefix, now);
   m.app_id = channel.app_id;
@@ -63,15 +72,7 @@ void queue_operator_event(Connection& c, const OperatorChannel& channel, const s
   m.payload =
       nlohmann::json{{"type", type}, {"timestamp", format_rfc3339(now)}, {"data", data}}.dump();
   m.timestamp = now;
-  MessageStore(c).insert(m);
-  Delivery d;
-  d.id = new_id(kDeliveryPrefix, now);
-  d.app_id = channel.app_id;
-  d.msg_id = m.id;
-  d.endpoint_id = channel.endpoint_id;
-  d.next_attempt_at = now;
-  d.created_at = d.updated_at = now;
-  DeliveryStore(c).insert(d);
+  enqueuer.publish_to(s, m, channel.endpoint_id);
 }
 
 }  // namespace herald

@@ -8,8 +8,9 @@
 
 namespace herald {
 
-class Connection;
 class Database;
+class Enqueuer;
+class Session;
 
 // The operational-webhook channel: a reserved application and endpoint through which herald
 // tells an operator about endpoint.disabled and message.attempt.* events. Its messages go
@@ -23,13 +24,14 @@ struct OperatorChannel {
 inline constexpr std::string_view kOperatorAppUid = "herald-operator";
 
 // Creates, or updates, the reserved application and its one endpoint so that operational
-// webhooks go to `url`, signed with `key` (raw bytes).
+// webhooks go to `url`, signed with `key` (raw bytes). Safe when several processes sharing a
+// database do it at once.
 OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::string& url,
                                         const std::string& key);
 
-// Queues one operational webhook {type, timestamp, data}.
-// REQUIRES: called inside a Transaction on `c`.
-void queue_operator_event(Connection& c, const OperatorChannel& channel, const std::string& type,
-                          nlohmann::json data, TimeMs now);
+// Queues one operational webhook {type, timestamp, data} through `enqueuer`.
+// REQUIRES: a transaction on `s`.
+void queue_operator_event(Session& s, Enqueuer& enqueuer, const OperatorChannel& channel,
+                          const std::string& type, nlohmann::json data, TimeMs now);
 
 }  // namespace herald

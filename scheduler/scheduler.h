@@ -6,8 +6,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -16,24 +14,29 @@
 #include "core/clock.h"
 #include "core/retry.h"
 #include "core/types.h"
+#include "db/queue_store.h"
+#include "scheduler/claim_policy.h"
+#include "scheduler/endpoint_limits.h"
 #include "scheduler/operator.h"
+#include "scheduler/recorder.h"
+#include "scheduler/retention.h"
+#include "scheduler/target_cache.h"
 #include "sender/sender.h"
 
 namespace herald {
 
-class Connection;
 class Database;
 class Metrics;
+class Session;
 
-// Moves the queue: claims due deliveries under a lease, signs them, hands them to the
-// Sender, and records each attempt together with its delivery's new state in one
-// transaction per batch of results. Runs one thread of its own; the Sender runs another.
-// Its writes go through a connection of its own with synchronous=NORMAL: a claim or a result
-// lost with the machine's power only means a delivery is tried again (at least once).
-// Deliveries to an endpoint with no room (at its concurrency cap, or out of throttleRate
-// tokens) are parked and claimed for that endpoint when it has room again, so a slow or dead
-// endpoint's backlog is never scanned past by everyone else's claims.
-class Scheduler {
+// Moves the queue. Each round, in one transaction: records the results that came in
+// (ResultRecorder), claims due deliveries under a lease (ClaimPolicy), admits each within its
+// endpoint's limits (EndpointLimits; the rest are parked), and builds the signed requests
+// (TargetCache, build_request) that go to the Sender once the round commits. Between rounds,
+// retention work (Retention). Runs one thread of its own; the Sender runs another.
+// Its session is not durable (a claim or a result lost with the machine's power only means a
+// delivery is tried again: at least once). It is the Database's QueueListener while it runs.
+class Scheduler final : public QueueListener {
  public:
   struct Options {
     RetryPolicy retry = RetryPolicy::standard();
@@ -51,6 +54,8 @@ class Scheduler {
     // Payloads and attempts older than this are purged, `purge_batch` rows per transaction.
     int64_t retention_ms = 90LL * 24 * 3600 * 1000;
     int purge_batch = 500;
+    // Idempotency keys older than this are dropped (the API keeps replies this long).
+    int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;
     // Where operational webhooks go, if anywhere.
     std::optional<OperatorChannel> operator_channel;
     // Counters for /metrics; null: none. Must outlive the Scheduler.
@@ -58,43 +63,34 @@ class Scheduler {
     Sender::Options sender;
   };
 
-  // Starts the scheduler thread and its Sender. `db` and `clock` must outlive the Scheduler.
+  // Starts the scheduler thread and its Sender, and listens to `db`'s queue. `db` and `clock`
+  // must outlive the Scheduler. The clock drives every decision and every wait (a ManualClock
+  // in tests moves time; waits are also cut short by wake()).
   Scheduler(Database& db, Clock& clock, Options options);
   // Stops as stop(0) would.
-  ~Scheduler();
+  ~Scheduler() override;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Tells the scheduler new deliveries may be due now. Cheap; thread-safe.
-  void wake();
-
   // Stops claiming, lets deliveries in flight finish for up to `drain_ms`, records every
-  // result (aborted ones go back to the queue unchanged), and joins. Idempotent.
+  // result (aborted ones go back to the queue unchanged), stops listening to the database and
+  // joins. Idempotent.
   void stop(int64_t drain_ms);
 
   // Deliveries handed to the sender whose result is not yet recorded.
   size_t in_flight() const;
 
-  // The fast path for new deliveries. A writer asks room for `n`; it may write that many of
-  // them already claimed (status sending, due at now + lease_ms()) and, once committed, hand
-  // them over with dispatch_fresh() so they are sent without being claimed from the table.
-  // What it does not use (its transaction failed) goes back with release_fresh(). Room is
-  // counted against max_in_flight, so memory stays bounded: when there is none (0 returned),
-  // the writer leaves its deliveries pending for the scheduler to claim. Thread-safe.
-  int reserve_fresh(int n);
-  void release_fresh(int n);
-  // `deliveries` were reserved and committed claimed; `payload` is their message's body.
-  void dispatch_fresh(std::vector<Delivery> deliveries, std::shared_ptr<const std::string> payload);
-  int64_t lease_ms() const { return options_.lease_ms; }
+  // QueueListener: wake() tells the scheduler new deliveries may be due now (also what a
+  // test calls after moving a ManualClock). The rest is the hand-over (see QueueListener):
+  // room is counted against max_in_flight.
+  void wake() override;
+  int reserve(int n) override;
+  void release(int n) override;
+  void hand_over(std::vector<Delivery> deliveries,
+                 std::shared_ptr<const std::string> payload) override;
+  int64_t lease_ms() const override { return options_.lease_ms; }
 
  private:
-  // An endpoint as the scheduler signs and sends for it, cached between claims.
-  struct Target {
-    bool found = false;  // false: no such endpoint (deleted)
-    Endpoint endpoint;
-    std::vector<std::string> keys;  // the keys that sign, current first
-    TimeMs loaded_at = 0;
-  };
   // A delivery handed to the sender, kept until its result is recorded.
   struct InFlight {
     Delivery delivery;
@@ -103,33 +99,27 @@ class Scheduler {
     TimeMs sent_at = 0;
     bool slot_released = false;  // its endpoint's concurrency slot is free again
   };
-  // New deliveries handed over by the API, claimed already.
+  // New deliveries handed over, claimed already.
   struct Fresh {
     Delivery delivery;
     std::shared_ptr<const std::string> payload;
   };
   void run();
   // One round, in one transaction: records `results`, sends `fresh` and claims and sends
-  // what else is due (or, when `stopping`, puts `fresh` back in the queue). Returns how long
-  // the loop may sleep.
-  int64_t round(std::vector<DeliveryResult> results, std::vector<Fresh> fresh, bool stopping);
-  // Records attempts and their deliveries' new state. REQUIRES: a transaction on `c`.
-  void record(Connection& c, std::vector<DeliveryResult> results);
-  // One batch of retention work; returns true if more remains.
-  bool purge_once();
-  // True if the endpoint's token bucket (throttleRate per second) has a token now; takes it.
-  bool take_token(const Endpoint& ep, TimeMs now);
-  // Whole tokens the endpoint's bucket holds now; nullopt if it has no bucket (not throttled
-  // as far as the scheduler knows).
-  std::optional<int> peek_tokens(const std::string& endpoint_id, TimeMs now);
+  // what else is due (or, when `stopping`, puts `fresh` back in the queue). Returns when the
+  // loop should run again unless woken first (by the clock the round started at).
+  TimeMs round(std::vector<DeliveryResult> results, std::vector<Fresh> fresh, bool stopping);
+  // The requests whose results are in, taken out of in_flight_.
+  std::vector<ResultRecorder::Finished> take_finished(std::vector<DeliveryResult> results);
   void on_results(std::vector<DeliveryResult>&& results);
+  // Publishes the in-flight count to the metrics. REQUIRES: mu_ held.
+  void note_in_flight();
   // Frees the endpoint concurrency slot `f` holds, once. REQUIRES: mu_ held.
   void release_endpoint_slot(InFlight& f);
 
   Database& db_;
   Clock& clock_;
   Options options_;
-  std::mt19937_64 rng_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -138,26 +128,16 @@ class Scheduler {
   std::vector<DeliveryResult> results_;  // REQUIRES: mu_ held
   std::vector<Fresh> fresh_;             // REQUIRES: mu_ held
   int fresh_reserved_ = 0;  // REQUIRES: mu_ held; reserved, handed over, not yet in flight
-  std::unordered_map<uint64_t, InFlight> in_flight_;         // REQUIRES: mu_ held
-  std::unordered_map<std::string, int> endpoint_in_flight_;  // REQUIRES: mu_ held
-  uint64_t next_tag_ = 1;                                    // only the scheduler thread
-  struct Bucket {
-    double rate = 0;  // tokens per second; the bucket holds one second's worth
-    double tokens = 0;
-    TimeMs refilled_at = 0;
-    TimeMs next_token_at = 0;  // when empty: when the next token arrives
-  };
-  std::unordered_map<std::string, Bucket> buckets_;  // only the scheduler thread
-  // Endpoints with parked deliveries, and where the last round of claiming them stopped.
-  std::set<std::string> parked_;  // only the scheduler thread
-  std::string parked_cursor_;     // only the scheduler thread
-  // Endpoints known to be failing (failing_since set), so a success costs no write otherwise.
-  std::unordered_map<std::string, bool> failing_;         // only the scheduler thread
-  std::unique_ptr<Connection> conn_;                      // only the scheduler thread
-  std::unordered_map<std::string, Target> target_cache_;  // only the scheduler thread
-  uint64_t target_generation_ = 0;                        // only the scheduler thread
-  TimeMs next_purge_at_ = 0;                              // only the scheduler thread
-  std::string purge_watermark_;                           // only the scheduler thread
+  std::unordered_map<uint64_t, InFlight> in_flight_;  // REQUIRES: mu_ held
+  uint64_t next_tag_ = 1;                             // only the scheduler thread
+
+  // Only the scheduler thread.
+  std::unique_ptr<Session> session_;
+  std::unique_ptr<EndpointLimits> limits_;  // thread-safe for started()/finished()
+  ClaimPolicy claims_;
+  TargetCache targets_;
+  ResultRecorder recorder_;
+  Retention retention_;
 
   std::unique_ptr<Sender> sender_;
   std::thread thread_;

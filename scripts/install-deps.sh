@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
 # Installs what herald needs on Debian (bookworm or later), skipping what is already there.
 #   scripts/install-deps.sh build    compilers and the -dev libraries (default)
-#   scripts/install-deps.sh test     build + Node.js, Chromium, the bench tools and the npm
+#   scripts/install-deps.sh test     build + Node.js, Chromium, PostgreSQL, the bench tools and the npm
 #                                    packages of the conformance and portal suites
-#   scripts/install-deps.sh bench    build + nginx, wrk, perf and Node.js for bench/run.sh
+#   scripts/install-deps.sh bench    build + nginx, wrk, perf, PostgreSQL and Node.js for
+#                                    bench/run.sh
 #   scripts/install-deps.sh runtime  only the shared libraries the herald binary links
 set -euo pipefail
 mode=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-runtime_pkgs=(libcurl4 libsqlite3-0 libssl3 libspdlog1.10 libcpp-httplib0.11 ca-certificates)
+runtime_pkgs=(libcurl4 libsqlite3-0 libpq5 libssl3 libspdlog1.10 libcpp-httplib0.11 ca-certificates)
 build_pkgs=(build-essential cmake ninja-build pkg-config git
-  libcpp-httplib-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev
+  libcpp-httplib-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev
   nlohmann-json3-dev libspdlog-dev doctest-dev)
 # The benchmark's receiver and load tools (the test suite runs the benchmark in smoke mode).
 bench_pkgs=(nginx-light wrk sqlite3 curl)
 # chromium: the portal's browser tests drive Debian's build (no browser is ever downloaded).
-test_pkgs=(sqlite3 curl chromium fonts-dejavu-core "${bench_pkgs[@]}")
+# postgresql: the tests start a throwaway server of their own (scripts/pg-test-server.sh).
+test_pkgs=(sqlite3 curl chromium fonts-dejavu-core postgresql "${bench_pkgs[@]}")
 
 case "$mode" in
   runtime) want=("${runtime_pkgs[@]}") ;;
   build) want=("${build_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}" linux-perf) ;;
+  bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}" postgresql linux-perf) ;;
   *) echo "install-deps: unknown mode '$mode' (build, test, bench or runtime)" >&2; exit 2 ;;
 esac
 # Node.js: the machine's own if it has one, else Debian's.

@@ -1,11 +1,9 @@
 // Tests of herald's REST API: the JSON mapping and validation helpers on their own, then the
-// routes over HTTP against a real ApiServer on a loopback port and a real SQLite file.
+// routes over HTTP against a real ApiServer on a loopback port and the store under test
+// (tests/support/store.h).
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <stdlib.h>
 
-#include <chrono>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -26,11 +24,14 @@
 #include "core/signing.h"
 #include "core/types.h"
 #include "db/attempt_store.h"
+#include "db/database.h"
 #include "db/delivery_store.h"
 #include "db/message_store.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/queue_store.h"
+#include "db/session.h"
 #include "db/token_store.h"
+#include "tests/support/store.h"
+#include "tests/support/wait.h"
 #include "web/portal.h"
 
 using namespace herald;
@@ -47,29 +48,6 @@ std::string bearer(const std::string& token) {
   return "Bearer " + token;
 }
 
-// A directory under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "herald_api_test_XXXXXX").string();
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    REQUIRE(mkdtemp(buf.data()) != nullptr);
-    path_ = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 // What came back from one request.
 struct Reply {
   int status = 0;
@@ -85,34 +63,30 @@ ApiOptions options_with_limit(size_t max_payload_bytes) {
   return options;
 }
 
-// A fresh database file, a manual clock at kStart, an admin token and an ApiServer serving on
-// a free loopback port from its own thread. Stops and joins the server on destruction.
+// A fresh database of the store under test, a manual clock at kStart, an admin token and an
+// ApiServer serving on a free loopback port from its own thread. No queue listener: messages
+// leave their deliveries pending. Stops and joins the server on destruction.
 class ApiFixture {
  public:
   explicit ApiFixture(size_t max_payload_bytes = kMaxPayload)
       : ApiFixture(options_with_limit(max_payload_bytes)) {}
   // `with_portal`: the portal's routes are served too.
   explicit ApiFixture(const ApiOptions& options, bool with_portal = false)
-      : clock(kStart), db(dir_.file("herald.db"), 8) {
-    ensure_admin_token(db, clock, kAdminToken);
-    api_ = std::make_unique<ApiServer>(db, clock, nullptr, options);
+      : clock(kStart), db(store_.open(8)) {
+    ensure_admin_token(*db, clock, kAdminToken);
+    api_ = std::make_unique<ApiServer>(*db, clock, options);
     if (with_portal) register_portal_routes(*api_);
     port_ = api_->bind("127.0.0.1", 0);
     REQUIRE(port_ > 0);
+    // The socket listens once bound: requests wait in its backlog until listen() accepts them.
     thread_ = std::thread([this] { api_->listen(); });
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!api_->http().is_running() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (!api_->http().is_running()) {
-      api_->http().stop();
-      thread_.join();
-      FAIL("the API server did not start");
-    }
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_read_timeout(10, 0);
   }
   ~ApiFixture() {
+    // A stop() before listen() has begun would be missed (and the join would hang).
+    CHECK_MESSAGE(test::wait_until([this] { return api_->http().is_running(); }),
+                  "the API server did not start");
     api_->stop();
     if (thread_.joinable()) thread_.join();
   }
@@ -206,26 +180,24 @@ class ApiFixture {
 
   // The delivery rows of a message, straight from the database.
   std::vector<Delivery> deliveries(const std::string& msg_id) {
-    auto conn = db.acquire();
-    return DeliveryStore(*conn).for_message(msg_id);
+    return db->session()->deliveries().for_message(msg_id);
   }
 
   // Stores a token scoped to `app_id` and returns its text.
   std::string add_app_token(const std::string& app_id, std::optional<TimeMs> expires_at) {
     std::string text = new_token_text("sk_app");
-    auto conn = db.acquire();
     TimeMs now = clock.now_ms();
-    TokenStore(*conn).insert(TokenRecord{new_id(kTokenPrefix, now), sha256(text), app_id, "scoped",
-                                         now, expires_at, false});
+    db->session()->tokens().insert(TokenRecord{new_id(kTokenPrefix, now), sha256(text), app_id,
+                                               "scoped", now, expires_at, false});
     return text;
   }
 
  private:
-  TempDir dir_;  // first: outlives the database that lives in it
+  test::TestStore store_;  // first: outlives the database that lives in it
 
  public:
   ManualClock clock;
-  Database db;
+  std::unique_ptr<Database> db;
 
  private:
   std::unique_ptr<ApiServer> api_;
@@ -233,6 +205,30 @@ class ApiFixture {
   std::thread thread_;
   std::unique_ptr<httplib::Client> client_;
 };
+
+// Gives delivery `id` `status` as the scheduler would: claims what is due (it must be among
+// it), ends its claim with `status` after one more attempt (kSending: leaves it claimed) and
+// puts the rest back, due now.
+void set_status(ApiFixture& f, const std::string& id, DeliveryStatus status) {
+  constexpr int64_t kLeaseMs = 60'000;
+  const TimeMs now = f.clock.now_ms();
+  auto s = f.db->begin();
+  std::vector<DeliveryUpdate> updates;
+  bool found = false;
+  for (const auto& d : s->queue().claim(now, kLeaseMs, 1000)) {
+    if (d.id != id) {
+      updates.push_back({d.id, DeliveryStatus::kPending, d.attempts, now, d.claim});
+      continue;
+    }
+    found = true;
+    if (status != DeliveryStatus::kSending) {
+      updates.push_back({d.id, status, d.attempts + 1, std::nullopt, d.claim});
+    }
+  }
+  REQUIRE_MESSAGE(found, "delivery " << id << " is not due");
+  s->queue().complete(updates, now);
+  s->commit();
+}
 
 bool is_rfc3339_utc(const json& v) {
   if (!v.is_string()) return false;
@@ -1249,7 +1245,7 @@ TEST_CASE("http: idempotency-key replays the first success per token, key and pa
   }
   SUBCASE("another token with the same key is independent") {
     const std::string other = "second_admin_token_abcdefghij";
-    ensure_admin_token(f.db, f.clock, other);
+    ensure_admin_token(*f.db, f.clock, other);
     Reply mine = post_app({{"name", "one"}}, "K", other);
     CHECK(mine.status == 201);
     CHECK(mine.j["id"] != first.j["id"]);
@@ -1668,18 +1664,12 @@ TEST_CASE("http: endpoint stats count deliveries by status") {
     json m = f.make_message("acme", {{"eventType", "e"}, {"payload", {{"i", i}}}});
     msgs.push_back(m["id"].get<std::string>());
   }
-  {
-    auto conn = f.db.acquire();
-    DeliveryStore store(*conn);
-    auto first = store.for_message(msgs[0]);
-    auto second = store.for_message(msgs[1]);
-    REQUIRE(first.size() == 1);
-    REQUIRE(second.size() == 1);
-    store.update(DeliveryUpdate{first[0].id, DeliveryStatus::kSuccess, 1, std::nullopt},
-                 f.clock.now_ms());
-    store.update(DeliveryUpdate{second[0].id, DeliveryStatus::kFail, 8, std::nullopt},
-                 f.clock.now_ms());
-  }
+  auto first = f.deliveries(msgs[0]);
+  auto second = f.deliveries(msgs[1]);
+  REQUIRE(first.size() == 1);
+  REQUIRE(second.size() == 1);
+  set_status(f, first[0].id, DeliveryStatus::kSuccess);
+  set_status(f, second[0].id, DeliveryStatus::kFail);
   r = f.get(path);
   REQUIRE(r.status == 200);
   CHECK(r.j["success"] == 1);
@@ -1727,8 +1717,8 @@ TEST_CASE("http: the payload is stored byte for byte as sent") {
     Reply r = f.call("POST", "/api/v1/app/acme/msg", body);
     REQUIRE(r.status == 202);
     CHECK(r.j["payload"] == json::parse(payload));
-    auto conn = f.db.acquire();
-    auto m = MessageStore(*conn).get(app["id"].get<std::string>(), r.j["id"].get<std::string>());
+    auto m =
+        f.db->session()->messages().get(app["id"].get<std::string>(), r.j["id"].get<std::string>());
     REQUIRE(m.has_value());
     CHECK(m->payload == payload);
   }
@@ -1813,15 +1803,8 @@ Attempt add_attempt(ApiFixture& f, const std::string& app_id, const std::string&
   a.status = status;
   a.request_headers_json = headers;
   a.timestamp = t;
-  auto conn = f.db.acquire();
-  AttemptStore(*conn).insert(a);
+  f.db->session()->attempts().insert({a});
   return a;
-}
-
-void set_status(ApiFixture& f, const std::string& delivery_id, DeliveryStatus status) {
-  auto conn = f.db.acquire();
-  DeliveryStore(*conn).update(DeliveryUpdate{delivery_id, status, 1, std::nullopt},
-                              f.clock.now_ms());
 }
 
 }  // namespace
@@ -1865,18 +1848,13 @@ TEST_CASE("http: app portal access hands out a link with a token scoped to the a
   }
 
   SUBCASE("expiry outside 1 hour to 7 days is a 422 and makes no token") {
-    size_t before = 0;
-    {
-      auto conn = f.db.acquire();
-      before = TokenStore(*conn).list().size();
-    }
+    const size_t before = f.db->session()->tokens().list().size();
     check_validation(f.post(path + "mine", {{"expiry", 3599}}), json{"body", "expiry"});
     check_validation(f.post(path + "mine", {{"expiry", 7 * 24 * 3600 + 1}}),
                      json{"body", "expiry"});
     check_validation(f.post(path + "mine", {{"expiry", "1h"}}), json{"body", "expiry"});
     check_validation(f.post(path + "mine", {{"readOnly", "yes"}}), json{"body", "readOnly"});
-    auto conn = f.db.acquire();
-    CHECK(TokenStore(*conn).list().size() == before);
+    CHECK(f.db->session()->tokens().list().size() == before);
   }
 
   SUBCASE("only admins hand out links") {
@@ -2121,8 +2099,7 @@ TEST_CASE("http: send-example delivers a new message to that endpoint only") {
   REQUIRE(r.status == 202);
   {
     const std::string app_id = f.get("/api/v1/app/acme").j["id"];
-    auto conn = f.db.acquire();
-    auto stored = MessageStore(*conn).get(app_id, r.j["id"]);
+    auto stored = f.db->session()->messages().get(app_id, r.j["id"]);
     REQUIRE(stored);
     CHECK(stored->payload == R"({"z":1,"a":1.50})");
   }
@@ -2266,10 +2243,10 @@ TEST_CASE("http: the portal's files are served without a token, with a strict po
 
 TEST_CASE("a second server cannot bind the port a running one listens on") {
   ApiFixture f;
-  TempDir other_dir;
+  test::TestStore other_store;
   ManualClock clock(kStart);
-  Database other_db(other_dir.file("other.db"), 2);
-  ApiServer second(other_db, clock, nullptr, ApiOptions{});
+  auto other_db = other_store.open(2);
+  ApiServer second(*other_db, clock, ApiOptions{});
   // Without SO_REUSEPORT the kernel refuses: two heralds never share one port's traffic.
   CHECK(second.bind("127.0.0.1", f.port()) == -1);
   CHECK(f.call("GET", "/api/v1/health").status == 204);

@@ -1,81 +1,67 @@
-// Tests of the database layer against real SQLite files in fresh temporary directories.
+// Tests of the storage layer through its interfaces (Database, Session and the stores) against
+// the store HERALD_TEST_STORE selects (tests/support/store.h), so that one binary checks every
+// backend. The "sqlite" suite holds what is about the SQLite backend itself: its file, its
+// PRAGMAs, its migrations and its queue hand-over; a PostgreSQL run leaves it out.
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
-#include <random>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "core/ids.h"
+#include "core/secret_box.h"
 #include "core/types.h"
 #include "db/app_store.h"
 #include "db/attempt_store.h"
+#include "db/database.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
+#include "db/enqueue.h"
+#include "db/errors.h"
 #include "db/event_type_store.h"
 #include "db/idempotency_store.h"
 #include "db/list.h"
 #include "db/message_store.h"
-#include "db/migrations.h"
-#include "db/pool.h"
-#include "db/sqlite.h"
+#include "db/queue_store.h"
+#include "db/sealing.h"
+#include "db/session.h"
+#include "db/sqlite/connection.h"
+#include "db/sqlite/database.h"
+#include "db/sqlite/migrations.h"
 #include "db/token_store.h"
 #include "db/write_batcher.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/sqlite.h"
+#include "tests/support/store.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 using namespace herald;
-using namespace std::chrono_literals;
+using namespace herald::test;
 using namespace std::string_literals;
 
 namespace {
 
 namespace fs = std::filesystem;
 
+constexpr const char* kUrl = "https://example.com/hook";
+
 TimeMs wall_now() {
   return SystemClock().now_ms();
-}
-
-// A directory of its own under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("herald_db_test_" + std::to_string(rd()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-// A fresh database file with a small pool.
-struct TestDb {
-  TempDir dir;
-  std::string path = dir.file("herald.db");
-  std::unique_ptr<Database> db = std::make_unique<Database>(path, 4);
-};
-
-int64_t scalar(Connection& c, const std::string& sql) {
-  auto st = c.prepare(sql);
-  REQUIRE(st.step());
-  return st.get_int(0);
 }
 
 // True if `f` throws a DbError that is a constraint violation; false if it throws nothing.
@@ -89,17 +75,10 @@ bool throws_constraint(const std::function<void()>& f) {
   return false;
 }
 
-Application make_app(TimeMs now, std::optional<std::string> uid, std::string name = "app") {
-  Application a;
-  a.id = new_id(kAppPrefix, now);
-  a.uid = std::move(uid);
-  a.name = std::move(name);
-  a.created_at = a.updated_at = now;
-  return a;
-}
-
+// Rows built but not written, for tests of the stores' own inserts (tests/support/fixtures.h
+// writes the rows a test only needs to exist).
 Endpoint make_endpoint(const std::string& app_id, TimeMs now, std::optional<std::string> uid,
-                       std::string url = "https://example.com/hook") {
+                       std::string url = kUrl) {
   Endpoint e;
   e.id = new_id(kEndpointPrefix, now);
   e.app_id = app_id;
@@ -123,19 +102,6 @@ Message make_message(const std::string& app_id, TimeMs now, std::string event_ty
   return m;
 }
 
-Delivery make_delivery(const Message& m, const std::string& endpoint_id, TimeMs now, TimeMs due,
-                       DeliveryStatus status = DeliveryStatus::kPending) {
-  Delivery d;
-  d.id = new_id(kDeliveryPrefix, now);
-  d.app_id = m.app_id;
-  d.msg_id = m.id;
-  d.endpoint_id = endpoint_id;
-  d.status = status;
-  d.next_attempt_at = due;
-  d.created_at = d.updated_at = now;
-  return d;
-}
-
 Attempt make_attempt(const Delivery& d, TimeMs now, DeliveryStatus status, int code) {
   Attempt a;
   a.id = new_id(kAttemptPrefix, now);
@@ -143,7 +109,7 @@ Attempt make_attempt(const Delivery& d, TimeMs now, DeliveryStatus status, int c
   a.msg_id = d.msg_id;
   a.endpoint_id = d.endpoint_id;
   a.delivery_id = d.id;
-  a.url = "https://example.com/hook";
+  a.url = kUrl;
   a.response_status_code = code;
   a.response = "body " + std::to_string(code);
   a.response_duration_ms = 12;
@@ -160,108 +126,310 @@ std::vector<std::string> ids_of(const std::vector<T>& items) {
   return out;
 }
 
+// Claims come back in no particular order: compare their ids as sets.
+std::set<std::string> id_set(const std::vector<Delivery>& ds) {
+  std::set<std::string> out;
+  for (const auto& d : ds) out.insert(d.id);
+  return out;
+}
+
 std::vector<std::string> names_of(const std::vector<EventType>& items) {
   std::vector<std::string> out;
   for (const auto& i : items) out.push_back(i.name);
   return out;
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Connection, migrations, transactions
-
-TEST_CASE("migrations apply, are idempotent, and the journal is WAL") {
-  TempDir dir;
-  const std::string path = dir.file("herald.db");
-  {
-    Database db(path, 2);
-    auto c = db.acquire();
-    CHECK(scalar(*c, "SELECT max(version) FROM schema_version") == latest_schema_version());
-    CHECK(scalar(*c, "SELECT count(*) FROM schema_version") == latest_schema_version());
-    for (const char* table :
-         {"applications", "endpoints", "endpoint_secrets", "event_types", "messages", "deliveries",
-          "attempts", "api_tokens", "idempotency_keys"}) {
-      CAPTURE(table);
-      CHECK(scalar(*c, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                   "name = '") +
-                           table + "'") == 1);
-    }
-    AppStore(*c).insert(make_app(wall_now(), "kept"));
-  }
-  {
-    // Opening again applies nothing twice and keeps the data.
-    Database db(path, 2);
-    auto c = db.acquire();
-    CHECK(scalar(*c, "SELECT max(version) FROM schema_version") == latest_schema_version());
-    CHECK(scalar(*c, "SELECT count(*) FROM schema_version") == latest_schema_version());
-    CHECK(AppStore(*c).get_by_uid("kept").has_value());
-    // migrate() on an up-to-date connection is a no-op too.
-    migrate(*c);
-    CHECK(scalar(*c, "SELECT count(*) FROM schema_version") == latest_schema_version());
-  }
-  {
-    // Every pooled connection, not only the first, is in WAL mode with foreign keys on.
-    Database db(path, 3);
-    auto a = db.acquire();
-    auto b = db.acquire();
-    for (Connection* c : {&*a, &*b}) {
-      auto st = c->prepare("PRAGMA journal_mode");
-      REQUIRE(st.step());
-      CHECK(st.get_text(0) == "wal");
-      CHECK(scalar(*c, "PRAGMA foreign_keys") == 1);
-    }
+// Every item of a keyset-paged list, read in pages: `list(p)` reads the page `p` asks for.
+template <typename List>
+auto all_pages(const List& list) {
+  ListParams p;
+  p.limit = 100;
+  decltype(list(p).items) out;
+  for (;;) {
+    auto page = list(p);
+    out.insert(out.end(), page.items.begin(), page.items.end());
+    if (page.done || page.items.empty()) return out;
+    p.cursor = page.items.back().id;
   }
 }
 
-TEST_CASE("Transaction rolls back unless committed") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
+// Claims what is due at `now` in a transaction of its own.
+std::vector<Delivery> claim_due(Session& s, TimeMs now, int64_t lease_ms, int limit = 10) {
+  s.begin();
+  auto out = s.queue().claim(now, lease_ms, limit);
+  s.commit();
+  return out;
+}
+
+// An action for Session::on_outcome that notes `what` in `*ran`.
+std::function<void()> note(std::vector<std::string>* ran, std::string what) {
+  return [ran, what = std::move(what)] { ran->push_back(what); };
+}
+
+// A QueueListener that grants up to `room` deliveries in all (released room comes back) and
+// records what it is told. Thread-safe: the write batcher calls it from its thread.
+class FakeListener final : public QueueListener {
+ public:
+  static constexpr int64_t kLeaseMs = 30'000;
+
+  struct HandOver {
+    std::vector<Delivery> deliveries;
+    std::shared_ptr<const std::string> payload;
+  };
+  struct Calls {
+    int wakes = 0;
+    int asked = 0;     // deliveries reserve() was asked room for
+    int reserved = 0;  // room it granted
+    int released = 0;  // room given back
+    int releases = 0;  // release() calls
+    std::vector<HandOver> handed;
+  };
+
+  explicit FakeListener(int room) : room_(room) {}
+
+  void wake() override {
+    std::lock_guard lock(mu_);
+    ++calls_.wakes;
+  }
+  int reserve(int n) override {
+    std::lock_guard lock(mu_);
+    const int granted = std::clamp(room_, 0, n);
+    room_ -= granted;
+    calls_.asked += n;
+    calls_.reserved += granted;
+    return granted;
+  }
+  void release(int n) override {
+    std::lock_guard lock(mu_);
+    room_ += n;
+    calls_.released += n;
+    ++calls_.releases;
+  }
+  void hand_over(std::vector<Delivery> deliveries,
+                 std::shared_ptr<const std::string> payload) override {
+    if (on_hand_over) on_hand_over(deliveries);
+    std::lock_guard lock(mu_);
+    calls_.handed.push_back(HandOver{std::move(deliveries), std::move(payload)});
+  }
+  int64_t lease_ms() const override { return kLeaseMs; }
+
+  Calls calls() const {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  // Deliveries handed over so far.
+  std::set<std::string> handed_ids() const {
+    std::set<std::string> out;
+    for (const auto& h : calls().handed) {
+      for (const auto& d : h.deliveries) out.insert(d.id);
+    }
+    return out;
+  }
+
+  // Runs first in every hand_over(). Set it before the listener is registered.
+  std::function<void(const std::vector<Delivery>&)> on_hand_over;
+
+ private:
+  mutable std::mutex mu_;
+  int room_;     // REQUIRES: mu_ held
+  Calls calls_;  // REQUIRES: mu_ held
+};
+
+// Registers `listener` on `db` while alive.
+class Listening {
+ public:
+  Listening(Database& db, QueueListener& listener) : db_(db) { db_.set_queue_listener(&listener); }
+  ~Listening() { db_.set_queue_listener(nullptr); }
+  Listening(const Listening&) = delete;
+  Listening& operator=(const Listening&) = delete;
+
+ private:
+  Database& db_;
+};
+
+// An application whose `n` endpoints take every message.
+struct Fanout {
+  Application app;
+  std::vector<Endpoint> endpoints;
+};
+
+Fanout add_fanout(Database& db, TimeMs now, int n) {
+  auto s = db.session();
+  Fanout f;
+  f.app = add_app(*s, now);
+  for (int i = 0; i < n; ++i) {
+    f.endpoints.push_back(add_endpoint(*s, f.app.id, kUrl, "key-" + std::to_string(i), now));
+  }
+  return f;
+}
+
+bool has_column(sqlite::Connection& c, const std::string& table, const std::string& column) {
+  return scalar(c, "SELECT count(*) FROM pragma_table_info('" + table + "') WHERE name = '" +
+                       column + "'") == 1;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Session: transactions, savepoints and their outcome actions
+
+TEST_CASE("Session: a transaction commits or rolls back as a whole and runs the matching actions") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
   const TimeMs now = wall_now();
-  const auto rolled = make_app(now, "rolled");
-  const auto thrown = make_app(now, "thrown");
-  const auto committed = make_app(now, "committed");
-  {
-    Transaction tx(*c);
-    apps.insert(rolled);
-    CHECK(apps.get(rolled.id).has_value());  // visible inside the transaction
+  std::vector<std::string> ran;
+  CHECK_FALSE(s->in_transaction());
+
+  SUBCASE("rollback") {
+    s->begin();
+    CHECK(s->in_transaction());
+    const auto app = add_app(*s, now);
+    CHECK(s->apps().get(app.id).has_value());  // visible inside the transaction
+    s->on_outcome(note(&ran, "commit 1"), note(&ran, "rollback 1"));
+    s->on_outcome(note(&ran, "commit 2"), note(&ran, "rollback 2"));
+    s->on_outcome(note(&ran, "commit 3"), {});
+    CHECK(ran.empty());
+    s->rollback();
+    CHECK_FALSE(s->in_transaction());
+    CHECK(ran == std::vector<std::string>{"rollback 2", "rollback 1"});  // the last one first
+    CHECK_FALSE(s->apps().get(app.id).has_value());
+    CHECK_FALSE(db->session()->apps().get(app.id).has_value());
+    s->rollback();  // none open: nothing happens
+    CHECK(ran.size() == 2);
   }
-  CHECK_FALSE(apps.get(rolled.id).has_value());
-
-  CHECK_THROWS_AS(
-      [&] {
-        Transaction tx(*c);
-        apps.insert(thrown);
-        throw std::runtime_error("boom");
-      }(),
-      std::runtime_error);
-  CHECK_FALSE(apps.get(thrown.id).has_value());
-
-  {
-    Transaction tx(*c);
-    apps.insert(committed);
-    tx.commit();
+  SUBCASE("destroying a session rolls its transaction back") {
+    std::string id;
+    {
+      auto t = db->begin();
+      id = add_app(*t, now).id;
+      t->on_outcome(note(&ran, "commit"), note(&ran, "rollback"));
+    }
+    CHECK(ran == std::vector<std::string>{"rollback"});
+    CHECK_FALSE(s->apps().get(id).has_value());
   }
-  CHECK(apps.get(committed.id).has_value());
+  SUBCASE("an exception unwinds the session and its transaction") {
+    std::string id;
+    CHECK_THROWS_AS(
+        [&] {
+          auto t = db->begin();
+          id = add_app(*t, now).id;
+          t->on_outcome(note(&ran, "commit"), note(&ran, "rollback"));
+          throw std::runtime_error("boom");
+        }(),
+        std::runtime_error);
+    CHECK(ran == std::vector<std::string>{"rollback"});
+    CHECK_FALSE(s->apps().get(id).has_value());
+  }
+  SUBCASE("commit") {
+    s->begin();
+    const auto app = add_app(*s, now);
+    bool seen_by_another_session = false;
+    s->on_outcome(
+        [&] {
+          ran.push_back("commit 1");
+          seen_by_another_session = db->session()->apps().get(app.id).has_value();
+        },
+        note(&ran, "rollback 1"));
+    s->on_outcome(note(&ran, "commit 2"), note(&ran, "rollback 2"));
+    s->on_outcome({}, note(&ran, "rollback 3"));
+    CHECK_FALSE(db->session()->apps().get(app.id).has_value());  // not before the commit
+    s->commit();
+    CHECK_FALSE(s->in_transaction());
+    CHECK(ran == std::vector<std::string>{"commit 1", "commit 2"});  // in order
+    CHECK(seen_by_another_session);  // the actions run once the commit is done
+    CHECK(db->session()->apps().get(app.id).has_value());
+    // The actions belonged to that transaction: the next one starts with none.
+    s->begin();
+    s->rollback();
+    CHECK(ran.size() == 2);
+  }
+  SUBCASE("misuse is refused") {
+    CHECK_THROWS_AS(s->commit(), std::logic_error);
+    CHECK_THROWS_AS(s->on_outcome(note(&ran, "c"), note(&ran, "r")), std::logic_error);
+    CHECK_THROWS_AS(s->savepoint(), std::logic_error);
+    s->begin();
+    CHECK_THROWS_AS(s->begin(), std::logic_error);
+    CHECK_THROWS_AS(s->release_savepoint(), std::logic_error);
+    CHECK_THROWS_AS(s->rollback_to_savepoint(), std::logic_error);
+    CHECK(s->in_transaction());
+    s->rollback();
+    CHECK(ran.empty());
+  }
+}
 
-  // The committed row is visible through another connection too.
-  auto other = t.db->acquire();
-  CHECK(AppStore(*other).get(committed.id).has_value());
-  CHECK_FALSE(AppStore(*other).get(rolled.id).has_value());
+TEST_CASE("Session savepoints undo only their own work and actions") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  const TimeMs now = wall_now();
+  std::vector<std::string> ran;
+  const auto exists = [&](const Application& a) { return s->apps().get(a.id).has_value(); };
+
+  s->begin();
+  const auto a = add_app(*s, now, "a", "a");
+  s->on_outcome(note(&ran, "commit a"), note(&ran, "rollback a"));
+  s->savepoint();
+  const auto b = add_app(*s, now, "b", "b");
+  s->on_outcome(note(&ran, "commit b"), note(&ran, "rollback b"));
+  s->rollback_to_savepoint();
+  CHECK(ran == std::vector<std::string>{"rollback b"});
+  CHECK(exists(a));
+  CHECK_FALSE(exists(b));
+
+  // A failed statement inside a savepoint, rolled back to it, leaves the transaction usable.
+  s->savepoint();
+  CHECK(throws_constraint([&] { add_app(*s, now, "dup", "a"); }));
+  s->rollback_to_savepoint();
+
+  // Nested: the inner one rolled back, the outer one released with its work and actions.
+  s->savepoint();
+  const auto c = add_app(*s, now, "c", "c");
+  s->on_outcome(note(&ran, "commit c"), note(&ran, "rollback c"));
+  s->savepoint();
+  const auto d = add_app(*s, now, "d", "d");
+  s->on_outcome(note(&ran, "commit d"), note(&ran, "rollback d"));
+  s->rollback_to_savepoint();
+  s->release_savepoint();
+  CHECK(ran == std::vector<std::string>{"rollback b", "rollback d"});
+  CHECK(exists(c));
+  CHECK_FALSE(exists(d));
+
+  SUBCASE("the transaction commits what its savepoints kept") {
+    s->commit();
+    CHECK(ran == std::vector<std::string>{"rollback b", "rollback d", "commit a", "commit c"});
+    auto other = db->session();
+    CHECK(other->apps().get(a.id).has_value());
+    CHECK(other->apps().get(c.id).has_value());
+    CHECK_FALSE(other->apps().get(b.id).has_value());
+    CHECK_FALSE(other->apps().get(d.id).has_value());
+    CHECK(other->apps().get_by_uid("a")->id == a.id);
+    CHECK_FALSE(other->apps().get_by_uid("b").has_value());
+  }
+  SUBCASE("a rollback of the transaction undoes released savepoints too") {
+    s->rollback();
+    CHECK(ran == std::vector<std::string>{"rollback b", "rollback d", "rollback c", "rollback a"});
+    CHECK_FALSE(exists(a));
+    CHECK_FALSE(exists(c));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // AppStore
 
 TEST_CASE("AppStore insert, get by id and uid, update") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  AppStore& apps = s->apps();
   const TimeMs now = wall_now();
-  auto a = make_app(now, "my-uid", "First");
+  Application a;
+  a.id = new_id(kAppPrefix, now);
+  a.uid = "my-uid";
+  a.name = "First";
   a.throttle_rate = 7;
   a.metadata = {{"k", "v"}, {"x", "y"}};
+  a.created_at = a.updated_at = now;
   apps.insert(a);
 
   auto by_id = apps.get(a.id);
@@ -282,8 +450,8 @@ TEST_CASE("AppStore insert, get by id and uid, update") {
   CHECK_FALSE(apps.get(new_id(kAppPrefix, now)));
 
   // Apps without a uid don't collide with each other.
-  apps.insert(make_app(now, std::nullopt));
-  apps.insert(make_app(now, std::nullopt));
+  add_app(*s, now);
+  add_app(*s, now);
 
   auto changed = *by_id;
   changed.name = "Renamed";
@@ -303,36 +471,38 @@ TEST_CASE("AppStore insert, get by id and uid, update") {
   CHECK(after->created_at == now);
   CHECK_FALSE(apps.get_by_uid("my-uid"));
 
-  auto ghost = make_app(now, "ghost");
+  auto ghost = changed;
+  ghost.id = new_id(kAppPrefix, now);
+  ghost.uid = "ghost";
   CHECK_FALSE(apps.update(ghost));
+  CHECK_FALSE(apps.get_by_uid("ghost"));
 }
 
 TEST_CASE("AppStore duplicate uid is a constraint error") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
   const TimeMs now = wall_now();
-  apps.insert(make_app(now, "dup"));
-  CHECK(throws_constraint([&] { apps.insert(make_app(now, "dup")); }));
-  CHECK_THROWS_AS(apps.insert(make_app(now, "dup")), DbError);
+  add_app(*s, now, "app", "dup");
+  CHECK(throws_constraint([&] { add_app(*s, now, "app", "dup"); }));
+  CHECK_THROWS_AS(add_app(*s, now, "app", "dup"), DbError);
 
   // Updating another app onto a taken uid is one too.
-  auto b = make_app(now, "b");
-  apps.insert(b);
+  auto b = add_app(*s, now, "b", "b");
   b.uid = "dup";
-  CHECK(throws_constraint([&] { apps.update(b); }));
+  CHECK(throws_constraint([&] { s->apps().update(b); }));
+  CHECK(s->apps().get_by_uid("b").has_value());
 }
 
 TEST_CASE("AppStore list pages forwards and backwards") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  AppStore& apps = s->apps();
   const TimeMs now = wall_now();
   std::vector<std::string> ids;
   for (int i = 0; i < 7; ++i) {
-    auto a = make_app(now + i, "uid-" + std::to_string(i));
-    apps.insert(a);
-    ids.push_back(a.id);
+    ids.push_back(add_app(*s, now + i, "app", "uid-" + std::to_string(i)).id);
   }
   const auto slice = [&](size_t from, size_t to) {
     return std::vector<std::string>(ids.begin() + static_cast<long>(from),
@@ -390,67 +560,57 @@ TEST_CASE("AppStore list pages forwards and backwards") {
   }
 }
 
-TEST_CASE("AppStore remove cascades to endpoints, messages, deliveries and attempts") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  EndpointStore endpoints(*c);
-  MessageStore messages(*c);
-  DeliveryStore deliveries(*c);
-  AttemptStore attempts(*c);
+TEST_CASE("AppStore remove cascades to endpoints, messages, deliveries, attempts and tokens") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
   const TimeMs now = wall_now();
 
-  auto doomed = make_app(now, "doomed");
-  auto kept = make_app(now, "kept");
-  apps.insert(doomed);
-  apps.insert(kept);
+  const auto doomed = add_app(*s, now, "doomed", "doomed");
+  const auto kept = add_app(*s, now, "kept", "kept");
+  const auto ep = add_endpoint(*s, doomed.id, kUrl, "key-doomed", now);
+  const auto kept_ep = add_endpoint(*s, kept.id, kUrl, "key-kept", now);
+  const auto m = add_message(*s, doomed.id, R"({"n":1})", now, "a.b");
+  const auto kept_m = add_message(*s, kept.id, R"({"n":2})", now, "a.b");
+  const auto d = add_delivery(*s, m, ep.id, now);
+  const auto kept_d = add_delivery(*s, kept_m, kept_ep.id, now);
+  const auto a = make_attempt(d, now, DeliveryStatus::kFail, 500);
+  s->attempts().insert({a});
+  s->tokens().insert(
+      TokenRecord{new_id(kTokenPrefix, now), "hash-doomed", doomed.id, "portal", now, {}, false});
 
-  auto ep = make_endpoint(doomed.id, now, "ep");
-  auto kept_ep = make_endpoint(kept.id, now, "ep");
-  endpoints.insert(ep, "key-doomed");
-  endpoints.insert(kept_ep, "key-kept");
-  auto m = make_message(doomed.id, now, "a.b");
-  auto kept_m = make_message(kept.id, now, "a.b");
-  messages.insert(m);
-  messages.insert(kept_m);
-  auto d = make_delivery(m, ep.id, now, now);
-  auto kept_d = make_delivery(kept_m, kept_ep.id, now, now);
-  deliveries.insert(d);
-  deliveries.insert(kept_d);
-  auto a = make_attempt(d, now, DeliveryStatus::kFail, 500);
-  attempts.insert(a);
-
-  CHECK(apps.remove(doomed.id));
-  CHECK_FALSE(apps.get(doomed.id));
-  CHECK_FALSE(endpoints.get(doomed.id, ep.id));
-  CHECK(endpoints.signing_keys(ep.id, now).empty());
-  CHECK_FALSE(messages.get(doomed.id, m.id));
-  CHECK_FALSE(deliveries.get(d.id));
-  CHECK(deliveries.for_message(m.id).empty());
-  CHECK_FALSE(attempts.get(doomed.id, a.id));
-  CHECK(scalar(*c, "SELECT count(*) FROM deliveries WHERE app_id = '" + doomed.id + "'") == 0);
-  CHECK_FALSE(apps.remove(doomed.id));
+  CHECK(s->apps().remove(doomed.id));
+  CHECK_FALSE(s->apps().get(doomed.id));
+  CHECK_FALSE(s->endpoints().get(doomed.id, ep.id));
+  CHECK(s->endpoints().signing_keys(ep.id, now).empty());
+  CHECK_FALSE(s->messages().get(doomed.id, m.id));
+  CHECK_FALSE(s->deliveries().get(d.id));
+  CHECK(s->deliveries().for_message(m.id).empty());
+  const auto stats = s->deliveries().stats(ep.id);
+  CHECK(stats.pending + stats.sending + stats.success + stats.fail == 0);
+  CHECK_FALSE(s->attempts().get(doomed.id, a.id));
+  CHECK_FALSE(s->tokens().find_by_hash("hash-doomed"));
+  CHECK_FALSE(s->apps().remove(doomed.id));
 
   // The other app is untouched.
-  CHECK(apps.get(kept.id));
-  CHECK(endpoints.get(kept.id, kept_ep.id));
-  CHECK(messages.get(kept.id, kept_m.id));
-  CHECK(deliveries.get(kept_d.id));
+  CHECK(s->apps().get(kept.id));
+  CHECK(s->endpoints().get(kept.id, kept_ep.id));
+  CHECK(s->endpoints().current_key(kept_ep.id) == std::optional<std::string>("key-kept"));
+  CHECK(s->messages().get(kept.id, kept_m.id));
+  CHECK(s->deliveries().get(kept_d.id));
 }
 
 // ---------------------------------------------------------------------------------------------
 // EndpointStore
 
 TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  EndpointStore endpoints(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
   const TimeMs now = wall_now();
-  auto app = make_app(now, "one");
-  auto other = make_app(now, "two");
-  apps.insert(app);
-  apps.insert(other);
+  const auto app = add_app(*s, now, "one", "one");
+  const auto other = add_app(*s, now, "two", "two");
 
   const std::string key = "raw\0key\xff bytes"s;
   auto ep = make_endpoint(app.id, now, "ep-uid", "https://a.example/hook");
@@ -475,7 +635,7 @@ TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
   CHECK(got->metadata == ep.metadata);
   CHECK(got->headers == ep.headers);
   CHECK(got->created_at == now);
-  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>(key));  // blob, NUL intact
+  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>(key));  // bytes, NUL intact
 
   auto by_uid = endpoints.get(app.id, "ep-uid");
   REQUIRE(by_uid);
@@ -493,8 +653,7 @@ TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
   disabled.disabled = true;
   disabled.disabled_reason = "gone";
   endpoints.insert(disabled, "k2");
-  auto second = make_endpoint(app.id, now + 2, std::nullopt);
-  endpoints.insert(second, "k3");
+  const auto second = add_endpoint(*s, app.id, kUrl, "k3", now + 2);
 
   auto enabled = endpoints.enabled_for_app(app.id);
   CHECK(ids_of(enabled) == std::vector<std::string>{ep.id, second.id});
@@ -540,15 +699,13 @@ TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
 }
 
 TEST_CASE("EndpointStore rotate_key keeps the old key for its grace period") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  EndpointStore endpoints(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
   const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  apps.insert(app);
-  auto ep = make_endpoint(app.id, t0, std::nullopt);
-  endpoints.insert(ep, "key-1");
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "key-1", t0);
   CHECK(endpoints.signing_keys(ep.id, t0) == std::vector<std::string>{"key-1"});
 
   const TimeMs rotated_at = t0 + 10;
@@ -570,29 +727,235 @@ TEST_CASE("EndpointStore rotate_key keeps the old key for its grace period") {
   CHECK(endpoints.signing_keys(ep.id, rotated_at + grace + 50) ==
         std::vector<std::string>{"key-3", "key-2"});
 
-  // Rotating after graces ended drops the expired keys from the table.
+  // Rotating after graces ended drops the expired keys from the store.
   endpoints.rotate_key(ep.id, "key-4", grace, rotated_at + 5000);
-  CHECK(scalar(*c, "SELECT count(*) FROM endpoint_secrets WHERE endpoint_id = '" + ep.id + "'") ==
-        2);
+  CHECK(endpoints.stored_keys(ep.id).size() == 2);
   CHECK(endpoints.signing_keys(ep.id, rotated_at + 5000) ==
         std::vector<std::string>{"key-4", "key-3"});
 
   SUBCASE("grace 0 drops the old key at once") {
-    auto ep2 = make_endpoint(app.id, t0, std::nullopt);
-    endpoints.insert(ep2, "old");
+    const auto ep2 = add_endpoint(*s, app.id, kUrl, "old", t0);
     endpoints.rotate_key(ep2.id, "new", 0, t0 + 20);
     CHECK(endpoints.signing_keys(ep2.id, t0 + 20) == std::vector<std::string>{"new"});
     CHECK(endpoints.current_key(ep2.id) == std::optional<std::string>("new"));
   }
 }
 
+TEST_CASE("EndpointStore stored_keys and insert_stored_key carry keys as they lie") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "key-1", t0);
+  endpoints.rotate_key(ep.id, "key-2", 1000, t0 + 10);
+
+  const auto keys = endpoints.stored_keys(ep.id);
+  REQUIRE(keys.size() == 2);  // oldest first
+  CHECK(keys[0].bytes == "key-1");
+  CHECK_FALSE(keys[0].sealed);  // no master key: stored as given
+  CHECK(keys[0].created_at == t0);
+  CHECK(keys[0].expires_at == std::optional<TimeMs>(t0 + 1010));
+  CHECK(keys[1].bytes == "key-2");
+  CHECK_FALSE(keys[1].sealed);
+  CHECK(keys[1].created_at == t0 + 10);
+  CHECK_FALSE(keys[1].expires_at.has_value());
+  CHECK(endpoints.stored_keys(new_id(kEndpointPrefix, t0)).empty());
+
+  // Inserted as it was, a key in its grace period signs as it did, after the current key.
+  const auto copy = add_endpoint(*s, app.id, kUrl, "key-0", t0 + 10);
+  endpoints.insert_stored_key(copy.id, keys[0]);
+  const auto copied = endpoints.stored_keys(copy.id);
+  REQUIRE(copied.size() == 2);
+  CHECK(copied[0].bytes == "key-0");
+  CHECK(copied[1].bytes == keys[0].bytes);
+  CHECK(copied[1].sealed == keys[0].sealed);
+  CHECK(copied[1].created_at == keys[0].created_at);
+  CHECK(copied[1].expires_at == keys[0].expires_at);
+  CHECK(endpoints.current_key(copy.id) == std::optional<std::string>("key-0"));
+  CHECK(endpoints.signing_keys(copy.id, t0 + 1009) == std::vector<std::string>{"key-0", "key-1"});
+  CHECK(endpoints.signing_keys(copy.id, t0 + 1010) == std::vector<std::string>{"key-0"});
+}
+
+TEST_CASE("EndpointStore under a master key: keys lie sealed, with a key check") {
+  TestStore store;
+  const auto box = std::make_shared<const SecretBox>(random_bytes(SecretBox::kKeySize));
+  auto db = store.open(2, box);
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
+  const TimeMs now = wall_now();
+  CHECK(endpoints.key_check().has_value());  // recorded when the database adopted the key
+  CHECK(is_sealed(*s));
+
+  const std::string key = random_bytes(24);
+  const auto app = add_app(*s, now);
+  const auto ep = add_endpoint(*s, app.id, kUrl, key, now);
+  const auto stored = endpoints.stored_keys(ep.id);
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].sealed);
+  CHECK(stored[0].bytes.find(key) == std::string::npos);
+  CHECK(box->open(stored[0].bytes, ep.id) == std::optional<std::string>(key));
+  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>(key));
+  CHECK(endpoints.has_sealed_keys());
+  CHECK(endpoints.sealed_keys_open());
+
+  // The key check round-trips as bytes.
+  const std::string check = "not\0a real check"s;
+  endpoints.set_key_check(check);
+  CHECK(endpoints.key_check() == std::optional<std::string>(check));
+}
+
+TEST_CASE("EndpointStore note_failure keeps the start of a failing run; note_successes ends it") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto bystander = add_endpoint(*s, app.id, kUrl, "k2", t0);
+  const auto failing_since = [&](const Endpoint& e) {
+    auto got = endpoints.get(app.id, e.id);
+    REQUIRE(got);
+    return got->failing_since;
+  };
+
+  CHECK(endpoints.note_failure(ep.id, t0 + 100) == std::optional<TimeMs>(t0 + 100));
+  CHECK(endpoints.note_failure(ep.id, t0 + 200) == std::optional<TimeMs>(t0 + 100));
+  CHECK(endpoints.note_failure(ep.id, t0 + 50) == std::optional<TimeMs>(t0 + 100));
+  CHECK(failing_since(ep) == std::optional<TimeMs>(t0 + 100));
+  CHECK_FALSE(failing_since(bystander).has_value());
+  CHECK_FALSE(endpoints.note_failure(new_id(kEndpointPrefix, t0), t0 + 300).has_value());
+
+  endpoints.note_successes({ep.id});
+  CHECK_FALSE(failing_since(ep).has_value());
+  endpoints.note_successes({ep.id});  // no run: nothing to end, nothing breaks
+  endpoints.note_successes({});
+  CHECK_FALSE(failing_since(ep).has_value());
+
+  // The next failure starts a new run.
+  CHECK(endpoints.note_failure(ep.id, t0 + 400) == std::optional<TimeMs>(t0 + 400));
+  CHECK(endpoints.note_failure(ep.id, t0 + 500) == std::optional<TimeMs>(t0 + 400));
+  CHECK(failing_since(ep) == std::optional<TimeMs>(t0 + 400));
+  // Neither touches anything else of the endpoint.
+  auto got = endpoints.get(app.id, ep.id);
+  CHECK_FALSE(got->disabled);
+  CHECK(got->updated_at == t0);
+  CHECK(got->url == ep.url);
+
+  // Several at once, failing or not.
+  endpoints.note_failure(bystander.id, t0 + 600);
+  endpoints.note_successes({bystander.id, new_id(kEndpointPrefix, t0), ep.id});
+  CHECK_FALSE(failing_since(ep).has_value());
+  CHECK_FALSE(failing_since(bystander).has_value());
+}
+
+TEST_CASE("EndpointStore disable flips only enabled endpoints") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto bystander = add_endpoint(*s, app.id, kUrl, "k", t0);
+  auto manual = make_endpoint(app.id, t0, std::nullopt);
+  manual.disabled = true;
+  manual.disabled_reason = "by hand";
+  endpoints.insert(manual, "k");
+  endpoints.note_failure(ep.id, t0 + 1);
+
+  CHECK(endpoints.disable(ep.id, "the endpoint answered 410 Gone", t0 + 10));
+  auto got = endpoints.get(app.id, ep.id);
+  REQUIRE(got);
+  CHECK(got->disabled);
+  CHECK(got->disabled_reason == std::optional<std::string>("the endpoint answered 410 Gone"));
+  CHECK(got->updated_at == t0 + 10);
+  CHECK(got->failing_since == std::optional<TimeMs>(t0 + 1));  // kept: when it began failing
+
+  // Already disabled: false, and the first reason stays.
+  CHECK_FALSE(endpoints.disable(ep.id, "another reason", t0 + 20));
+  got = endpoints.get(app.id, ep.id);
+  CHECK(got->disabled_reason == std::optional<std::string>("the endpoint answered 410 Gone"));
+  CHECK(got->updated_at == t0 + 10);
+  CHECK_FALSE(endpoints.disable(manual.id, "automatic", t0 + 20));
+  CHECK(endpoints.get(app.id, manual.id)->disabled_reason == std::optional<std::string>("by hand"));
+  CHECK_FALSE(endpoints.disable(new_id(kEndpointPrefix, t0), "ghost", t0 + 20));
+
+  CHECK_FALSE(endpoints.get(app.id, bystander.id)->disabled);
+  CHECK(ids_of(endpoints.enabled_for_app(app.id)) == std::vector<std::string>{bystander.id});
+}
+
+TEST_CASE("EndpointStore update clears failing_since only when it re-enables") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto get = [&] {
+    auto got = endpoints.get(app.id, ep.id);
+    REQUIRE(got);
+    return *got;
+  };
+
+  // Editing an enabled, failing endpoint keeps its run (and ignores the field).
+  endpoints.note_failure(ep.id, t0 + 100);
+  auto e = get();
+  e.description = "edited";
+  e.failing_since.reset();
+  e.updated_at = t0 + 200;
+  CHECK(endpoints.update(e));
+  CHECK(get().description == "edited");
+  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
+
+  // Disabling through update() keeps it, and so does editing while disabled.
+  e = get();
+  e.disabled = true;
+  e.disabled_reason = "by hand";
+  CHECK(endpoints.update(e));
+  CHECK(get().disabled);
+  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
+  e = get();
+  e.description = "edited while disabled";
+  CHECK(endpoints.update(e));
+  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
+
+  // Re-enabling clears it: the endpoint gets a fresh window.
+  e = get();
+  e.disabled = false;
+  e.disabled_reason.reset();
+  e.failing_since = t0 + 1;  // ignored
+  e.updated_at = t0 + 300;
+  CHECK(endpoints.update(e));
+  auto after = get();
+  CHECK_FALSE(after.disabled);
+  CHECK_FALSE(after.disabled_reason.has_value());
+  CHECK_FALSE(after.failing_since.has_value());
+  CHECK(after.description == "edited while disabled");
+  CHECK(after.updated_at == t0 + 300);
+
+  // The same after an automatic disable.
+  endpoints.note_failure(ep.id, t0 + 400);
+  CHECK(endpoints.disable(ep.id, "failing", t0 + 500));
+  e = get();
+  CHECK(e.failing_since == std::optional<TimeMs>(t0 + 400));
+  e.disabled = false;
+  CHECK(endpoints.update(e));
+  CHECK_FALSE(get().failing_since.has_value());
+  CHECK_FALSE(get().disabled);
+}
+
 // ---------------------------------------------------------------------------------------------
 // EventTypeStore
 
 TEST_CASE("EventTypeStore CRUD and list without archived types") {
-  TestDb t;
-  auto c = t.db->acquire();
-  EventTypeStore types(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EventTypeStore& types = s->event_types();
   const TimeMs now = wall_now();
   const auto make = [&](std::string name) {
     EventType e;
@@ -667,15 +1030,13 @@ TEST_CASE("EventTypeStore CRUD and list without archived types") {
 // MessageStore
 
 TEST_CASE("MessageStore get, event id uniqueness, list newest first with filters") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  MessageStore messages(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  MessageStore& messages = s->messages();
   const TimeMs now = wall_now();
-  auto app = make_app(now, std::nullopt);
-  auto other = make_app(now, std::nullopt);
-  apps.insert(app);
-  apps.insert(other);
+  const auto app = add_app(*s, now);
+  const auto other = add_app(*s, now);
 
   // new_id never hands out an id sorting before one it made earlier in this process, so the
   // controlled times lie ahead of any id made before (including by earlier subcase runs).
@@ -731,6 +1092,7 @@ TEST_CASE("MessageStore get, event id uniqueness, list newest first with filters
     m.payload = "{\"s\": \"\xc3\xa9\\u0000\",  \"n\":1.50}\n";
     messages.insert(m);
     CHECK(messages.get(app.id, m.id)->payload == m.payload);
+    CHECK(messages.payloads({m.id}) == std::map<std::string, std::string>{{m.id, m.payload}});
   }
   SUBCASE("list is newest first and pages") {
     ListParams p;
@@ -796,47 +1158,120 @@ TEST_CASE("MessageStore get, event id uniqueness, list newest first with filters
   }
 }
 
+TEST_CASE("MessageStore expire_payloads respects the cutoff, the limit and the watermark") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  MessageStore& messages = s->messages();
+  const TimeMs t0 = wall_now() - 3'600'000;
+  const auto app = add_app(*s, wall_now());
+  const TimeMs cutoff = t0 + 10'000;
+  // Three before the cutoff, one at it, one after it.
+  std::vector<Message> ms;
+  for (TimeMs at : {t0, t0 + 1000, t0 + 2000, cutoff, cutoff + 1000}) {
+    auto m = make_message(app.id, at, "a", "evt-" + std::to_string(ms.size()));
+    m.id = id_at(kMessagePrefix, at, 1);
+    messages.insert(m);
+    ms.push_back(m);
+  }
+  const auto expired = [&](const Message& m) {
+    auto got = messages.get(app.id, m.id);
+    REQUIRE(got);
+    if (got->payload_expired) CHECK(got->payload.empty());
+    if (!got->payload_expired) CHECK(got->payload == m.payload);
+    return got->payload_expired;
+  };
+
+  std::string last;
+  CHECK(messages.expire_payloads(cutoff, "", 2, &last) == 2);
+  CHECK(last == ms[1].id);
+  CHECK(expired(ms[0]));
+  CHECK(expired(ms[1]));
+  CHECK_FALSE(expired(ms[2]));
+  // payloads(): "" once expired, absent for no such message.
+  const std::string ghost = new_id(kMessagePrefix, t0);
+  CHECK(messages.payloads({ms[0].id, ms[2].id, ghost}) ==
+        std::map<std::string, std::string>{{ms[0].id, ""}, {ms[2].id, ms[2].payload}});
+  CHECK(messages.payloads({}).empty());
+
+  CHECK(messages.expire_payloads(cutoff, last, 2, &last) == 1);
+  CHECK(last == ms[2].id);
+  CHECK(expired(ms[2]));
+  CHECK(messages.expire_payloads(cutoff, last, 2, &last) == 0);
+  CHECK(last == ms[2].id);
+  CHECK_FALSE(expired(ms[3]));  // made at the cutoff: not before it
+  CHECK_FALSE(expired(ms[4]));
+
+  // An old message below the watermark is left to a pass from the start; already expired
+  // payloads are not counted again.
+  auto late = make_message(app.id, t0 - 1000, "a");
+  late.id = id_at(kMessagePrefix, t0 - 1000, 1);
+  messages.insert(late);
+  CHECK(messages.expire_payloads(cutoff, last, 10, &last) == 0);
+  CHECK_FALSE(expired(late));
+  std::string from_start;
+  CHECK(messages.expire_payloads(cutoff, "", 10, &from_start) == 1);
+  CHECK(from_start == late.id);
+  CHECK(expired(late));
+  CHECK(messages.expire_payloads(cutoff + 2000, "", 10, &from_start) == 2);
+  CHECK(expired(ms[3]));
+  CHECK(expired(ms[4]));
+
+  // Everything else of an expired message stays, and listings say it is expired too.
+  auto got = messages.get(app.id, "evt-0");
+  REQUIRE(got);
+  CHECK(got->id == ms[0].id);
+  CHECK(got->event_type == "a");
+  CHECK(got->timestamp == t0);
+  auto listed = messages.list(app.id, ListParams{}, {});
+  REQUIRE(listed.items.size() == 6);
+  for (const auto& m : listed.items) {
+    CAPTURE(m.id);
+    CHECK(m.payload_expired);
+    CHECK(m.payload.empty());
+  }
+}
+
+TEST_CASE("MessageStore payload_expired is false for a message with a payload") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  const TimeMs now = wall_now();
+  const auto app = add_app(*s, now);
+  const auto m = add_message(*s, app.id, R"({"a":1})", now);
+  auto got = s->messages().get(app.id, m.id);
+  REQUIRE(got);
+  CHECK_FALSE(got->payload_expired);
+  CHECK(got->payload == m.payload);
+  auto listed = s->messages().list(app.id, ListParams{}, {});
+  REQUIRE(listed.items.size() == 1);
+  CHECK_FALSE(listed.items[0].payload_expired);
+}
+
 // ---------------------------------------------------------------------------------------------
-// DeliveryStore
+// QueueStore and DeliveryStore
 
-TEST_CASE("DeliveryStore claim takes due rows under a lease and reclaims lapsed ones") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  EndpointStore endpoints(*c);
-  MessageStore messages(*c);
-  DeliveryStore deliveries(*c);
+TEST_CASE("QueueStore claim takes due rows under a lease and reclaims lapsed ones") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  QueueStore& queue = s->queue();
   const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  apps.insert(app);
-  auto ep = make_endpoint(app.id, t0, std::nullopt);
-  endpoints.insert(ep, "k");
-  auto m = make_message(app.id, t0, "a");
-  messages.insert(m);
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto m = add_message(*s, app.id, "{}", t0);
 
-  CHECK_FALSE(deliveries.next_due());
+  CHECK_FALSE(queue.next_due());
 
-  auto due_now = make_delivery(m, ep.id, t0, t0);
-  auto overdue = make_delivery(m, ep.id, t0, t0 - 10);  // inserted later, due earlier
-  auto later = make_delivery(m, ep.id, t0, t0 + 1000);
-  auto done = make_delivery(m, ep.id, t0, t0 - 50, DeliveryStatus::kSuccess);
-  auto failed = make_delivery(m, ep.id, t0, t0 - 50, DeliveryStatus::kFail);
-  for (const auto& d : {due_now, overdue, later, done, failed}) deliveries.insert(d);
-  CHECK(deliveries.next_due() == std::optional<TimeMs>(t0 - 10));
+  const auto due_now = add_delivery(*s, m, ep.id, t0, DeliveryStatus::kPending, t0);
+  const auto overdue = add_delivery(*s, m, ep.id, t0, DeliveryStatus::kPending, t0 - 10);
+  const auto later = add_delivery(*s, m, ep.id, t0, DeliveryStatus::kPending, t0 + 1000);
+  const auto done = add_delivery(*s, m, ep.id, t0, DeliveryStatus::kSuccess, t0 - 50);
+  const auto failed = add_delivery(*s, m, ep.id, t0, DeliveryStatus::kFail, t0 - 50);
+  CHECK(queue.next_due() == std::optional<TimeMs>(t0 - 10));
 
   const int64_t lease = 5000;
-  const auto claim = [&](TimeMs now, int limit = 10) {
-    Transaction tx(*c);
-    auto out = deliveries.claim(now, lease, limit);
-    tx.commit();
-    return out;
-  };
-  // RETURNING yields rows in no particular order: compare claimed ids as sets.
-  const auto id_set = [](const std::vector<Delivery>& ds) {
-    std::set<std::string> out;
-    for (const auto& d : ds) out.insert(d.id);
-    return out;
-  };
+  const auto claim = [&](TimeMs now, int limit = 10) { return claim_due(*s, now, lease, limit); };
 
   // The limit takes the oldest due first.
   auto first = claim(t0, 1);
@@ -849,13 +1284,13 @@ TEST_CASE("DeliveryStore claim takes due rows under a lease and reclaims lapsed 
     CHECK(d.attempts == 0);
     CHECK(d.msg_id == m.id);
     CHECK(d.endpoint_id == ep.id);
-    auto stored = deliveries.get(d.id);
+    auto stored = s->deliveries().get(d.id);
     REQUIRE(stored);
     CHECK(stored->status == DeliveryStatus::kSending);
     CHECK(stored->next_attempt_at == t0 + lease);
     CHECK(stored->updated_at == t0);
   }
-  CHECK(deliveries.stats(ep.id).sending == 2);
+  CHECK(s->deliveries().stats(ep.id).sending == 2);
 
   // Leased rows are not handed out again while the lease holds.
   CHECK(claim(t0 + 100).empty());
@@ -877,123 +1312,509 @@ TEST_CASE("DeliveryStore claim takes due rows under a lease and reclaims lapsed 
   CHECK(claim(t0 + 100 * lease, 2).size() == 1);
 
   // Finished rows are never claimed.
-  CHECK(deliveries.get(done.id)->status == DeliveryStatus::kSuccess);
-  CHECK(deliveries.get(failed.id)->status == DeliveryStatus::kFail);
+  CHECK(s->deliveries().get(done.id)->status == DeliveryStatus::kSuccess);
+  CHECK(s->deliveries().get(failed.id)->status == DeliveryStatus::kFail);
 }
 
 TEST_CASE(
-    "DeliveryStore parking: update without a due time, claim_parked, parked_endpoints, "
-    "queue_state") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  EndpointStore endpoints(*c);
-  MessageStore messages(*c);
-  DeliveryStore deliveries(*c);
+    "QueueStore parking: complete without a due time, claim_parked, parked_endpoints, state") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  QueueStore& queue = s->queue();
   const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  apps.insert(app);
-  auto busy = make_endpoint(app.id, t0, std::nullopt);
-  auto open_ep = make_endpoint(app.id, t0, std::nullopt);
-  for (const auto& ep : {busy, open_ep}) endpoints.insert(ep, "k");
-  auto m = make_message(app.id, t0, "a");
-  messages.insert(m);
+  const auto app = add_app(*s, t0);
+  const auto busy = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto open_ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto also_busy = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto m = add_message(*s, app.id, "{}", t0);
   std::vector<Delivery> to_busy;
-  for (int i = 0; i < 5; ++i) to_busy.push_back(make_delivery(m, busy.id, t0, t0 - 50 + i));
-  auto busy_later = make_delivery(m, busy.id, t0, t0 + 60000);  // a retry, not yet due
-  auto to_free = make_delivery(m, open_ep.id, t0, t0 - 10);
-  for (const auto& d : to_busy) deliveries.insert(d);
-  for (const auto& d : {busy_later, to_free}) deliveries.insert(d);
+  for (int i = 0; i < 5; ++i) {
+    to_busy.push_back(add_delivery(*s, m, busy.id, t0, DeliveryStatus::kPending, t0 - 50 + i));
+  }
+  // A retry, not yet due.
+  const auto busy_later = add_delivery(*s, m, busy.id, t0, DeliveryStatus::kPending, t0 + 60000);
+  const auto to_free = add_delivery(*s, m, open_ep.id, t0, DeliveryStatus::kPending, t0 - 10);
+  const auto to_also_busy =
+      add_delivery(*s, m, also_busy.id, t0, DeliveryStatus::kPending, t0 - 20);
+  const auto parked_endpoints = [&] {
+    const auto ids = queue.parked_endpoints();
+    return std::set<std::string>(ids.begin(), ids.end());
+  };
 
-  auto q = deliveries.queue_state(t0);
-  CHECK(q.queued == 7);
+  auto q = queue.state(t0);
+  CHECK(q.queued == 8);
   CHECK(q.parked == 0);
   CHECK(q.oldest_due == std::optional<TimeMs>(t0 - 50));
 
-  // Parking takes a pending row out of the due order.
+  // The scheduler claims what is due and parks what its endpoint has no room for, which takes
+  // it out of the due order; the rest goes back as it was.
   {
-    Transaction tx(*c);
-    for (const auto& d : to_busy) {
-      deliveries.update({d.id, DeliveryStatus::kPending, 0, std::nullopt}, t0);
+    s->begin();
+    auto claimed = queue.claim(t0, 1000, 10);
+    REQUIRE(claimed.size() == 7);
+    std::vector<DeliveryUpdate> updates;
+    for (const auto& d : claimed) {
+      const bool parked = d.endpoint_id != open_ep.id;
+      updates.push_back({d.id, DeliveryStatus::kPending, 0,
+                         parked ? std::nullopt : std::optional<TimeMs>(t0 - 10), d.claim});
     }
-    tx.commit();
+    queue.complete(updates, t0);
+    s->commit();
   }
-  CHECK(deliveries.parked_endpoints() == std::vector<std::string>{busy.id});
-  CHECK(deliveries.get(busy_later.id)->next_attempt_at == t0 + 60000);
-  CHECK(deliveries.stats(busy.id).pending == 6);  // parked still reads as pending
-  q = deliveries.queue_state(t0);
+  CHECK(parked_endpoints() == std::set<std::string>{busy.id, also_busy.id});
+  CHECK(s->deliveries().get(busy_later.id)->next_attempt_at == t0 + 60000);
+  CHECK(s->deliveries().stats(busy.id).pending == 6);  // parked still reads as pending
+  q = queue.state(t0);
   CHECK(q.queued == 2);
-  CHECK(q.parked == 5);
+  CHECK(q.parked == 6);
   CHECK(q.oldest_due == std::optional<TimeMs>(t0 - 10));
-  CHECK(deliveries.next_due() == std::optional<TimeMs>(t0 - 10));
-  {
-    Transaction tx(*c);
-    auto claimed = deliveries.claim(t0, 1000, 10);
-    tx.commit();
-    CHECK(ids_of(claimed) == std::vector<std::string>{to_free.id});  // nothing parked
-  }
+  CHECK(queue.next_due() == std::optional<TimeMs>(t0 - 10));
+  // Nothing parked is claimed by due time.
+  CHECK(ids_of(claim_due(*s, t0, 1000)) == std::vector<std::string>{to_free.id});
 
   // Claimed back per endpoint, oldest made first, under a lease.
-  std::vector<Delivery> got;
-  {
-    Transaction tx(*c);
-    got = deliveries.claim_parked(busy.id, t0 + 5, 1000, 2);
-    tx.commit();
-  }
+  s->begin();
+  const auto got = queue.claim_parked(busy.id, t0 + 5, 1000, 2);
+  s->commit();
   REQUIRE(got.size() == 2);
-  std::set<std::string> first_two{to_busy[0].id, to_busy[1].id};
+  const std::set<std::string> first_two{to_busy[0].id, to_busy[1].id};
   for (const auto& d : got) {
     CHECK(first_two.count(d.id) == 1);
     CHECK(d.status == DeliveryStatus::kSending);
     CHECK(d.next_attempt_at == t0 + 5 + 1000);
   }
-  {
-    Transaction tx(*c);
-    CHECK(deliveries.claim_parked(busy.id, t0 + 5, 1000, 10).size() == 3);
-    CHECK(deliveries.claim_parked(busy.id, t0 + 5, 1000, 10).empty());
-    CHECK(deliveries.claim_parked(open_ep.id, t0 + 5, 1000, 10).empty());
-    tx.commit();
-  }
-  CHECK(deliveries.parked_endpoints().empty());
-  CHECK(deliveries.queue_state(t0 + 5).parked == 0);
+  s->begin();
+  CHECK(queue.claim_parked(busy.id, t0 + 5, 1000, 10).size() == 3);
+  CHECK(queue.claim_parked(busy.id, t0 + 5, 1000, 10).empty());
+  CHECK(queue.claim_parked(open_ep.id, t0 + 5, 1000, 10).empty());
+  CHECK(parked_endpoints() == std::set<std::string>{also_busy.id});
+  CHECK(ids_of(queue.claim_parked(also_busy.id, t0 + 5, 1000, 10)) ==
+        std::vector<std::string>{to_also_busy.id});
+  s->commit();
+  CHECK(queue.parked_endpoints().empty());
+  CHECK(queue.state(t0 + 5).parked == 0);
 
-  // A parked row updated back to pending with a due time is due again.
-  {
-    Transaction tx(*c);
-    deliveries.update({got[0].id, DeliveryStatus::kPending, 1, std::nullopt}, t0 + 6);
-    CHECK(deliveries.parked_endpoints() == std::vector<std::string>{busy.id});
-    deliveries.update({got[0].id, DeliveryStatus::kPending, 1, t0 + 7}, t0 + 6);
-    CHECK(deliveries.parked_endpoints().empty());
-    tx.commit();
+  // A claimed row parked again waits again; completed pending with a due time it is due.
+  queue.complete({{got[0].id, DeliveryStatus::kPending, 1, std::nullopt, got[0].claim}}, t0 + 6);
+  CHECK(queue.parked_endpoints() == std::vector<std::string>{busy.id});
+  s->begin();
+  const auto again = queue.claim_parked(busy.id, t0 + 6, 1000, 10);
+  s->commit();
+  REQUIRE(ids_of(again) == std::vector<std::string>{got[0].id});
+  CHECK(again[0].attempts == 1);
+  queue.complete({{got[0].id, DeliveryStatus::kPending, 1, t0 + 7, again[0].claim}}, t0 + 6);
+  CHECK(queue.parked_endpoints().empty());
+  CHECK(s->deliveries().get(got[0].id)->next_attempt_at == t0 + 7);
+}
+
+TEST_CASE("QueueStore complete, next_due; DeliveryStore stats and for_message") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  QueueStore& queue = s->queue();
+  DeliveryStore& deliveries = s->deliveries();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto ep1 = add_endpoint(*s, app.id, kUrl, "k1", t0);
+  const auto ep2 = add_endpoint(*s, app.id, kUrl, "k2", t0 + 1);
+  const auto m1 = add_message(*s, app.id, "{}", t0);
+  const auto m2 = add_message(*s, app.id, "{}", t0);
+
+  const auto d2 = add_delivery(*s, m1, ep2.id, t0, DeliveryStatus::kPending, t0 + 200);
+  const auto d1 = add_delivery(*s, m1, ep1.id, t0, DeliveryStatus::kPending, t0 + 100);
+  const auto d3 = add_delivery(*s, m2, ep1.id, t0, DeliveryStatus::kPending, t0 + 300);
+  const auto d4 = add_delivery(*s, m2, ep1.id, t0, DeliveryStatus::kPending, t0 + 400);
+
+  CHECK(ids_of(deliveries.for_message(m1.id)) == std::vector<std::string>{d1.id, d2.id});
+  CHECK(deliveries.for_message(m2.id).size() == 2);
+  CHECK(deliveries.for_message("msg_nothing").empty());
+
+  auto st = deliveries.stats(ep1.id);
+  CHECK(st.pending == 3);
+  CHECK(st.success == 0);
+  CHECK(st.fail == 0);
+  CHECK(st.sending == 0);
+  CHECK(queue.next_due() == std::optional<TimeMs>(t0 + 100));
+
+  std::map<std::string, int64_t> claims;
+  const auto claim = [&](TimeMs now) {
+    auto got = claim_due(*s, now, 1000);
+    for (const auto& d : got) claims[d.id] = d.claim;
+    return id_set(got);
+  };
+
+  CHECK(claim(t0 + 100) == std::set<std::string>{d1.id});
+  queue.complete({{d1.id, DeliveryStatus::kSuccess, 1, std::nullopt, claims[d1.id]}}, t0 + 150);
+  auto got1 = deliveries.get(d1.id);
+  REQUIRE(got1);
+  CHECK(got1->status == DeliveryStatus::kSuccess);
+  CHECK(got1->attempts == 1);
+  CHECK(got1->updated_at == t0 + 150);
+  CHECK(got1->created_at == t0);
+  CHECK(queue.next_due() == std::optional<TimeMs>(t0 + 200));
+
+  CHECK(claim(t0 + 400) == std::set<std::string>{d2.id, d3.id, d4.id});
+  auto s2 = deliveries.stats(ep2.id);
+  CHECK(s2.sending == 1);
+  CHECK(s2.pending == 0);
+  // A leased row is due again when its lease lapses.
+  CHECK(queue.next_due() == std::optional<TimeMs>(t0 + 1400));
+
+  // Several at once: one retried (due before anything else), one failed for good.
+  queue.complete({{d3.id, DeliveryStatus::kPending, 2, t0 + 50, claims[d3.id]},
+                  {d4.id, DeliveryStatus::kFail, 8, std::nullopt, claims[d4.id]}},
+                 t0 + 410);
+  auto got3 = deliveries.get(d3.id);
+  REQUIRE(got3);
+  CHECK(got3->status == DeliveryStatus::kPending);
+  CHECK(got3->attempts == 2);
+  CHECK(got3->next_attempt_at == t0 + 50);
+  CHECK(got3->updated_at == t0 + 410);
+  CHECK(queue.next_due() == std::optional<TimeMs>(t0 + 50));
+  CHECK(deliveries.get(d4.id)->status == DeliveryStatus::kFail);
+  CHECK(deliveries.get(d4.id)->attempts == 8);
+
+  st = deliveries.stats(ep1.id);
+  CHECK(st.success == 1);
+  CHECK(st.pending == 1);
+  CHECK(st.fail == 1);
+  CHECK(st.sending == 0);
+  s2 = deliveries.stats(ep2.id);
+  CHECK(s2.sending == 1);
+  CHECK(s2.success + s2.fail + s2.pending == 0);
+
+  CHECK(claim(t0 + 410) == std::set<std::string>{d3.id});
+  queue.complete({{d2.id, DeliveryStatus::kSuccess, 1, std::nullopt, claims[d2.id]},
+                  {d3.id, DeliveryStatus::kSuccess, 3, std::nullopt, claims[d3.id]}},
+                 t0 + 420);
+  CHECK_FALSE(queue.next_due());
+  CHECK(deliveries.stats(ep2.id).success == 1);
+}
+
+TEST_CASE("QueueStore recover re-queues the endpoint's failed deliveries in [since, until)") {
+  TestStore store;
+  auto db = store.open();
+  FakeListener listener(0);
+  Listening listening(*db, listener);
+  auto s = db->session();
+  QueueStore& queue = s->queue();
+  DeliveryStore& deliveries = s->deliveries();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto other = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto m = add_message(*s, app.id, "{}", t0);
+  const TimeMs since = t0 - 10'000;
+  const TimeMs until = t0 - 1000;
+  const auto add = [&](const Endpoint& e, TimeMs created, DeliveryStatus status, int attempts) {
+    Delivery d;
+    d.id = new_id(kDeliveryPrefix, created);
+    d.app_id = app.id;
+    d.msg_id = m.id;
+    d.endpoint_id = e.id;
+    d.status = status;
+    d.attempts = attempts;
+    d.next_attempt_at = created;
+    d.created_at = d.updated_at = created;
+    deliveries.insert(d);
+    return d;
+  };
+  const auto before = add(ep, since - 1, DeliveryStatus::kFail, 4);
+  const auto first = add(ep, since, DeliveryStatus::kFail, 4);
+  const auto middle = add(ep, since + 5000, DeliveryStatus::kFail, 2);
+  const auto at_until = add(ep, until, DeliveryStatus::kFail, 4);
+  const auto succeeded = add(ep, since + 100, DeliveryStatus::kSuccess, 1);
+  const auto pending = add(ep, since + 200, DeliveryStatus::kPending, 1);
+  const auto elsewhere = add(other, since + 300, DeliveryStatus::kFail, 4);
+
+  const TimeMs now = t0 + 5;
+  s->begin();
+  CHECK(queue.recover(ep.id, since, until, now) == 2);
+  // Told once it is committed. (A store may wake the listener at other times too: a wake only
+  // says that something may be due.)
+  const int wakes_before = listener.calls().wakes;
+  s->commit();
+  CHECK(wait_until([&] { return listener.calls().wakes > wakes_before; }));
+  for (const auto* d : {&first, &middle}) {
+    CAPTURE(d->id);
+    auto got = deliveries.get(d->id);
+    REQUIRE(got);
+    CHECK(got->status == DeliveryStatus::kPending);
+    CHECK(got->trigger == TriggerType::kManual);
+    CHECK(got->next_attempt_at == now);
+    CHECK(got->attempts == d->attempts);
+    CHECK(got->updated_at == now);
+    CHECK(got->created_at == d->created_at);
+  }
+  for (const auto* d : {&before, &at_until, &succeeded, &pending, &elsewhere}) {
+    CAPTURE(d->id);
+    auto got = deliveries.get(d->id);
+    REQUIRE(got);
+    CHECK(got->status == d->status);
+    CHECK(got->trigger == TriggerType::kScheduled);
+    CHECK(got->updated_at == d->updated_at);
+  }
+
+  // Due now: the next claim takes exactly the recovered ones and the one already pending.
+  CHECK(id_set(claim_due(*s, now, 1000)) == std::set<std::string>{first.id, middle.id, pending.id});
+
+  // Nothing failed is left in the range. Outside a transaction it is told at once.
+  CHECK(queue.recover(ep.id, since, until, now + 1) == 0);
+  const int wakes = listener.calls().wakes;
+  CHECK(queue.recover(other.id, since, until, now + 1) == 1);
+  CHECK(wait_until([&] { return listener.calls().wakes > wakes; }));
+  CHECK(deliveries.get(elsewhere.id)->status == DeliveryStatus::kPending);
+}
+
+TEST_CASE("DeliveryStats add counts by status; overall: fail, else sending, else pending") {
+  DeliveryStats st;
+  CHECK_FALSE(st.overall().has_value());
+  st.add(DeliveryStatus::kSuccess, 2);
+  CHECK(st.overall() == std::optional<DeliveryStatus>(DeliveryStatus::kSuccess));
+  st.add(DeliveryStatus::kPending, 1);
+  CHECK(st.overall() == std::optional<DeliveryStatus>(DeliveryStatus::kPending));
+  st.add(DeliveryStatus::kSending, 3);
+  CHECK(st.overall() == std::optional<DeliveryStatus>(DeliveryStatus::kSending));
+  st.add(DeliveryStatus::kFail, 1);
+  CHECK(st.overall() == std::optional<DeliveryStatus>(DeliveryStatus::kFail));
+  st.add(DeliveryStatus::kSuccess, 5);
+  CHECK(st.success == 7);
+  CHECK(st.pending == 1);
+  CHECK(st.sending == 3);
+  CHECK(st.fail == 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enqueuer and the queue's listener
+
+TEST_CASE("Enqueuer publishes to the enabled endpoints that accept the message") {
+  TestStore store;
+  auto db = store.open();
+  ManualClock clock(wall_now());
+  const TimeMs now = clock.now_ms();
+  Enqueuer enqueuer(clock);
+  auto s = db->session();
+  const auto app = add_app(*s, now);
+  const auto all = add_endpoint(*s, app.id, kUrl, "k", now);
+  auto typed = make_endpoint(app.id, now, std::nullopt);
+  typed.event_types = std::vector<std::string>{"a.b"};
+  s->endpoints().insert(typed, "k");
+  auto eu = make_endpoint(app.id, now, std::nullopt);
+  eu.channels = std::vector<std::string>{"eu"};
+  s->endpoints().insert(eu, "k");
+  add_endpoint(*s, app.id, kUrl, "k", now, {}, true);  // disabled: never a target
+  const auto targets = [&](const Message& m) {
+    std::set<std::string> out;
+    for (const auto& d : s->deliveries().for_message(m.id)) out.insert(d.endpoint_id);
+    return out;
+  };
+  const auto in_transaction = [&](const std::function<void()>& work) {
+    s->begin();
+    work();
+    s->commit();
+  };
+
+  const auto m1 = make_message(app.id, now, "a.b");
+  in_transaction([&] { CHECK(enqueuer.publish(*s, m1) == 2); });
+  CHECK(s->messages().get(app.id, m1.id).has_value());
+  CHECK(targets(m1) == std::set<std::string>{all.id, typed.id});
+  for (const auto& d : s->deliveries().for_message(m1.id)) {
+    CHECK(d.status == DeliveryStatus::kPending);  // no listener: left to be claimed
+    CHECK(d.next_attempt_at == now);
+    CHECK(d.attempts == 0);
+    CHECK(d.trigger == TriggerType::kScheduled);
+    CHECK(d.created_at == now);
+    CHECK(d.app_id == app.id);
+  }
+  CHECK(id_set(claim_due(*s, now, 1000)).size() == 2);
+
+  const auto m2 = make_message(app.id, now, "c.d", std::nullopt, std::vector<std::string>{"eu"});
+  in_transaction([&] { CHECK(enqueuer.publish(*s, m2) == 2); });
+  CHECK(targets(m2) == std::set<std::string>{all.id, eu.id});
+
+  // A message nobody takes is stored all the same.
+  const auto m3 = make_message(app.id, now, "c.d", std::nullopt, std::vector<std::string>{"us"});
+  in_transaction([&] { CHECK(enqueuer.publish(*s, m3) == 1); });
+  const auto m4 = make_message(add_app(*s, now).id, now, "a.b");
+  in_transaction([&] { CHECK(enqueuer.publish(*s, m4) == 0); });
+  CHECK(s->messages().get(m4.app_id, m4.id).has_value());
+  CHECK(targets(m4).empty());
+
+  // publish_to: one endpoint whatever its filters; redeliver: once more, by hand.
+  const auto m5 = make_message(app.id, now, "not.a.b");
+  in_transaction([&] { enqueuer.publish_to(*s, m5, typed.id); });
+  CHECK(targets(m5) == std::set<std::string>{typed.id});
+  clock.advance(500);
+  in_transaction([&] { enqueuer.redeliver(*s, m1, all.id); });
+  const auto again = s->deliveries().for_message(m1.id);
+  REQUIRE(again.size() == 3);
+  int manual = 0;
+  for (const auto& d : again) {
+    if (d.trigger != TriggerType::kManual) continue;
+    ++manual;
+    CHECK(d.endpoint_id == all.id);
+    CHECK(d.status == DeliveryStatus::kPending);
+    CHECK(d.next_attempt_at == clock.now_ms());
+  }
+  CHECK(manual == 1);
+}
+
+TEST_CASE("Enqueuer::enabled_endpoints is kept while the app's endpoints_version holds") {
+  TestStore store;
+  auto db = store.open();
+  // Another process on the same store (on SQLite: another Database on the same file).
+  auto other = store.open();
+  ManualClock clock(wall_now());
+  const TimeMs now = clock.now_ms();
+  Enqueuer enqueuer(clock);
+  auto s = db->session();
+  auto o = other->session();
+  const auto app = add_app(*s, now);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", now);
+  const auto ids = [&](Session& session) {
+    return ids_of(*enqueuer.enabled_endpoints(session, app.id));
+  };
+  const auto version = [&](Session& session) {
+    return session.apps().endpoint_versions({app.id}).at(app.id);
+  };
+
+  const auto first = enqueuer.enabled_endpoints(*s, app.id);
+  CHECK(ids_of(*first) == std::vector<std::string>{ep.id});
+  CHECK(enqueuer.enabled_endpoints(*s, app.id) == first);  // the same list: kept
+  // However long: the version, not the time, decides.
+  clock.advance(3'600'000);
+  CHECK(enqueuer.enabled_endpoints(*s, app.id) == first);
+
+  // Every kind of endpoint write bumps the version, through whichever Database (process) it
+  // is made; the next call sees it at once, with no notification and no clock.
+  int64_t v = version(*s);
+  const auto second = add_endpoint(*o, app.id, kUrl, "k", now);
+  CHECK(version(*s) > v);
+  CHECK(ids(*s) == std::vector<std::string>{ep.id, second.id});
+
+  v = version(*s);
+  CHECK(o->endpoints().disable(ep.id, "by hand", now));
+  CHECK(version(*s) > v);
+  CHECK(ids(*s) == std::vector<std::string>{second.id});
+
+  v = version(*s);
+  auto changed = *o->endpoints().get(app.id, second.id);
+  changed.url = "http://127.0.0.1:9/elsewhere";
+  CHECK(o->endpoints().update(changed));
+  CHECK(version(*s) > v);
+  CHECK(enqueuer.enabled_endpoints(*s, app.id)->front().url == changed.url);
+
+  v = version(*s);
+  o->endpoints().rotate_key(second.id, "new key", 0, now);
+  CHECK(version(*s) > v);
+
+  // A write that rolls back bumps nothing, and the list kept stays.
+  const auto kept = enqueuer.enabled_endpoints(*s, app.id);
+  v = version(*s);
+  o->begin();
+  o->endpoints().remove(app.id, second.id);
+  o->rollback();
+  CHECK(version(*s) == v);
+  CHECK(enqueuer.enabled_endpoints(*s, app.id) == kept);
+
+  v = version(*s);
+  CHECK(o->endpoints().remove(app.id, second.id));
+  CHECK(version(*s) > v);
+  CHECK(ids(*s).empty());
+
+  // Given by the caller (who read the app just now), the version is not read again.
+  CHECK(enqueuer.enabled_endpoints(*s, app.id, version(*s)) ==
+        enqueuer.enabled_endpoints(*s, app.id));
+  // No such application: nothing.
+  CHECK(enqueuer.enabled_endpoints(*s, new_id(kAppPrefix, now))->empty());
+}
+
+TEST_CASE("enqueue: the listener hears of committed deliveries; a rollback leaves nothing") {
+  TestStore store;
+  auto db = store.open();
+  ManualClock clock(wall_now());
+  FakeListener listener(2);
+  Listening listening(*db, listener);
+  const auto f = add_fanout(*db, clock.now_ms(), 3);
+  Enqueuer enqueuer(clock);
+  const auto m = make_message(f.app.id, clock.now_ms(), "a.b");
+
+  SUBCASE("committed: woken or handed the deliveries") {
+    {
+      auto s = db->begin();
+      CHECK(enqueuer.publish(*s, m) == 3);
+      s->commit();
+    }
+    REQUIRE(wait_until([&] {
+      const auto c = listener.calls();
+      return c.wakes > 0 || !c.handed.empty();
+    }));
+    const auto c = listener.calls();
+    const auto handed = listener.handed_ids();
+    // Room that was reserved was either used for a hand-over or given back.
+    CHECK(c.reserved - c.released == static_cast<int>(handed.size()));
+    // Each delivery is the listener's (handed over, claimed) or waits in the queue, due now.
+    auto s = db->session();
+    CHECK(s->messages().get(f.app.id, m.id).has_value());
+    const auto rows = s->deliveries().for_message(m.id);
+    REQUIRE(rows.size() == 3);
+    for (const auto& d : rows) {
+      CAPTURE(d.id);
+      if (handed.count(d.id) > 0) {
+        CHECK(d.status == DeliveryStatus::kSending);
+      } else {
+        CHECK(d.status == DeliveryStatus::kPending);
+        CHECK(d.next_attempt_at == clock.now_ms());
+      }
+    }
+    CHECK(claim_due(*s, clock.now_ms(), 1000).size() == 3 - handed.size());
+  }
+  SUBCASE("rolled back: no message, no delivery, no room kept, nothing handed over") {
+    {
+      auto s = db->begin();
+      CHECK(enqueuer.publish(*s, m) == 3);
+      s->rollback();
+    }
+    const auto c = listener.calls();
+    CHECK(c.handed.empty());
+    CHECK(c.reserved == c.released);
+    auto s = db->session();
+    CHECK_FALSE(s->messages().get(f.app.id, m.id).has_value());
+    CHECK(s->deliveries().for_message(m.id).empty());
+    for (const auto& ep : f.endpoints) CHECK(s->deliveries().stats(ep.id).pending == 0);
+    CHECK(claim_due(*s, clock.now_ms(), 1000).empty());
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// WriteBatcher
+
 TEST_CASE(
     "WriteBatcher shares commits between concurrent callers; a failing work undoes only itself") {
-  TestDb t;
+  TestStore store;
+  auto db = store.open();
   const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  {
-    auto c = t.db->acquire();
-    AppStore(*c).insert(app);
-  }
-  WriteBatcher batcher(*t.db);
+  const auto app = add_app(*db->session(), t0);
+  WriteBatcher batcher(*db);
   constexpr int kThreads = 16;
   constexpr int kPerThread = 40;
   std::atomic<int> failures{0};
+  std::vector<std::vector<std::string>> undone(kThreads);  // messages of works that failed
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       for (int j = 0; j < kPerThread; ++j) {
-        auto m = make_message(app.id, t0, "ok");
+        const auto m = make_message(app.id, t0, "ok");
         try {
-          batcher.run([&](Connection& c) {
-            MessageStore(c).insert(m);
+          batcher.run([&](Session& s) {
+            s.messages().insert(m);
             // Every tenth work writes, then fails: its message must not survive.
             if (j % 10 == 9) throw std::runtime_error("work " + std::to_string(i));
           });
         } catch (const std::runtime_error& e) {
           CHECK(std::string(e.what()) == "work " + std::to_string(i));
+          undone[static_cast<size_t>(i)].push_back(m.id);
           ++failures;
         }
       }
@@ -1001,129 +1822,44 @@ TEST_CASE(
   }
   for (auto& th : threads) th.join();
   CHECK(failures.load() == kThreads * kPerThread / 10);
-  auto c = t.db->acquire();
-  CHECK(scalar(*c, "SELECT count(*) FROM messages") == kThreads * kPerThread * 9 / 10);
+  auto s = db->session();
+  const auto count = [&] {
+    return all_pages([&](const ListParams& p) { return s->messages().list(app.id, p, {}); }).size();
+  };
+  CHECK(count() == kThreads * kPerThread * 9 / 10);
+  for (const auto& ids : undone) {
+    for (const auto& id : ids) CHECK_FALSE(s->messages().get(app.id, id).has_value());
+  }
   // Group commit: far fewer transactions than works (each work alone would be one).
   CHECK(batcher.commits() < static_cast<uint64_t>(kThreads * kPerThread));
   CHECK(batcher.commits() > 0);
 
   // A constraint error inside a work reaches its caller as a DbError, nothing else changes.
-  auto dup = make_message(app.id, t0, "dup");
-  batcher.run([&](Connection& conn) { MessageStore(conn).insert(dup); });
-  CHECK(throws_constraint(
-      [&] { batcher.run([&](Connection& conn) { MessageStore(conn).insert(dup); }); }));
-  CHECK(scalar(*c, "SELECT count(*) FROM messages WHERE id = '" + dup.id + "'") == 1);
-}
-
-TEST_CASE("DeliveryStore update, next_due, stats and for_message") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  EndpointStore endpoints(*c);
-  MessageStore messages(*c);
-  DeliveryStore deliveries(*c);
-  const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  apps.insert(app);
-  auto ep1 = make_endpoint(app.id, t0, std::nullopt);
-  auto ep2 = make_endpoint(app.id, t0 + 1, std::nullopt);
-  endpoints.insert(ep1, "k1");
-  endpoints.insert(ep2, "k2");
-  auto m1 = make_message(app.id, t0, "a");
-  auto m2 = make_message(app.id, t0, "a");
-  messages.insert(m1);
-  messages.insert(m2);
-
-  auto d1 = make_delivery(m1, ep1.id, t0, t0 + 100);
-  auto d2 = make_delivery(m1, ep2.id, t0, t0 + 200);
-  auto d3 = make_delivery(m2, ep1.id, t0, t0 + 300);
-  auto d4 = make_delivery(m2, ep1.id, t0, t0 + 400);
-  for (const auto& d : {d2, d1, d3, d4}) deliveries.insert(d);
-
-  auto for_m1 = deliveries.for_message(m1.id);
-  CHECK(ids_of(for_m1) == std::vector<std::string>{d1.id, d2.id});  // by endpoint
-  CHECK(deliveries.for_message(m2.id).size() == 2);
-  CHECK(deliveries.for_message("msg_nothing").empty());
-
-  auto s = deliveries.stats(ep1.id);
-  CHECK(s.pending == 3);
-  CHECK(s.success == 0);
-  CHECK(s.fail == 0);
-  CHECK(s.sending == 0);
-  CHECK(deliveries.next_due() == std::optional<TimeMs>(t0 + 100));
-
-  deliveries.update({d1.id, DeliveryStatus::kSuccess, 1, std::nullopt}, t0 + 150);
-  auto got1 = deliveries.get(d1.id);
-  REQUIRE(got1);
-  CHECK(got1->status == DeliveryStatus::kSuccess);
-  CHECK(got1->attempts == 1);
-  CHECK(got1->updated_at == t0 + 150);
-  CHECK(got1->created_at == t0);
-  CHECK(deliveries.next_due() == std::optional<TimeMs>(t0 + 200));
-
-  deliveries.update({d3.id, DeliveryStatus::kPending, 2, t0 + 50}, t0 + 160);
-  auto got3 = deliveries.get(d3.id);
-  CHECK(got3->status == DeliveryStatus::kPending);
-  CHECK(got3->attempts == 2);
-  CHECK(got3->next_attempt_at == t0 + 50);
-  CHECK(deliveries.next_due() == std::optional<TimeMs>(t0 + 50));
-
-  deliveries.update({d4.id, DeliveryStatus::kFail, 8, std::nullopt}, t0 + 170);
-  CHECK(deliveries.get(d4.id)->status == DeliveryStatus::kFail);
-
-  s = deliveries.stats(ep1.id);
-  CHECK(s.success == 1);
-  CHECK(s.pending == 1);
-  CHECK(s.fail == 1);
-  CHECK(s.sending == 0);
-  auto s2 = deliveries.stats(ep2.id);
-  CHECK(s2.pending == 1);
-  CHECK(s2.success + s2.fail + s2.sending == 0);
-
-  {
-    Transaction tx(*c);
-    CHECK(deliveries.claim(t0 + 1000, 10, 10).size() == 2);  // d2 and d3
-    tx.commit();
-  }
-  s2 = deliveries.stats(ep2.id);
-  CHECK(s2.sending == 1);
-  CHECK(s2.pending == 0);
-  // A leased row is due again when its lease lapses.
-  CHECK(deliveries.next_due() == std::optional<TimeMs>(t0 + 1010));
-
-  deliveries.update({d2.id, DeliveryStatus::kSuccess, 1, std::nullopt}, t0 + 1001);
-  deliveries.update({d3.id, DeliveryStatus::kSuccess, 3, std::nullopt}, t0 + 1001);
-  CHECK_FALSE(deliveries.next_due());
+  const auto dup = make_message(app.id, t0, "dup");
+  batcher.run([&](Session& w) { w.messages().insert(dup); });
+  CHECK(throws_constraint([&] { batcher.run([&](Session& w) { w.messages().insert(dup); }); }));
+  CHECK(s->messages().get(app.id, dup.id).has_value());
+  CHECK(count() == kThreads * kPerThread * 9 / 10 + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
 // AttemptStore
 
 TEST_CASE("AttemptStore lists by message and by endpoint, newest first, filtered and paged") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  EndpointStore endpoints(*c);
-  MessageStore messages(*c);
-  DeliveryStore deliveries(*c);
-  AttemptStore attempts(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  AttemptStore& attempts = s->attempts();
   const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  auto other = make_app(t0, std::nullopt);
-  apps.insert(app);
-  apps.insert(other);
-  auto ep1 = make_endpoint(app.id, t0, std::nullopt);
-  auto ep2 = make_endpoint(app.id, t0, std::nullopt);
-  endpoints.insert(ep1, "k1");
-  endpoints.insert(ep2, "k2");
-  auto m1 = make_message(app.id, t0, "a");
-  auto m2 = make_message(app.id, t0, "a");
-  messages.insert(m1);
-  messages.insert(m2);
-  auto d11 = make_delivery(m1, ep1.id, t0, t0);
-  auto d12 = make_delivery(m1, ep2.id, t0, t0);
-  auto d21 = make_delivery(m2, ep1.id, t0, t0);
-  for (const auto& d : {d11, d12, d21}) deliveries.insert(d);
+  const auto app = add_app(*s, t0);
+  const auto other = add_app(*s, t0);
+  const auto ep1 = add_endpoint(*s, app.id, kUrl, "k1", t0);
+  const auto ep2 = add_endpoint(*s, app.id, kUrl, "k2", t0);
+  const auto m1 = add_message(*s, app.id, "{}", t0);
+  const auto m2 = add_message(*s, app.id, "{}", t0);
+  const auto d11 = add_delivery(*s, m1, ep1.id, t0);
+  const auto d12 = add_delivery(*s, m1, ep2.id, t0);
+  const auto d21 = add_delivery(*s, m2, ep1.id, t0);
 
   // In creation order; ids from one process sort by creation.
   std::vector<Attempt> made = {
@@ -1136,7 +1872,9 @@ TEST_CASE("AttemptStore lists by message and by endpoint, newest first, filtered
   };
   made[1].response = "Connection refused";
   made[4].trigger = TriggerType::kManual;
-  for (const auto& a : made) attempts.insert(a);
+  attempts.insert({made[0]});
+  attempts.insert(std::vector<Attempt>(made.begin() + 1, made.end()));
+  attempts.insert({});
   const auto ids = [&](std::initializer_list<int> idx) {
     std::vector<std::string> out;
     for (int i : idx) out.push_back(made[static_cast<size_t>(i)].id);
@@ -1158,6 +1896,8 @@ TEST_CASE("AttemptStore lists by message and by endpoint, newest first, filtered
   CHECK(got->timestamp == t0 + 5);
   CHECK(attempts.get(app.id, made[1].id)->response == "Connection refused");
   CHECK_FALSE(attempts.get(other.id, made[4].id));
+  CHECK(attempts.latest(ep1.id)->id == made[5].id);
+  CHECK_FALSE(attempts.latest(new_id(kEndpointPrefix, t0)).has_value());
 
   ListParams p;
   CHECK(ids_of(attempts.list_by_message(app.id, m1.id, p, {}).items) == ids({5, 4, 2, 1, 0}));
@@ -1210,17 +1950,53 @@ TEST_CASE("AttemptStore lists by message and by endpoint, newest first, filtered
   CHECK_FALSE(b.done);
 }
 
+TEST_CASE("AttemptStore purge deletes attempts made before the cutoff, oldest first, up to limit") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  AttemptStore& attempts = s->attempts();
+  const TimeMs t0 = wall_now() - 3'600'000;
+  const auto app = add_app(*s, wall_now());
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto m = add_message(*s, app.id, "{}", t0);
+  const auto d = add_delivery(*s, m, ep.id, t0);
+  const TimeMs cutoff = t0 + 10'000;
+  std::vector<Attempt> made;
+  int n = 0;
+  for (TimeMs at : {t0 + 2000, t0, t0 + 1000, cutoff, cutoff + 1000}) {
+    auto a = make_attempt(d, at, DeliveryStatus::kFail, 500);
+    a.id = id_at(kAttemptPrefix, at, ++n);
+    made.push_back(a);
+  }
+  attempts.insert(made);
+  const auto exists = [&](const Attempt& a) { return attempts.get(app.id, a.id).has_value(); };
+
+  CHECK(attempts.purge(cutoff, 1) == 1);
+  CHECK_FALSE(exists(made[1]));  // the oldest
+  CHECK(exists(made[2]));
+  CHECK(exists(made[0]));
+  CHECK(attempts.purge(cutoff, 10) == 2);
+  CHECK_FALSE(exists(made[0]));
+  CHECK_FALSE(exists(made[2]));
+  CHECK(attempts.purge(cutoff, 10) == 0);
+  CHECK(exists(made[3]));  // made at the cutoff: not before it
+  CHECK(exists(made[4]));
+  CHECK(attempts.list_by_endpoint(app.id, ep.id, ListParams{}, {}).items.size() == 2);
+  // The message and its delivery stay.
+  CHECK(s->messages().get(app.id, m.id).has_value());
+  CHECK(s->deliveries().get(d.id).has_value());
+}
+
 // ---------------------------------------------------------------------------------------------
 // TokenStore
 
-TEST_CASE("TokenStore insert, find_by_hash, count_admin, purge_expired") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AppStore apps(*c);
-  TokenStore tokens(*c);
+TEST_CASE("TokenStore insert, insert_first_admin, find_by_hash, count_admin, purge_expired") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  TokenStore& tokens = s->tokens();
   const TimeMs now = wall_now();
-  auto app = make_app(now, std::nullopt);
-  apps.insert(app);
+  const auto app = add_app(*s, now);
 
   const auto make = [&](std::string hash, std::optional<std::string> app_id,
                         std::optional<TimeMs> expires) {
@@ -1233,12 +2009,15 @@ TEST_CASE("TokenStore insert, find_by_hash, count_admin, purge_expired") {
     r.expires_at = expires;
     return r;
   };
-  auto admin = make("\x00\x01hash-admin\xff"s, std::nullopt, std::nullopt);
-  auto expiring = make("hash-expiring", std::nullopt, now + 100);
-  auto scoped = make("hash-scoped", app.id, std::nullopt);
-  tokens.insert(admin);
-  tokens.insert(expiring);
+  const auto scoped = make("hash-scoped", app.id, std::nullopt);
+  const auto admin = make("\x00\x01hash-admin\xff"s, std::nullopt, std::nullopt);
+  const auto expiring = make("hash-expiring", std::nullopt, now + 100);
   tokens.insert(scoped);
+  // The first admin token goes in (a scoped token is none); a second one does not.
+  CHECK(tokens.insert_first_admin(admin));
+  CHECK_FALSE(tokens.insert_first_admin(make("hash-late", std::nullopt, std::nullopt)));
+  CHECK_FALSE(tokens.find_by_hash("hash-late"));
+  tokens.insert(expiring);
   CHECK(throws_constraint([&] { tokens.insert(make("hash-scoped", std::nullopt, {})); }));
 
   auto found = tokens.find_by_hash(admin.hash);
@@ -1248,6 +2027,7 @@ TEST_CASE("TokenStore insert, find_by_hash, count_admin, purge_expired") {
   CHECK_FALSE(found->app_id);
   CHECK(found->name == admin.name);
   CHECK_FALSE(found->expires_at);
+  CHECK_FALSE(found->read_only);
   CHECK_FALSE(tokens.find_by_hash("\x00\x01"s));  // a prefix is not a match
   auto found_scoped = tokens.find_by_hash("hash-scoped");
   REQUIRE(found_scoped);
@@ -1268,15 +2048,22 @@ TEST_CASE("TokenStore insert, find_by_hash, count_admin, purge_expired") {
   CHECK(tokens.remove(scoped.id));
   CHECK_FALSE(tokens.remove(scoped.id));
   CHECK(ids_of(tokens.list()) == std::vector<std::string>{admin.id});
+
+  // Read-only survives the round trip.
+  auto ro = make("hash-ro", app.id, std::nullopt);
+  ro.read_only = true;
+  tokens.insert(ro);
+  CHECK(tokens.find_by_hash("hash-ro")->read_only);
 }
 
 // ---------------------------------------------------------------------------------------------
 // IdempotencyStore
 
 TEST_CASE("IdempotencyStore claim, complete, release, expiry and purge") {
-  TestDb t;
-  auto c = t.db->acquire();
-  IdempotencyStore keys(*c);
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  IdempotencyStore& keys = s->idempotency();
   using State = IdempotencyClaim::State;
   const TimeMs t0 = 1'000'000;
 
@@ -1309,19 +2096,20 @@ TEST_CASE("IdempotencyStore claim, complete, release, expiry and purge") {
         State::kInProgress);
 
   // Left now: (tok,k1,/app)@t0+10000, (tok,k1,/other)@t0, (tok2,k1,/app)@t0, (tok,k2,/app)@t0+3.
-  CHECK(scalar(*c, "SELECT count(*) FROM idempotency_keys") == 4);
   CHECK(keys.purge(t0 + 5, 2) == 2);
   CHECK(keys.purge(t0 + 5, 10) == 1);
   CHECK(keys.purge(t0 + 5, 10) == 0);
-  CHECK(scalar(*c, "SELECT count(*) FROM idempotency_keys") == 1);
   CHECK(keys.claim("tok", "k1", "/api/v1/app", t0 + 10'003, 0).state == State::kInProgress);
+  CHECK(keys.purge(t0 + 1'000'000, 10) == 1);  // the fresh entry was the only one left
+  CHECK(keys.claim("tok", "k1", "/api/v1/app", t0 + 10'004, 0).state == State::kClaimed);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Database pool
+// Database sessions
 
-TEST_CASE("Database pool serves concurrent writers through separate connections") {
-  TestDb t;
+TEST_CASE("Database sessions serve concurrent writers through separate connections") {
+  TestStore store;
+  auto db = store.open(4);
   constexpr int kThreads = 8;
   constexpr int kPerThread = 50;
   std::atomic<int> errors{0};
@@ -1332,11 +2120,9 @@ TEST_CASE("Database pool serves concurrent writers through separate connections"
     threads.emplace_back([&, i] {
       try {
         for (int j = 0; j < kPerThread; ++j) {
-          auto c = t.db->acquire();
-          Transaction tx(*c);
-          auto app = make_app(now, "t" + std::to_string(i) + "-" + std::to_string(j));
-          AppStore(*c).insert(app);
-          tx.commit();
+          auto s = db->begin();
+          auto app = add_app(*s, now, "app", "t" + std::to_string(i) + "-" + std::to_string(j));
+          s->commit();
           made[static_cast<size_t>(i)].push_back(app.id);
         }
       } catch (...) {
@@ -1347,27 +2133,30 @@ TEST_CASE("Database pool serves concurrent writers through separate connections"
   for (auto& th : threads) th.join();
   CHECK(errors.load() == 0);
 
-  auto c = t.db->acquire();
-  CHECK(scalar(*c, "SELECT count(*) FROM applications") == kThreads * kPerThread);
-  AppStore apps(*c);
+  auto s = db->session();
+  CHECK(all_pages([&](const ListParams& p) { return s->apps().list(p); }).size() ==
+        kThreads * kPerThread);
   int found = 0;
   for (const auto& ids : made) {
-    for (const auto& id : ids) found += apps.get(id).has_value() ? 1 : 0;
+    for (const auto& id : ids) found += s->apps().get(id).has_value() ? 1 : 0;
   }
   CHECK(found == kThreads * kPerThread);
 }
 
-TEST_CASE("Database pool bounds open connections: acquire waits for a release") {
-  TempDir dir;
-  Database db(dir.file("bounded.db"), 1);
+TEST_CASE("Database bounds its pooled sessions: session() waits for one to be free") {
+  TestStore store;
+  auto db = store.open(1);
   std::atomic<bool> acquired{false};
   std::thread waiter;
   {
-    auto held = db.acquire();
+    auto held = db->session();
     waiter = std::thread([&] {
-      auto h = db.acquire();
+      auto s = db->session();
       acquired = true;
     });
+    // A dedicated session is outside the pool: it does not wait.
+    auto dedicated = db->dedicated_session();
+    CHECK(dedicated->apps().list(ListParams{}).items.empty());
     std::this_thread::sleep_for(100ms);
     CHECK_FALSE(acquired.load());
   }
@@ -1376,465 +2165,396 @@ TEST_CASE("Database pool bounds open connections: acquire waits for a release") 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Delivery guarantees: schema version 2, endpoint health, retention, recover
+// The SQLite backend itself: its file, PRAGMAs, migrations, and the queue's hand-over
 
-namespace {
-
-bool has_column(Connection& c, const std::string& table, const std::string& column) {
-  return scalar(c, "SELECT count(*) FROM pragma_table_info('" + table + "') WHERE name = '" +
-                       column + "'") == 1;
-}
-
-// An id with `prefix` made at `t`, the `n`th (n >= 1) of that millisecond. new_id() can't make
-// it: it never hands out an id sorting before one it made earlier in this process.
-std::string id_at(std::string_view prefix, TimeMs t, int n) {
-  static constexpr std::string_view kDigits =
-      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string id = id_lower_bound(prefix, t);
-  int carry = n;
-  for (size_t i = id.size(); carry > 0 && i-- > prefix.size() + 1;) {
-    const int v = static_cast<int>(kDigits.find(id[i])) + carry;
-    id[i] = kDigits[static_cast<size_t>(v % 62)];
-    carry = v / 62;
+TEST_SUITE("sqlite") {
+  TEST_CASE("migrations apply once, keep the data, and are idempotent") {
+    TempDir dir;
+    const std::string path = dir.file("herald.db");
+    {
+      auto db = open_sqlite(path, 2);
+      sqlite::Connection c(path);
+      CHECK(scalar(c, "SELECT max(version) FROM schema_version") ==
+            sqlite::latest_schema_version());
+      CHECK(scalar(c, "SELECT count(*) FROM schema_version") == sqlite::latest_schema_version());
+      for (const char* table :
+           {"applications", "endpoints", "endpoint_secrets", "event_types", "messages",
+            "deliveries", "attempts", "api_tokens", "idempotency_keys", "master_key_check"}) {
+        CAPTURE(table);
+        CHECK(scalar(c, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = '") +
+                            table + "'") == 1);
+      }
+      add_app(*db->session(), wall_now(), "app", "kept");
+    }
+    // Opening again applies nothing twice and keeps the data.
+    auto db = open_sqlite(path, 2);
+    sqlite::Connection c(path);
+    CHECK(scalar(c, "SELECT max(version) FROM schema_version") == sqlite::latest_schema_version());
+    CHECK(scalar(c, "SELECT count(*) FROM schema_version") == sqlite::latest_schema_version());
+    CHECK(db->session()->apps().get_by_uid("kept").has_value());
+    // migrate() on an up-to-date connection is a no-op too.
+    sqlite::migrate(c);
+    CHECK(scalar(c, "SELECT count(*) FROM schema_version") == sqlite::latest_schema_version());
+    CHECK(db->describe() == path);
+    CHECK_FALSE(db->shared());
+    CHECK(db->session()->shared_limits() == nullptr);
   }
-  REQUIRE(is_id_with_prefix(id, prefix));
-  REQUIRE(id >= id_lower_bound(prefix, t));
-  REQUIRE(id < id_lower_bound(prefix, t + 1));
-  return id;
-}
 
-}  // namespace
-
-TEST_CASE("migration 2 adds endpoints.failing_since to a fresh database") {
-  TestDb t;
-  auto c = t.db->acquire();
-  CHECK(latest_schema_version() >= 2);
-  CHECK(scalar(*c, "SELECT max(version) FROM schema_version") == latest_schema_version());
-  CHECK(scalar(*c, "SELECT count(*) FROM schema_version WHERE version = 2") == 1);
-  CHECK(has_column(*c, "endpoints", "failing_since"));
-  CHECK_FALSE(has_column(*c, "endpoints", "no_such_column"));  // the helper can say no
-
-  // A new endpoint is not failing.
-  const TimeMs now = wall_now();
-  auto app = make_app(now, std::nullopt);
-  AppStore(*c).insert(app);
-  auto ep = make_endpoint(app.id, now, std::nullopt);
-  EndpointStore(*c).insert(ep, "k");
-  auto got = EndpointStore(*c).get(app.id, ep.id);
-  REQUIRE(got);
-  CHECK_FALSE(got->failing_since.has_value());
-  CHECK(scalar(*c, "SELECT count(*) FROM endpoints WHERE failing_since IS NULL") == 1);
-}
-
-TEST_CASE("migration 2 upgrades a version 1 database and keeps its data") {
-  TempDir dir;
-  const std::string path = dir.file("v1.db");
-  const TimeMs now = wall_now();
-  auto app = make_app(now, "kept-app");
-  auto ep = make_endpoint(app.id, now, "kept-ep");
-  ep.disabled = true;
-  ep.disabled_reason = "by hand";
-  auto m = make_message(app.id, now, "a.b");
-  {
-    // A database at version 1, made by migration 1's own SQL: a trigger stops migrate() when
-    // it records version 2, which rolls migration 2 back.
-    Connection c(path);
-    c.exec(
-        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-        "CREATE TRIGGER stop_after_v1 BEFORE INSERT ON schema_version WHEN NEW.version > 1 "
-        "BEGIN SELECT RAISE(ABORT, 'stop after version 1'); END;");
-    CHECK_THROWS_AS(migrate(c), DbError);
-    c.exec("DROP TRIGGER stop_after_v1");
-    REQUIRE(scalar(c, "SELECT max(version) FROM schema_version") == 1);
-    REQUIRE(scalar(c, "SELECT count(*) FROM schema_version") == 1);
-    REQUIRE(scalar(c, "SELECT count(*) FROM sqlite_master WHERE name = 'endpoints'") == 1);
-    REQUIRE_FALSE(has_column(c, "endpoints", "failing_since"));
-    // Data written at version 1, through the v1 columns only.
-    c.prepare(
-         "INSERT INTO applications (id, uid, name, created_at, updated_at) "
-         "VALUES (?, 'kept-app', 'v1', ?, ?)")
-        .bind(1, app.id)
-        .bind(2, now)
-        .bind(3, now)
-        .run();
-    c.prepare(
-         "INSERT INTO endpoints (id, app_id, uid, url, disabled, disabled_reason, "
-         "created_at, updated_at) VALUES (?, ?, 'kept-ep', ?, 1, 'by hand', ?, ?)")
-        .bind(1, ep.id)
-        .bind(2, app.id)
-        .bind(3, ep.url)
-        .bind(4, now)
-        .bind(5, now)
-        .run();
-    c.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
-        .bind(1, ep.id)
-        .bind_blob(2, "key-v1")
-        .bind(3, now)
-        .run();
-    c.prepare(
-         "INSERT INTO messages (id, app_id, event_type, payload, created_at) "
-         "VALUES (?, ?, ?, ?, ?)")
-        .bind(1, m.id)
-        .bind(2, app.id)
-        .bind(3, m.event_type)
-        .bind(4, m.payload)
-        .bind(5, now)
-        .run();
+  TEST_CASE("every connection is in WAL mode with foreign keys on and synchronous FULL") {
+    TempDir dir;
+    const std::string path = dir.file("herald.db");
+    auto db = open_sqlite(path, 3);
+    auto* sqlite_db = dynamic_cast<sqlite::SqliteDatabase*>(db.get());
+    REQUIRE(sqlite_db != nullptr);
+    auto a = sqlite_db->open_connection();
+    auto b = sqlite_db->open_connection();
+    for (sqlite::Connection* c : {a.get(), b.get()}) {
+      auto st = c->prepare("PRAGMA journal_mode");
+      REQUIRE(st.step());
+      CHECK(st.get_text(0) == "wal");
+      CHECK(scalar(*c, "PRAGMA foreign_keys") == 1);
+      CHECK(scalar(*c, "PRAGMA synchronous") == 2);  // FULL
+    }
+    // The pooled sessions, held at once so that each is a connection of its own, enforce the
+    // foreign keys (the cascades of AppStore::remove rest on them).
+    const TimeMs now = wall_now();
+    auto s1 = db->session();
+    auto s2 = db->session();
+    for (Session* s : {s1.get(), s2.get()}) {
+      CHECK(throws_constraint([&] { add_message(*s, new_id(kAppPrefix, now), "{}", now); }));
+    }
+    add_app(*s1, now);
+    CHECK(fs::exists(path + "-wal"));
   }
-  Database db(path, 2);
-  auto c = db.acquire();
-  CHECK(scalar(*c, "SELECT max(version) FROM schema_version") == latest_schema_version());
-  CHECK(scalar(*c, "SELECT count(*) FROM schema_version") == latest_schema_version());
-  CHECK(has_column(*c, "endpoints", "failing_since"));
 
-  CHECK(AppStore(*c).get_by_uid("kept-app").has_value());
-  EndpointStore endpoints(*c);
-  auto got = endpoints.get(app.id, "kept-ep");
-  REQUIRE(got);
-  CHECK(got->id == ep.id);
-  CHECK(got->disabled);
-  CHECK(got->disabled_reason == std::optional<std::string>("by hand"));
-  CHECK_FALSE(got->failing_since.has_value());
-  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>("key-v1"));
-  auto msg = MessageStore(*c).get(app.id, m.id);
-  REQUIRE(msg);
-  CHECK(msg->payload == m.payload);
-  CHECK_FALSE(msg->payload_expired);
+  TEST_CASE("migration 2 adds endpoints.failing_since to a fresh database") {
+    TempDir dir;
+    const std::string path = dir.file("herald.db");
+    auto db = open_sqlite(path);
+    sqlite::Connection c(path);
+    CHECK(sqlite::latest_schema_version() >= 2);
+    CHECK(scalar(c, "SELECT max(version) FROM schema_version") == sqlite::latest_schema_version());
+    CHECK(scalar(c, "SELECT count(*) FROM schema_version WHERE version = 2") == 1);
+    CHECK(has_column(c, "endpoints", "failing_since"));
+    CHECK_FALSE(has_column(c, "endpoints", "no_such_column"));  // the helper can say no
 
-  // The new column works on the upgraded rows.
-  CHECK(endpoints.note_failure(ep.id, now + 5) == std::optional<TimeMs>(now + 5));
-  CHECK(endpoints.get(app.id, ep.id)->failing_since == std::optional<TimeMs>(now + 5));
-}
-
-TEST_CASE("EndpointStore note_failure keeps the start of a failing run; note_success ends it") {
-  TestDb t;
-  auto c = t.db->acquire();
-  EndpointStore endpoints(*c);
-  const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  AppStore(*c).insert(app);
-  auto ep = make_endpoint(app.id, t0, std::nullopt);
-  auto bystander = make_endpoint(app.id, t0, std::nullopt);
-  endpoints.insert(ep, "k");
-  endpoints.insert(bystander, "k2");
-  const auto failing_since = [&](const Endpoint& e) {
-    auto got = endpoints.get(app.id, e.id);
+    // A new endpoint is not failing.
+    auto s = db->session();
+    const TimeMs now = wall_now();
+    const auto app = add_app(*s, now);
+    const auto ep = add_endpoint(*s, app.id, kUrl, "k", now);
+    auto got = s->endpoints().get(app.id, ep.id);
     REQUIRE(got);
-    return got->failing_since;
-  };
+    CHECK_FALSE(got->failing_since.has_value());
+    CHECK(scalar(c, "SELECT count(*) FROM endpoints WHERE failing_since IS NULL") == 1);
+  }
 
-  CHECK(endpoints.note_failure(ep.id, t0 + 100) == std::optional<TimeMs>(t0 + 100));
-  CHECK(endpoints.note_failure(ep.id, t0 + 200) == std::optional<TimeMs>(t0 + 100));
-  CHECK(endpoints.note_failure(ep.id, t0 + 50) == std::optional<TimeMs>(t0 + 100));
-  CHECK(failing_since(ep) == std::optional<TimeMs>(t0 + 100));
-  CHECK_FALSE(failing_since(bystander).has_value());
-  CHECK_FALSE(endpoints.note_failure(new_id(kEndpointPrefix, t0), t0 + 300).has_value());
+  TEST_CASE("migration 2 upgrades a version 1 database and keeps its data") {
+    TempDir dir;
+    const std::string path = dir.file("v1.db");
+    const TimeMs now = wall_now();
+    const std::string app_id = new_id(kAppPrefix, now);
+    const auto ep = make_endpoint(app_id, now, "kept-ep");
+    const auto m = make_message(app_id, now, "a.b");
+    {
+      // A database at version 1, made by migration 1's own SQL: a trigger stops migrate()
+      // when it records version 2, which rolls migration 2 back.
+      sqlite::Connection c(path);
+      c.exec(
+          "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+          "CREATE TRIGGER stop_after_v1 BEFORE INSERT ON schema_version WHEN NEW.version > 1 "
+          "BEGIN SELECT RAISE(ABORT, 'stop after version 1'); END;");
+      CHECK_THROWS_AS(sqlite::migrate(c), DbError);
+      c.exec("DROP TRIGGER stop_after_v1");
+      REQUIRE(scalar(c, "SELECT max(version) FROM schema_version") == 1);
+      REQUIRE(scalar(c, "SELECT count(*) FROM schema_version") == 1);
+      REQUIRE(scalar(c, "SELECT count(*) FROM sqlite_master WHERE name = 'endpoints'") == 1);
+      REQUIRE_FALSE(has_column(c, "endpoints", "failing_since"));
+      // Data written at version 1, through the v1 columns only.
+      c.prepare(
+           "INSERT INTO applications (id, uid, name, created_at, updated_at) "
+           "VALUES (?, 'kept-app', 'v1', ?, ?)")
+          .bind(1, app_id)
+          .bind(2, now)
+          .bind(3, now)
+          .run();
+      c.prepare(
+           "INSERT INTO endpoints (id, app_id, uid, url, disabled, disabled_reason, "
+           "created_at, updated_at) VALUES (?, ?, 'kept-ep', ?, 1, 'by hand', ?, ?)")
+          .bind(1, ep.id)
+          .bind(2, app_id)
+          .bind(3, ep.url)
+          .bind(4, now)
+          .bind(5, now)
+          .run();
+      c.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+          .bind(1, ep.id)
+          .bind_blob(2, "key-v1")
+          .bind(3, now)
+          .run();
+      c.prepare(
+           "INSERT INTO messages (id, app_id, event_type, payload, created_at) "
+           "VALUES (?, ?, ?, ?, ?)")
+          .bind(1, m.id)
+          .bind(2, app_id)
+          .bind(3, m.event_type)
+          .bind(4, m.payload)
+          .bind(5, now)
+          .run();
+    }
+    auto db = open_sqlite(path, 2);
+    sqlite::Connection c(path);
+    CHECK(scalar(c, "SELECT max(version) FROM schema_version") == sqlite::latest_schema_version());
+    CHECK(scalar(c, "SELECT count(*) FROM schema_version") == sqlite::latest_schema_version());
+    CHECK(has_column(c, "endpoints", "failing_since"));
 
-  endpoints.note_success(ep.id);
-  CHECK_FALSE(failing_since(ep).has_value());
-  endpoints.note_success(ep.id);  // no run: nothing to end, nothing breaks
-  CHECK_FALSE(failing_since(ep).has_value());
-
-  // The next failure starts a new run.
-  CHECK(endpoints.note_failure(ep.id, t0 + 400) == std::optional<TimeMs>(t0 + 400));
-  CHECK(endpoints.note_failure(ep.id, t0 + 500) == std::optional<TimeMs>(t0 + 400));
-  CHECK(failing_since(ep) == std::optional<TimeMs>(t0 + 400));
-  // Neither touches anything else of the endpoint.
-  auto got = endpoints.get(app.id, ep.id);
-  CHECK_FALSE(got->disabled);
-  CHECK(got->updated_at == t0);
-  CHECK(got->url == ep.url);
-}
-
-TEST_CASE("EndpointStore disable flips only enabled endpoints") {
-  TestDb t;
-  auto c = t.db->acquire();
-  EndpointStore endpoints(*c);
-  const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  AppStore(*c).insert(app);
-  auto ep = make_endpoint(app.id, t0, std::nullopt);
-  auto bystander = make_endpoint(app.id, t0, std::nullopt);
-  auto manual = make_endpoint(app.id, t0, std::nullopt);
-  manual.disabled = true;
-  manual.disabled_reason = "by hand";
-  endpoints.insert(ep, "k");
-  endpoints.insert(bystander, "k");
-  endpoints.insert(manual, "k");
-  endpoints.note_failure(ep.id, t0 + 1);
-
-  CHECK(endpoints.disable(ep.id, "the endpoint answered 410 Gone", t0 + 10));
-  auto got = endpoints.get(app.id, ep.id);
-  REQUIRE(got);
-  CHECK(got->disabled);
-  CHECK(got->disabled_reason == std::optional<std::string>("the endpoint answered 410 Gone"));
-  CHECK(got->updated_at == t0 + 10);
-  CHECK(got->failing_since == std::optional<TimeMs>(t0 + 1));  // kept: when it began failing
-
-  // Already disabled: false, and the first reason stays.
-  CHECK_FALSE(endpoints.disable(ep.id, "another reason", t0 + 20));
-  got = endpoints.get(app.id, ep.id);
-  CHECK(got->disabled_reason == std::optional<std::string>("the endpoint answered 410 Gone"));
-  CHECK(got->updated_at == t0 + 10);
-  CHECK_FALSE(endpoints.disable(manual.id, "automatic", t0 + 20));
-  CHECK(endpoints.get(app.id, manual.id)->disabled_reason == std::optional<std::string>("by hand"));
-  CHECK_FALSE(endpoints.disable(new_id(kEndpointPrefix, t0), "ghost", t0 + 20));
-
-  CHECK_FALSE(endpoints.get(app.id, bystander.id)->disabled);
-  CHECK(ids_of(endpoints.enabled_for_app(app.id)) == std::vector<std::string>{bystander.id});
-}
-
-TEST_CASE("EndpointStore update clears failing_since only when it re-enables") {
-  TestDb t;
-  auto c = t.db->acquire();
-  EndpointStore endpoints(*c);
-  const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  AppStore(*c).insert(app);
-  auto ep = make_endpoint(app.id, t0, std::nullopt);
-  endpoints.insert(ep, "k");
-  const auto get = [&] {
-    auto got = endpoints.get(app.id, ep.id);
+    auto s = db->session();
+    CHECK(s->apps().get_by_uid("kept-app").has_value());
+    EndpointStore& endpoints = s->endpoints();
+    auto got = endpoints.get(app_id, "kept-ep");
     REQUIRE(got);
-    return *got;
-  };
+    CHECK(got->id == ep.id);
+    CHECK(got->disabled);
+    CHECK(got->disabled_reason == std::optional<std::string>("by hand"));
+    CHECK_FALSE(got->failing_since.has_value());
+    CHECK(endpoints.current_key(ep.id) == std::optional<std::string>("key-v1"));
+    auto msg = s->messages().get(app_id, m.id);
+    REQUIRE(msg);
+    CHECK(msg->payload == m.payload);
+    CHECK_FALSE(msg->payload_expired);
 
-  // Editing an enabled, failing endpoint keeps its run (and ignores the field).
-  endpoints.note_failure(ep.id, t0 + 100);
-  auto e = get();
-  e.description = "edited";
-  e.failing_since.reset();
-  e.updated_at = t0 + 200;
-  CHECK(endpoints.update(e));
-  CHECK(get().description == "edited");
-  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
-
-  // Disabling through update() keeps it, and so does editing while disabled.
-  e = get();
-  e.disabled = true;
-  e.disabled_reason = "by hand";
-  CHECK(endpoints.update(e));
-  CHECK(get().disabled);
-  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
-  e = get();
-  e.description = "edited while disabled";
-  CHECK(endpoints.update(e));
-  CHECK(get().failing_since == std::optional<TimeMs>(t0 + 100));
-
-  // Re-enabling clears it: the endpoint gets a fresh window.
-  e = get();
-  e.disabled = false;
-  e.disabled_reason.reset();
-  e.failing_since = t0 + 1;  // ignored
-  e.updated_at = t0 + 300;
-  CHECK(endpoints.update(e));
-  auto after = get();
-  CHECK_FALSE(after.disabled);
-  CHECK_FALSE(after.disabled_reason.has_value());
-  CHECK_FALSE(after.failing_since.has_value());
-  CHECK(after.description == "edited while disabled");
-  CHECK(after.updated_at == t0 + 300);
-
-  // The same after an automatic disable.
-  endpoints.note_failure(ep.id, t0 + 400);
-  CHECK(endpoints.disable(ep.id, "failing", t0 + 500));
-  e = get();
-  CHECK(e.failing_since == std::optional<TimeMs>(t0 + 400));
-  e.disabled = false;
-  CHECK(endpoints.update(e));
-  CHECK_FALSE(get().failing_since.has_value());
-  CHECK_FALSE(get().disabled);
-}
-
-TEST_CASE("MessageStore expire_payloads respects the cutoff, the limit and the watermark") {
-  TestDb t;
-  auto c = t.db->acquire();
-  MessageStore messages(*c);
-  const TimeMs t0 = wall_now() - 3'600'000;
-  auto app = make_app(wall_now(), std::nullopt);
-  AppStore(*c).insert(app);
-  const TimeMs cutoff = t0 + 10'000;
-  // Three before the cutoff, one at it, one after it.
-  std::vector<Message> ms;
-  for (TimeMs at : {t0, t0 + 1000, t0 + 2000, cutoff, cutoff + 1000}) {
-    auto m = make_message(app.id, at, "a", "evt-" + std::to_string(ms.size()));
-    m.id = id_at(kMessagePrefix, at, 1);
-    messages.insert(m);
-    ms.push_back(m);
-  }
-  const auto expired = [&](const Message& m) {
-    auto got = messages.get(app.id, m.id);
-    REQUIRE(got);
-    if (got->payload_expired) CHECK(got->payload.empty());
-    if (!got->payload_expired) CHECK(got->payload == m.payload);
-    return got->payload_expired;
-  };
-
-  std::string last;
-  CHECK(messages.expire_payloads(cutoff, "", 2, &last) == 2);
-  CHECK(last == ms[1].id);
-  CHECK(expired(ms[0]));
-  CHECK(expired(ms[1]));
-  CHECK_FALSE(expired(ms[2]));
-  CHECK(messages.expire_payloads(cutoff, last, 2, &last) == 1);
-  CHECK(last == ms[2].id);
-  CHECK(expired(ms[2]));
-  CHECK(messages.expire_payloads(cutoff, last, 2, &last) == 0);
-  CHECK(last == ms[2].id);
-  CHECK_FALSE(expired(ms[3]));  // made at the cutoff: not before it
-  CHECK_FALSE(expired(ms[4]));
-
-  // An old message below the watermark is left to a pass from the start; already expired
-  // payloads are not counted again.
-  auto late = make_message(app.id, t0 - 1000, "a");
-  late.id = id_at(kMessagePrefix, t0 - 1000, 1);
-  messages.insert(late);
-  CHECK(messages.expire_payloads(cutoff, last, 10, &last) == 0);
-  CHECK_FALSE(expired(late));
-  std::string from_start;
-  CHECK(messages.expire_payloads(cutoff, "", 10, &from_start) == 1);
-  CHECK(from_start == late.id);
-  CHECK(expired(late));
-  CHECK(messages.expire_payloads(cutoff + 2000, "", 10, &from_start) == 2);
-  CHECK(expired(ms[3]));
-  CHECK(expired(ms[4]));
-
-  // Everything else of an expired message stays, and listings say it is expired too.
-  auto got = messages.get(app.id, "evt-0");
-  REQUIRE(got);
-  CHECK(got->id == ms[0].id);
-  CHECK(got->event_type == "a");
-  CHECK(got->timestamp == t0);
-  auto listed = messages.list(app.id, ListParams{}, {});
-  REQUIRE(listed.items.size() == 6);
-  for (const auto& m : listed.items) {
-    CAPTURE(m.id);
-    CHECK(m.payload_expired);
-    CHECK(m.payload.empty());
-  }
-}
-
-TEST_CASE("MessageStore payload_expired is false for a message with a payload") {
-  TestDb t;
-  auto c = t.db->acquire();
-  const TimeMs now = wall_now();
-  auto app = make_app(now, std::nullopt);
-  AppStore(*c).insert(app);
-  auto m = make_message(app.id, now, "a");
-  MessageStore(*c).insert(m);
-  auto got = MessageStore(*c).get(app.id, m.id);
-  REQUIRE(got);
-  CHECK_FALSE(got->payload_expired);
-  CHECK(got->payload == m.payload);
-  auto listed = MessageStore(*c).list(app.id, ListParams{}, {});
-  REQUIRE(listed.items.size() == 1);
-  CHECK_FALSE(listed.items[0].payload_expired);
-}
-
-TEST_CASE("AttemptStore purge deletes attempts made before the cutoff, oldest first, up to limit") {
-  TestDb t;
-  auto c = t.db->acquire();
-  AttemptStore attempts(*c);
-  const TimeMs t0 = wall_now() - 3'600'000;
-  auto app = make_app(wall_now(), std::nullopt);
-  AppStore(*c).insert(app);
-  auto ep = make_endpoint(app.id, t0, std::nullopt);
-  EndpointStore(*c).insert(ep, "k");
-  auto m = make_message(app.id, t0, "a");
-  MessageStore(*c).insert(m);
-  auto d = make_delivery(m, ep.id, t0, t0);
-  DeliveryStore(*c).insert(d);
-  const TimeMs cutoff = t0 + 10'000;
-  std::vector<Attempt> made;
-  int n = 0;
-  for (TimeMs at : {t0 + 2000, t0, t0 + 1000, cutoff, cutoff + 1000}) {
-    auto a = make_attempt(d, at, DeliveryStatus::kFail, 500);
-    a.id = id_at(kAttemptPrefix, at, ++n);
-    attempts.insert(a);
-    made.push_back(a);
-  }
-  const auto exists = [&](const Attempt& a) { return attempts.get(app.id, a.id).has_value(); };
-
-  CHECK(attempts.purge(cutoff, 1) == 1);
-  CHECK_FALSE(exists(made[1]));  // the oldest
-  CHECK(exists(made[2]));
-  CHECK(exists(made[0]));
-  CHECK(attempts.purge(cutoff, 10) == 2);
-  CHECK_FALSE(exists(made[0]));
-  CHECK_FALSE(exists(made[2]));
-  CHECK(attempts.purge(cutoff, 10) == 0);
-  CHECK(exists(made[3]));  // made at the cutoff: not before it
-  CHECK(exists(made[4]));
-  CHECK(scalar(*c, "SELECT count(*) FROM attempts") == 2);
-  // The message and its delivery stay.
-  CHECK(MessageStore(*c).get(app.id, m.id).has_value());
-  CHECK(DeliveryStore(*c).get(d.id).has_value());
-}
-
-TEST_CASE("DeliveryStore recover re-queues the endpoint's failed deliveries in [since, until)") {
-  TestDb t;
-  auto c = t.db->acquire();
-  DeliveryStore deliveries(*c);
-  const TimeMs t0 = wall_now();
-  auto app = make_app(t0, std::nullopt);
-  AppStore(*c).insert(app);
-  auto ep = make_endpoint(app.id, t0, std::nullopt);
-  auto other = make_endpoint(app.id, t0, std::nullopt);
-  EndpointStore(*c).insert(ep, "k");
-  EndpointStore(*c).insert(other, "k");
-  auto m = make_message(app.id, t0, "a");
-  MessageStore(*c).insert(m);
-  const TimeMs since = t0 - 10'000;
-  const TimeMs until = t0 - 1000;
-  const auto add = [&](const Endpoint& e, TimeMs created, DeliveryStatus s, int attempts) {
-    auto d = make_delivery(m, e.id, created, 0, s);
-    d.attempts = attempts;
-    deliveries.insert(d);
-    return d;
-  };
-  auto before = add(ep, since - 1, DeliveryStatus::kFail, 4);
-  auto first = add(ep, since, DeliveryStatus::kFail, 4);
-  auto middle = add(ep, since + 5000, DeliveryStatus::kFail, 2);
-  auto at_until = add(ep, until, DeliveryStatus::kFail, 4);
-  auto succeeded = add(ep, since + 100, DeliveryStatus::kSuccess, 1);
-  auto pending = add(ep, since + 200, DeliveryStatus::kPending, 1);
-  auto elsewhere = add(other, since + 300, DeliveryStatus::kFail, 4);
-
-  const TimeMs now = t0 + 5;
-  CHECK(deliveries.recover(ep.id, since, until, now) == 2);
-  for (const auto* d : {&first, &middle}) {
-    CAPTURE(d->id);
-    auto got = deliveries.get(d->id);
-    REQUIRE(got);
-    CHECK(got->status == DeliveryStatus::kPending);
-    CHECK(got->trigger == TriggerType::kManual);
-    CHECK(got->next_attempt_at == now);
-    CHECK(got->attempts == d->attempts);
-    CHECK(got->updated_at == now);
-    CHECK(got->created_at == d->created_at);
-  }
-  for (const auto* d : {&before, &at_until, &succeeded, &pending, &elsewhere}) {
-    CAPTURE(d->id);
-    auto got = deliveries.get(d->id);
-    REQUIRE(got);
-    CHECK(got->status == d->status);
-    CHECK(got->trigger == TriggerType::kScheduled);
-    CHECK(got->updated_at == d->updated_at);
+    // The new column works on the upgraded rows.
+    CHECK(endpoints.note_failure(ep.id, now + 5) == std::optional<TimeMs>(now + 5));
+    CHECK(endpoints.get(app_id, ep.id)->failing_since == std::optional<TimeMs>(now + 5));
   }
 
-  // Due now: the next claim takes exactly the recovered ones and the one already pending.
-  std::vector<Delivery> claimed;
-  {
-    Transaction tx(*c);
-    claimed = deliveries.claim(now, 1000, 10);
-    tx.commit();
-  }
-  std::set<std::string> claimed_ids;
-  for (const auto& d : claimed) claimed_ids.insert(d.id);
-  CHECK(claimed_ids == std::set<std::string>{first.id, middle.id, pending.id});
+  TEST_CASE("enqueue hands the deliveries it has room for over as sending, once committed") {
+    TempDir dir;
+    auto db = open_sqlite(dir.file("herald.db"));
+    ManualClock clock(wall_now());
+    const TimeMs now = clock.now_ms();
+    const auto f = add_fanout(*db, now, 3);
+    Enqueuer enqueuer(clock);
+    const auto m = make_message(f.app.id, now, "a.b");
+    int room = 0;
+    SUBCASE("room for all") {
+      room = 10;
+    }
+    SUBCASE("room for some") {
+      room = 1;
+    }
+    const size_t sending = static_cast<size_t>(std::min(room, 3));
+    FakeListener listener(room);
+    std::optional<bool> committed_at_hand_over;
+    listener.on_hand_over = [&](const std::vector<Delivery>& ds) {
+      // Another connection sees only what is committed.
+      committed_at_hand_over = db->session()->deliveries().get(ds.at(0).id).has_value();
+    };
+    Listening listening(*db, listener);
 
-  // Nothing failed is left in the range.
-  CHECK(deliveries.recover(ep.id, since, until, now + 1) == 0);
-  CHECK(deliveries.recover(other.id, since, until, now + 1) == 1);
-  CHECK(deliveries.get(elsewhere.id)->status == DeliveryStatus::kPending);
+    auto s = db->begin();
+    CHECK(enqueuer.publish(*s, m) == 3);
+    // Written claimed inside the transaction, as many as there was room for; not handed over.
+    std::set<std::string> claimed, waiting;
+    for (const auto& d : s->deliveries().for_message(m.id)) {
+      CAPTURE(d.id);
+      if (d.status == DeliveryStatus::kSending) {
+        claimed.insert(d.id);
+        CHECK(d.next_attempt_at == now + FakeListener::kLeaseMs);
+      } else {
+        waiting.insert(d.id);
+        CHECK(d.status == DeliveryStatus::kPending);
+        CHECK(d.next_attempt_at == now);
+      }
+    }
+    CHECK(claimed.size() == sending);
+    CHECK(waiting.size() == 3 - sending);
+    auto c = listener.calls();
+    CHECK(c.asked == 3);
+    CHECK(c.reserved == static_cast<int>(sending));
+    CHECK(c.handed.empty());
+
+    s->commit();
+    c = listener.calls();
+    REQUIRE(c.handed.size() == 1);
+    CHECK(committed_at_hand_over == std::optional<bool>(true));
+    const auto& h = c.handed[0];
+    CHECK(id_set(h.deliveries) == claimed);
+    for (const auto& d : h.deliveries) {
+      CHECK(d.status == DeliveryStatus::kSending);
+      CHECK(d.next_attempt_at == now + FakeListener::kLeaseMs);
+      CHECK(d.msg_id == m.id);
+      CHECK(d.app_id == f.app.id);
+      CHECK(d.attempts == 0);
+      CHECK(d.trigger == TriggerType::kScheduled);
+    }
+    REQUIRE(h.payload != nullptr);
+    CHECK(*h.payload == m.payload);
+    CHECK(c.released == 0);  // once committed the room is the listener's
+
+    // What was handed over is not claimed again before its lease lapses; the rest is due now.
+    CHECK(id_set(claim_due(*s, now, 2 * FakeListener::kLeaseMs)) == waiting);
+    CHECK(id_set(claim_due(*s, now + FakeListener::kLeaseMs, 1000)) == claimed);
+  }
+
+  TEST_CASE("enqueue: a rolled-back transaction releases exactly its room and hands nothing over") {
+    TempDir dir;
+    auto db = open_sqlite(dir.file("herald.db"));
+    ManualClock clock(wall_now());
+    const TimeMs now = clock.now_ms();
+    const auto f = add_fanout(*db, now, 3);
+    Enqueuer enqueuer(clock);
+    const auto m = make_message(f.app.id, now, "a.b");
+    FakeListener listener(2);
+    Listening listening(*db, listener);
+
+    SUBCASE("rollback()") {
+      auto s = db->begin();
+      CHECK(enqueuer.publish(*s, m) == 3);
+      CHECK(listener.calls().reserved == 2);
+      CHECK(listener.calls().released == 0);
+      s->rollback();
+    }
+    SUBCASE("the session destroyed with its transaction open") {
+      auto s = db->begin();
+      CHECK(enqueuer.publish(*s, m) == 3);
+    }
+    SUBCASE("a rolled-back savepoint") {
+      auto s = db->begin();
+      s->savepoint();
+      CHECK(enqueuer.publish(*s, m) == 3);
+      s->rollback_to_savepoint();
+      CHECK(listener.calls().released == 2);
+      s->commit();
+    }
+    auto c = listener.calls();
+    CHECK(c.reserved == 2);
+    CHECK(c.released == 2);
+    CHECK(c.releases == 1);
+    CHECK(c.handed.empty());
+    CHECK(c.wakes == 0);
+    auto s = db->session();
+    CHECK_FALSE(s->messages().get(f.app.id, m.id).has_value());
+    CHECK(s->deliveries().for_message(m.id).empty());
+
+    // The room is back: the next message gets it.
+    const auto next = make_message(f.app.id, now, "a.b");
+    s->begin();
+    enqueuer.publish(*s, next);
+    s->commit();
+    c = listener.calls();
+    CHECK(c.reserved == 4);
+    REQUIRE(c.handed.size() == 1);
+    CHECK(c.handed[0].deliveries.size() == 2);
+    CHECK(c.handed[0].deliveries[0].msg_id == next.id);
+  }
+
+  TEST_CASE("enqueue in a write batcher work that throws releases its room; the batch commits") {
+    TempDir dir;
+    auto db = open_sqlite(dir.file("herald.db"));
+    ManualClock clock(wall_now());
+    const TimeMs now = clock.now_ms();
+    const auto f = add_fanout(*db, now, 3);
+    Enqueuer enqueuer(clock);
+    FakeListener listener(5);
+    Listening listening(*db, listener);
+    WriteBatcher batcher(*db);
+    const auto failed = make_message(f.app.id, now, "a.b");
+    const auto ok = make_message(f.app.id, now, "a.b");
+
+    const uint64_t commits = batcher.commits();
+    size_t published = 0;  // checked here, not on the batcher's thread
+    CHECK_THROWS_WITH_AS(batcher.run([&](Session& w) {
+      published = enqueuer.publish(w, failed);
+      throw std::runtime_error("after enqueue");
+    }),
+                         "after enqueue", std::runtime_error);
+    CHECK(published == 3);
+    auto c = listener.calls();
+    CHECK(c.reserved == 3);
+    CHECK(c.released == 3);
+    CHECK(c.handed.empty());
+    // Undone by its savepoint: the batch's transaction itself committed.
+    CHECK(batcher.commits() == commits + 1);
+    auto s = db->session();
+    CHECK_FALSE(s->messages().get(f.app.id, failed.id).has_value());
+    CHECK(s->deliveries().for_message(failed.id).empty());
+
+    batcher.run([&](Session& w) { published = enqueuer.publish(w, ok); });
+    CHECK(published == 3);
+    c = listener.calls();
+    CHECK(c.reserved == 6);
+    CHECK(c.released == 3);
+    REQUIRE(c.handed.size() == 1);
+    CHECK(c.handed[0].deliveries.size() == 3);
+    CHECK(id_set(c.handed[0].deliveries) == id_set(s->deliveries().for_message(ok.id)));
+  }
+
+  TEST_CASE("recover wakes the listener once committed, at once outside a transaction, or never") {
+    TempDir dir;
+    auto db = open_sqlite(dir.file("herald.db"));
+    FakeListener listener(0);
+    Listening listening(*db, listener);
+    auto s = db->session();
+    const TimeMs now = wall_now();
+    const auto app = add_app(*s, now);
+    const auto ep = add_endpoint(*s, app.id, kUrl, "k", now);
+    const auto m = add_message(*s, app.id, "{}", now);
+    add_delivery(*s, m, ep.id, now - 20, DeliveryStatus::kFail);
+    add_delivery(*s, m, ep.id, now - 10, DeliveryStatus::kFail);
+    const auto recover = [&](TimeMs since, TimeMs until) {
+      return s->queue().recover(ep.id, since, until, now);
+    };
+
+    s->begin();
+    CHECK(recover(now - 20, now - 10) == 1);
+    CHECK(listener.calls().wakes == 0);
+    s->commit();
+    CHECK(listener.calls().wakes == 1);
+    s->begin();
+    CHECK(recover(now - 10, now) == 1);
+    s->rollback();
+    CHECK(listener.calls().wakes == 1);
+    CHECK(recover(now - 10, now) == 1);
+    CHECK(listener.calls().wakes == 2);
+    CHECK(recover(now - 100, now) == 0);
+    CHECK(listener.calls().wakes == 2);
+  }
+
+  TEST_CASE("enqueue without room writes pending deliveries and wakes the listener after commit") {
+    TempDir dir;
+    auto db = open_sqlite(dir.file("herald.db"));
+    ManualClock clock(wall_now());
+    const TimeMs now = clock.now_ms();
+    const auto f = add_fanout(*db, now, 3);
+    Enqueuer enqueuer(clock);
+    FakeListener listener(0);
+    Listening listening(*db, listener);
+    const auto m = make_message(f.app.id, now, "a.b");
+
+    auto s = db->begin();
+    CHECK(enqueuer.publish(*s, m) == 3);
+    CHECK(listener.calls().asked == 3);
+    CHECK(listener.calls().wakes == 0);
+    s->commit();
+    auto c = listener.calls();
+    CHECK(c.wakes == 1);
+    CHECK(c.reserved == 0);
+    CHECK(c.released == 0);
+    CHECK(c.handed.empty());
+    const auto rows = s->deliveries().for_message(m.id);
+    REQUIRE(rows.size() == 3);
+    for (const auto& d : rows) {
+      CHECK(d.status == DeliveryStatus::kPending);
+      CHECK(d.next_attempt_at == now);
+    }
+    CHECK(id_set(claim_due(*s, now, 1000)) == id_set(rows));
+
+    // Rolled back, it wakes nobody.
+    s->begin();
+    enqueuer.publish(*s, make_message(f.app.id, now, "a.b"));
+    s->rollback();
+    CHECK(listener.calls().wakes == 1);
+  }
 }

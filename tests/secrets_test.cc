@@ -1,20 +1,22 @@
 // Secrets at rest: SecretBox, endpoint secrets sealed in the database, master key files,
-// rotation; and API tokens from the command line.
+// rotation; and API tokens from the command line. Everything that needs a database runs on the
+// store under test (tests/support/store.h); the "sqlite" suite looks at the bytes of SQLite
+// files, which is where a copy of a SQLite database could leak a secret.
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <random>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "api/tokens.h"
 #include "cli/key_file.h"
 #include "cli/master_key_command.h"
 #include "cli/token_command.h"
@@ -26,39 +28,27 @@
 #include "core/signing.h"
 #include "core/types.h"
 #include "db/app_store.h"
+#include "db/database.h"
 #include "db/endpoint_store.h"
-#include "db/migrations.h"
-#include "db/pool.h"
 #include "db/sealing.h"
-#include "db/sqlite.h"
+#include "db/session.h"
+#include "db/sqlite/connection.h"
+#include "db/sqlite/migrations.h"
 #include "db/token_store.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/sqlite.h"
+#include "tests/support/store.h"
+#include "tests/support/temp_dir.h"
 
 using namespace herald;
+using herald::test::open_sqlite;
+using herald::test::scalar;
+using herald::test::TempDir;
+using herald::test::TestStore;
 
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("herald_secrets_test_" + std::to_string(rd()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -67,12 +57,12 @@ std::string read_bytes(const std::string& path) {
   return s.str();
 }
 
-// Every byte of the database as a copy would hold it: the file and its WAL.
+// Every byte of a SQLite database as a copy would hold it: the file and its WAL.
 std::string db_bytes(const std::string& path) {
   return read_bytes(path) + read_bytes(path + "-wal");
 }
 
-// Copies the database file and its WAL (as a backup taken while herald runs would).
+// Copies a SQLite database file and its WAL (as a backup taken while herald runs would).
 void copy_db(const std::string& from, const std::string& to) {
   fs::copy_file(from, to);
   if (fs::exists(from + "-wal")) fs::copy_file(from + "-wal", to + "-wal");
@@ -93,23 +83,12 @@ std::shared_ptr<const SecretBox> new_box(std::string* key_out = nullptr) {
   return std::make_shared<const SecretBox>(key);
 }
 
-int64_t scalar(Connection& c, const std::string& sql) {
-  auto st = c.prepare(sql);
-  REQUIRE(st.step());
-  return st.get_int(0);
+std::shared_ptr<const SecretBox> box_of(const std::string& key) {
+  return std::make_shared<const SecretBox>(key);
 }
 
 TimeMs now_ms() {
   return SystemClock().now_ms();
-}
-
-Application make_app(const std::string& uid) {
-  Application a;
-  a.id = new_id(kAppPrefix, now_ms());
-  a.uid = uid;
-  a.name = uid;
-  a.created_at = a.updated_at = now_ms();
-  return a;
 }
 
 Endpoint make_endpoint(const std::string& app_id) {
@@ -129,22 +108,18 @@ struct Fixture {
 };
 
 Fixture fill(Database& db) {
-  auto c = db.acquire();
+  auto s = db.session();
   Fixture f;
-  auto app = make_app("acme");
-  AppStore(*c).insert(app);
-  f.app_id = app.id;
-  EndpointStore endpoints(*c);
+  f.app_id = test::add_app(*s, now_ms(), "acme", "acme").id;
   for (int i = 0; i < 3; ++i) {
-    auto ep = make_endpoint(app.id);
     std::string key = *decode_secret(generate_secret());
-    endpoints.insert(ep, key);
+    const auto ep = test::add_endpoint(*s, f.app_id, "https://example.com/hook", key, now_ms());
     f.keys.emplace_back(ep.id, key);
   }
   // The first endpoint's secret is rotated: its old key keeps signing for a day.
   f.rotated_out = f.keys[0].second;
   f.keys[0].second = random_bytes(24);
-  endpoints.rotate_key(f.keys[0].first, f.keys[0].second, 86'400'000, now_ms());
+  s->endpoints().rotate_key(f.keys[0].first, f.keys[0].second, 86'400'000, now_ms());
   return f;
 }
 
@@ -156,13 +131,36 @@ std::vector<std::string> all_keys(const Fixture& f) {
 
 // Every key of `f` reads back through `db`, the rotated-out one included.
 void check_keys(Database& db, const Fixture& f) {
-  auto c = db.acquire();
-  EndpointStore endpoints(*c);
+  auto s = db.session();
+  EndpointStore& endpoints = s->endpoints();
   for (const auto& [id, key] : f.keys) {
     CHECK(endpoints.current_key(id) == std::optional<std::string>(key));
   }
   CHECK(endpoints.signing_keys(f.keys[0].first, now_ms()) ==
         std::vector<std::string>{f.keys[0].second, f.rotated_out});
+}
+
+// The keys of `f` as the store holds them, by endpoint.
+std::map<std::string, std::vector<StoredKey>> stored(Database& db, const Fixture& f) {
+  auto s = db.session();
+  std::map<std::string, std::vector<StoredKey>> out;
+  for (const auto& [id, key] : f.keys) out[id] = s->endpoints().stored_keys(id);
+  return out;
+}
+
+// Every key of `f` lies sealed in the store, in none of the forms it could leak in.
+void check_sealed_at_rest(Database& db, const Fixture& f) {
+  size_t n = 0;
+  for (const auto& [id, keys] : stored(db, f)) {
+    for (const auto& k : keys) {
+      ++n;
+      CHECK(k.sealed);
+      for (const auto& plain : all_keys(f)) {
+        for (const auto& form : leak_forms(plain)) CHECK_FALSE(contains(k.bytes, form));
+      }
+    }
+  }
+  CHECK(n == 4);
 }
 
 // Redirects std::cout and std::cerr while alive.
@@ -192,13 +190,22 @@ EnvLookup env_of(std::map<std::string, std::string> vars) {
   };
 }
 
-Config config_for(const std::string& db_path, std::optional<std::string> master_key = {}) {
-  std::map<std::string, std::string> env{{"HERALD_DB", db_path}};
+// herald serve's settings for the database at `location` with its key in `key_file` (named:
+// a PostgreSQL database has no file to put it next to), or in HERALD_MASTER_KEY.
+Config config_for(const std::string& location, const std::string& key_file,
+                  std::optional<std::string> master_key = {}) {
+  std::map<std::string, std::string> env{{"HERALD_DB", location},
+                                         {"HERALD_MASTER_KEY_FILE", key_file}};
   if (master_key) env["HERALD_MASTER_KEY"] = base64_encode(*master_key);
   std::string error;
   auto config = parse_serve_config({}, env_of(env), &error);
   REQUIRE_MESSAGE(config, error);
   return *config;
+}
+
+// The key file the tests of `store` use.
+std::string key_file_of(const TestStore& store) {
+  return store.dir().file("master.key");
 }
 
 unsigned file_mode(const std::string& path) {
@@ -298,178 +305,90 @@ TEST_CASE("HERALD_MASTER_KEY and HERALD_MASTER_KEY_FILE") {
 // ---------------------------------------------------------------------------------------------
 // Sealed endpoint secrets
 
-TEST_CASE("a database copied without its key reveals no endpoint secret") {
-  TempDir dir;
+TEST_CASE("a wrong key is refused at open even when no endpoint has a secret yet") {
+  TestStore store;
   std::string key;
-  const std::string path = dir.file("herald.db");
-  Database db(path, 2, new_box(&key));
-  const Fixture f = fill(db);
-  check_keys(db, f);
+  { auto db = store.open(1, new_box(&key)); }
+  CHECK_THROWS_AS(store.open(1, new_box()), MasterKeyMismatch);
+  auto again = store.open(1, box_of(key));
+  auto s = again->session();
+  CHECK(is_sealed(*s));
+  CHECK_NOTHROW(require_master_key(*s, SecretBox(key)));
+  CHECK_THROWS_AS(require_master_key(*s, SecretBox(random_bytes(32))), MasterKeyMismatch);
+}
 
-  // The control: the same data in plaintext is found by the same search.
-  Database plain(dir.file("plain.db"), 1);
-  const Fixture pf = fill(plain);
-  const std::string plain_bytes = db_bytes(dir.file("plain.db"));
-  for (const auto& k : all_keys(pf)) CHECK(contains(plain_bytes, k));
-
-  // A copy taken while herald runs: the file and its WAL, no key.
-  copy_db(path, dir.file("copy.db"));
-  const std::string bytes = db_bytes(dir.file("copy.db"));
-  REQUIRE(bytes.size() > 4096);
-  for (const auto& k : all_keys(f)) {
-    for (const auto& form : leak_forms(k)) CHECK_FALSE(contains(bytes, form));
+TEST_CASE("endpoint secrets lie sealed; without the key the rest reads, a secret does not") {
+  TestStore store;
+  std::string key;
+  Fixture f;
+  {
+    auto db = store.open(2, new_box(&key));
+    f = fill(*db);
+    check_keys(*db, f);
+    check_sealed_at_rest(*db, f);
   }
-  CHECK_FALSE(contains(bytes, key));
-  CHECK_FALSE(contains(bytes, base64_encode(key)));
-
   // Opened with another key: refused, clearly.
   try {
-    Database wrong(dir.file("copy.db"), 1, new_box());
+    store.open(1, new_box());
     FAIL("a wrong master key opened the database");
   } catch (const MasterKeyMismatch& e) {
     CHECK(contains(e.what(), "master key does not match"));
   }
   {
-    // Without any key: the rest of the database reads, a secret does not.
-    Database keyless(dir.file("copy.db"), 1);
-    auto c = keyless.acquire();
-    CHECK(AppStore(*c).get("acme").has_value());
-    CHECK_THROWS_AS(EndpointStore(*c).current_key(f.keys[1].first), MasterKeyMismatch);
-    CHECK_THROWS_AS(EndpointStore(*c).signing_keys(f.keys[1].first, now_ms()), MasterKeyMismatch);
+    auto keyless = store.open(1);
+    auto s = keyless->session();
+    CHECK(s->apps().get("acme").has_value());
+    CHECK_THROWS_AS(s->endpoints().current_key(f.keys[1].first), MasterKeyMismatch);
+    CHECK_THROWS_AS(s->endpoints().signing_keys(f.keys[1].first, now_ms()), MasterKeyMismatch);
   }
-  // With the key, the copy is whole.
-  Database right(dir.file("copy.db"), 1, std::make_shared<const SecretBox>(key));
-  check_keys(right, f);
-}
-
-TEST_CASE("a wrong key is refused at open even when no endpoint has a secret yet") {
-  TempDir dir;
-  std::string key;
-  { Database db(dir.file("h.db"), 1, new_box(&key)); }
-  CHECK_THROWS_AS(Database(dir.file("h.db"), 1, new_box()), MasterKeyMismatch);
-  Database again(dir.file("h.db"), 1, std::make_shared<const SecretBox>(key));
-  auto c = again.acquire();
-  CHECK(is_sealed(*c));
-}
-
-TEST_CASE(
-    "plaintext secrets of a database from before sealing are sealed on the first keyed open") {
-  TempDir dir;
-  const std::string path = dir.file("v2.db");
-  const TimeMs now = now_ms();
-  const std::string app_id = new_id(kAppPrefix, now);
-  const std::vector<std::string> ids = {new_id(kEndpointPrefix, now), new_id(kEndpointPrefix, now)};
-  const std::vector<std::string> keys = {random_bytes(32), random_bytes(24)};
-  const std::string deleted_key = random_bytes(32);
-  {
-    // A database at version 2, made by the migrations themselves: a trigger stops migrate()
-    // when it records version 3, which rolls migration 3 back.
-    Connection c(path);
-    // As SQLite builds without SQLITE_SECURE_DELETE leave it: deleted bytes linger.
-    c.exec("PRAGMA secure_delete = OFF");
-    c.exec(
-        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-        "CREATE TRIGGER stop_after_v2 BEFORE INSERT ON schema_version WHEN NEW.version > 2 "
-        "BEGIN SELECT RAISE(ABORT, 'stop after version 2'); END;");
-    CHECK_THROWS_AS(migrate(c), DbError);
-    c.exec("DROP TRIGGER stop_after_v2");
-    REQUIRE(scalar(c, "SELECT max(version) FROM schema_version") == 2);
-    c.prepare(
-         "INSERT INTO applications (id, uid, name, created_at, updated_at) "
-         "VALUES (?, 'old', 'old', ?, ?)")
-        .bind(1, app_id)
-        .bind(2, now)
-        .bind(3, now)
-        .run();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      c.prepare(
-           "INSERT INTO endpoints (id, app_id, url, created_at, updated_at) "
-           "VALUES (?, ?, 'https://example.com', ?, ?)")
-          .bind(1, ids[i])
-          .bind(2, app_id)
-          .bind(3, now)
-          .bind(4, now)
-          .run();
-      c.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
-          .bind(1, ids[i])
-          .bind_blob(2, keys[i])
-          .bind(3, now)
-          .run();
-    }
-    // Secrets deleted before the upgrade, pages of them: their bytes linger in free pages.
-    for (int i = 0; i < 300; ++i) {
-      c.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
-          .bind(1, ids[0])
-          .bind_blob(2, i == 150 ? deleted_key : random_bytes(32))
-          .bind(3, now - 1)
-          .run();
-    }
-    c.prepare("DELETE FROM endpoint_secrets WHERE created_at = ?").bind(1, now - 1).run();
-    c.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  }
-  REQUIRE(contains(db_bytes(path), keys[0]));  // the control: the search finds plaintext
-  REQUIRE(contains(db_bytes(path), deleted_key));
-
-  std::string master;
-  {
-    Database db(path, 2, new_box(&master));
-    auto c = db.acquire();
-    CHECK(scalar(*c, "SELECT max(version) FROM schema_version") == latest_schema_version());
-    CHECK(scalar(*c, "SELECT count(*) FROM endpoint_secrets WHERE sealed = 1") == 2);
-    CHECK(scalar(*c, "SELECT count(*) FROM endpoint_secrets WHERE sealed = 0") == 0);
-    for (size_t i = 0; i < ids.size(); ++i) {
-      CHECK(EndpointStore(*c).current_key(ids[i]) == std::optional<std::string>(keys[i]));
-    }
-    const std::string bytes = db_bytes(path);
-    for (const auto& k : {keys[0], keys[1], deleted_key}) {
-      for (const auto& form : leak_forms(k)) CHECK_FALSE(contains(bytes, form));
-    }
-  }
-  // Opening again seals nothing more and reads the same keys.
-  Database again(path, 1, std::make_shared<const SecretBox>(master));
-  auto c = again.acquire();
-  CHECK(EndpointStore(*c).current_key(ids[1]) == std::optional<std::string>(keys[1]));
+  auto right = store.open(1, box_of(key));
+  check_keys(*right, f);
 }
 
 TEST_CASE("reseal_all: the old key no longer opens, the new one does, every key unchanged") {
-  TempDir dir;
-  const std::string path = dir.file("h.db");
-  std::string old_key, new_key;
+  TestStore store;
+  std::string old_key;
+  const std::string new_key = random_bytes(32);
   Fixture f;
-  std::vector<std::string> old_sealed;
+  std::map<std::string, std::vector<StoredKey>> before;
   {
-    Database db(path, 1, new_box(&old_key));
-    f = fill(db);
-    auto c = db.acquire();
-    auto st = c->prepare("SELECT key FROM endpoint_secrets");
-    while (st.step()) old_sealed.push_back(st.get_text(0));
-    REQUIRE(old_sealed.size() == 4);
-    const SecretBox next(new_key = random_bytes(32));
-    CHECK(reseal_all(*c, next) == 4);
-    scrub(*c);
+    auto db = store.open(1, new_box(&old_key));
+    f = fill(*db);
+    before = stored(*db, f);
+    CHECK(reseal_all(*db, SecretBox(new_key)) == 4);
   }
-  CHECK_THROWS_AS(Database(path, 1, std::make_shared<const SecretBox>(old_key)), MasterKeyMismatch);
-  Database db(path, 1, std::make_shared<const SecretBox>(new_key));
-  check_keys(db, f);
-  // Nothing sealed with the old key is left in the file.
-  const std::string bytes = db_bytes(path);
-  for (const auto& sealed : old_sealed) CHECK_FALSE(contains(bytes, sealed.substr(1, 28)));
+  CHECK_THROWS_AS(store.open(1, box_of(old_key)), MasterKeyMismatch);
+  auto db = store.open(1, box_of(new_key));
+  check_keys(*db, f);
+  check_sealed_at_rest(*db, f);
+  // Every stored value was sealed again: none is what it was, none opens with the old key.
+  const SecretBox old_box(old_key);
+  const auto after = stored(*db, f);
+  for (const auto& [id, keys] : before) {
+    CAPTURE(id);
+    REQUIRE(after.at(id).size() == keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const StoredKey& now = after.at(id)[i];
+      CHECK(now.bytes != keys[i].bytes);
+      CHECK_FALSE(old_box.open(now.bytes, id).has_value());
+      CHECK(now.created_at == keys[i].created_at);
+      CHECK(now.expires_at == keys[i].expires_at);
+    }
+  }
 }
 
 TEST_CASE("a server still on the old key cannot write secrets after a rotation") {
-  TempDir dir;
-  const std::string path = dir.file("h.db");
+  TestStore store;
   std::string key;
-  Database stale(path, 1, new_box(&key));
-  const Fixture f = fill(stale);
+  auto stale = store.open(1, new_box(&key));
+  const Fixture f = fill(*stale);
   {
     // herald master-key rotate, from another process.
-    Connection other(path);
-    other.set_secret_box(std::make_shared<const SecretBox>(key));
-    CHECK(reseal_all(other, SecretBox(random_bytes(32))) == 4);
+    auto other = store.open(1, box_of(key));
+    CHECK(reseal_all(*other, SecretBox(random_bytes(32))) == 4);
   }
-  auto c = stale.acquire();
-  EndpointStore endpoints(*c);
+  auto s = stale->session();
+  EndpointStore& endpoints = s->endpoints();
   const auto ep = make_endpoint(f.app_id);
   CHECK_THROWS_AS(endpoints.insert(ep, random_bytes(32)), MasterKeyMismatch);
   CHECK_FALSE(endpoints.get(f.app_id, ep.id));  // nothing half-written
@@ -523,9 +442,11 @@ TEST_CASE(
 }
 
 TEST_CASE("open_with_master_key: the first start creates the key file, later starts use it") {
-  TempDir dir;
-  const Config config = config_for(dir.file("h.db"));
-  REQUIRE(config.master_key_file == dir.file("h.db.key"));
+  TestStore store;
+  const std::string location = store.location();
+  const std::string key_file = key_file_of(store);
+  const Config config = config_for(location, key_file);
+  REQUIRE(config.master_key_file == key_file);
   std::vector<std::string> notes;
   std::string error;
   Fixture f;
@@ -533,8 +454,8 @@ TEST_CASE("open_with_master_key: the first start creates the key file, later sta
     auto db = open_with_master_key(config, 2, &notes, &error);
     REQUIRE_MESSAGE(db, error);
     REQUIRE(notes.size() == 1);
-    CHECK(contains(notes[0], "created the master key file " + config.master_key_file));
-    CHECK(file_mode(config.master_key_file) == 0600);
+    CHECK(contains(notes[0], "created the master key file " + key_file));
+    CHECK(file_mode(key_file) == 0600);
     f = fill(*db);
   }
   notes.clear();
@@ -542,58 +463,59 @@ TEST_CASE("open_with_master_key: the first start creates the key file, later sta
   REQUIRE_MESSAGE(db, error);
   CHECK(notes.empty());
   check_keys(*db, f);
+  check_sealed_at_rest(*db, f);
   db.reset();
 
   // The key file's key, given as HERALD_MASTER_KEY instead, opens the same database.
   bool missing = false;
-  const auto key = read_key_file(config.master_key_file, &missing, &error);
+  const auto key = read_key_file(key_file, &missing, &error);
   REQUIRE(key);
-  db = open_with_master_key(config_for(dir.file("h.db"), *key), 1, &notes, &error);
+  db = open_with_master_key(config_for(location, key_file, *key), 1, &notes, &error);
   REQUIRE_MESSAGE(db, error);
   db.reset();
 
   // Another HERALD_MASTER_KEY: a one-line error naming it.
   CHECK_FALSE(
-      open_with_master_key(config_for(dir.file("h.db"), random_bytes(32)), 1, &notes, &error));
-  CHECK(error == "HERALD_MASTER_KEY does not match the database " + dir.file("h.db") +
+      open_with_master_key(config_for(location, key_file, random_bytes(32)), 1, &notes, &error));
+  CHECK(error == "HERALD_MASTER_KEY does not match the database " + describe_location(location) +
                      ": its secrets were sealed with another master key");
 
   // The key file gone: refused, and no new key is made up.
-  fs::rename(config.master_key_file, dir.file("moved"));
+  const std::string moved = store.dir().file("moved");
+  fs::rename(key_file, moved);
   CHECK_FALSE(open_with_master_key(config, 1, &notes, &error));
   CHECK(contains(error, "does not exist"));
-  CHECK_FALSE(fs::exists(config.master_key_file));
+  CHECK_FALSE(fs::exists(key_file));
 
   // Another key in the file.
   std::string ignored;
-  REQUIRE(create_key_file(config.master_key_file, random_bytes(32), &ignored));
+  REQUIRE(create_key_file(key_file, random_bytes(32), &ignored));
   CHECK_FALSE(open_with_master_key(config, 1, &notes, &error));
-  CHECK(contains(error, "the master key in " + config.master_key_file + " does not match"));
+  CHECK(contains(error, "the master key in " + key_file + " does not match"));
 
   // Group-readable: refused before anything is opened.
-  fs::remove(config.master_key_file);
-  fs::rename(dir.file("moved"), config.master_key_file);
-  ::chmod(config.master_key_file.c_str(), 0640);
+  fs::remove(key_file);
+  fs::rename(moved, key_file);
+  ::chmod(key_file.c_str(), 0640);
   CHECK_FALSE(open_with_master_key(config, 1, &notes, &error));
   CHECK(contains(error, "has mode 0640"));
 }
 
 TEST_CASE("open_with_master_key finishes a rotation interrupted after its commit") {
-  TempDir dir;
-  const Config config = config_for(dir.file("h.db"));
+  TestStore store;
+  const Config config = config_for(store.location(), key_file_of(store));
   const std::string pending = config.master_key_file + ".new";
   std::vector<std::string> notes;
   std::string error;
   Fixture f;
-  std::string new_key = random_bytes(32);
+  const std::string new_key = random_bytes(32);
   {
     auto db = open_with_master_key(config, 1, &notes, &error);
-    REQUIRE(db);
+    REQUIRE_MESSAGE(db, error);
     f = fill(*db);
     // What rotate does, up to its commit: the new key file first, then the re-seal.
     REQUIRE(create_key_file(pending, new_key, &error));
-    auto c = db->acquire();
-    reseal_all(*c, SecretBox(new_key));
+    reseal_all(*db, SecretBox(new_key));
   }
   notes.clear();
   auto db = open_with_master_key(config, 1, &notes, &error);
@@ -608,15 +530,15 @@ TEST_CASE("open_with_master_key finishes a rotation interrupted after its commit
 }
 
 TEST_CASE("open_with_master_key drops the new key of a rotation that never committed") {
-  TempDir dir;
-  const Config config = config_for(dir.file("h.db"));
+  TestStore store;
+  const Config config = config_for(store.location(), key_file_of(store));
   const std::string pending = config.master_key_file + ".new";
   std::vector<std::string> notes;
   std::string error;
   Fixture f;
   {
     auto db = open_with_master_key(config, 1, &notes, &error);
-    REQUIRE(db);
+    REQUIRE_MESSAGE(db, error);
     f = fill(*db);
   }
   const std::string before = read_bytes(config.master_key_file);
@@ -635,69 +557,77 @@ TEST_CASE("open_with_master_key drops the new key of a rotation that never commi
 // herald master-key rotate
 
 TEST_CASE("herald master-key rotate with a key file") {
-  TempDir dir;
-  const std::string path = dir.file("h.db");
-  const Config config = config_for(path);
+  TestStore store;
+  const std::string location = store.location();
+  const std::string key_file = key_file_of(store);
+  const Config config = config_for(location, key_file);
   std::vector<std::string> notes;
   std::string error;
   Fixture f;
+  std::map<std::string, std::vector<StoredKey>> before;
   {
     auto db = open_with_master_key(config, 1, &notes, &error);
-    REQUIRE(db);
+    REQUIRE_MESSAGE(db, error);
     f = fill(*db);
+    before = stored(*db, f);
   }
   bool missing = false;
-  const auto old_key = read_key_file(config.master_key_file, &missing, &error);
+  const auto old_key = read_key_file(key_file, &missing, &error);
   REQUIRE(old_key);
   int status = 0;
   std::string out, err;
   {
     Capture cap;
-    status = master_key_command({"rotate", "--db", path}, env_of({}));
+    status =
+        master_key_command({"rotate", "--db", location, "--master-key-file", key_file}, env_of({}));
     out = cap.out();
     err = cap.err();
   }
   CHECK_MESSAGE(status == 0, err);
   CHECK(out.empty());  // the key stays in the file
   CHECK(contains(err, "re-sealed 4 endpoint secrets"));
-  CHECK_FALSE(fs::exists(config.master_key_file + ".new"));
-  CHECK(file_mode(config.master_key_file) == 0600);
-  const auto new_key = read_key_file(config.master_key_file, &missing, &error);
+  CHECK_FALSE(fs::exists(key_file + ".new"));
+  CHECK(file_mode(key_file) == 0600);
+  const auto new_key = read_key_file(key_file, &missing, &error);
   REQUIRE(new_key);
   CHECK(*new_key != *old_key);
-  CHECK_THROWS_AS(Database(path, 1, std::make_shared<const SecretBox>(*old_key)),
-                  MasterKeyMismatch);
+  CHECK_THROWS_AS(store.open(1, box_of(*old_key)), MasterKeyMismatch);
   {
-    Database db(path, 1, std::make_shared<const SecretBox>(*new_key));
-    check_keys(db, f);
+    auto db = store.open(1, box_of(*new_key));
+    check_keys(*db, f);
+    check_sealed_at_rest(*db, f);
+    for (const auto& [id, keys] : stored(*db, f)) {
+      for (size_t i = 0; i < keys.size(); ++i) CHECK(keys[i].bytes != before.at(id).at(i).bytes);
+    }
   }
-  const std::string bytes = db_bytes(path);
-  for (const auto& k : all_keys(f)) CHECK_FALSE(contains(bytes, k));
 
   // Usage errors.
   Capture cap;
   CHECK(master_key_command({"rotate", "--listen", "x"}, env_of({})) == 2);
   CHECK(master_key_command({"spin"}, env_of({})) == 2);
-  CHECK(master_key_command({"rotate", "--db", dir.file("none.db")}, env_of({})) == 1);
-  CHECK_FALSE(fs::exists(dir.file("none.db")));
+  CHECK(master_key_command({"rotate", "--db", store.dir().file("none.db")}, env_of({})) == 1);
+  CHECK_FALSE(fs::exists(store.dir().file("none.db")));
   CHECK(master_key_command({"--help"}, env_of({})) == 0);
 }
 
 TEST_CASE("herald master-key rotate with HERALD_MASTER_KEY prints the new key once") {
-  TempDir dir;
-  const std::string path = dir.file("h.db");
+  TestStore store;
+  const std::string location = store.location();
+  const std::string key_file = key_file_of(store);
   const std::string old_key = random_bytes(32);
   Fixture f;
   {
-    Database db(path, 1, std::make_shared<const SecretBox>(old_key));
-    f = fill(db);
+    auto db = store.open(1, box_of(old_key));
+    f = fill(*db);
   }
+  const auto env = env_of({{"HERALD_DB", location},
+                           {"HERALD_MASTER_KEY", base64_encode(old_key)},
+                           {"HERALD_MASTER_KEY_FILE", key_file}});
   int status = 0;
   std::string out, err;
   {
     Capture cap;
-    status = master_key_command(
-        {"rotate"}, env_of({{"HERALD_DB", path}, {"HERALD_MASTER_KEY", base64_encode(old_key)}}));
+    status = master_key_command({"rotate"}, env);
     out = cap.out();
     err = cap.err();
   }
@@ -706,42 +636,44 @@ TEST_CASE("herald master-key rotate with HERALD_MASTER_KEY prints the new key on
   REQUIRE(out.size() == 45);
   const auto new_key = base64_decode(out.substr(0, 44));
   REQUIRE(new_key);
-  CHECK_FALSE(fs::exists(path + ".key"));  // no key file appears
-  CHECK_THROWS_AS(Database(path, 1, std::make_shared<const SecretBox>(old_key)), MasterKeyMismatch);
-  Database db(path, 1, std::make_shared<const SecretBox>(*new_key));
-  check_keys(db, f);
+  CHECK_FALSE(fs::exists(key_file));  // no key file appears
+  CHECK_THROWS_AS(store.open(1, box_of(old_key)), MasterKeyMismatch);
+  {
+    auto db = store.open(1, box_of(*new_key));
+    check_keys(*db, f);
+  }
 
   // The wrong current key: refused, nothing printed, nothing changed.
   Capture cap;
-  CHECK(master_key_command(
-            {"rotate"},
-            env_of({{"HERALD_DB", path}, {"HERALD_MASTER_KEY", base64_encode(old_key)}})) == 1);
+  CHECK(master_key_command({"rotate"}, env) == 1);
   CHECK(cap.out().empty());
   CHECK(contains(cap.err(), "HERALD_MASTER_KEY does not match"));
+  auto db = store.open(1, box_of(*new_key));
+  check_keys(*db, f);
 }
 
 // ---------------------------------------------------------------------------------------------
 // herald token
 
 TEST_CASE("herald token create, list, revoke") {
-  TempDir dir;
-  const std::string path = dir.file("h.db");
+  TestStore store;
+  const std::string location = store.location();
   ManualClock clock(1'700'000'000'000);
   std::string app_a;
   {
-    Database db(path, 1);
-    auto c = db.acquire();
-    auto a = make_app("app-a");
-    AppStore(*c).insert(a);
-    app_a = a.id;
+    auto db = store.open(1);
+    app_a = test::add_app(*db->session(), clock.now_ms(), "app-a", "app-a").id;
   }
-  const auto env = env_of({{"HERALD_DB", path}});
+  const auto env = env_of({{"HERALD_DB", location}});
   const auto run = [&](std::vector<std::string> args, std::string* out, std::string* err) {
     Capture cap;
     const int status = token_command(args, env, clock);
     *out = cap.out();
     *err = cap.err();
     return status;
+  };
+  const auto find = [&](const std::string& token) {
+    return store.open(1)->session()->tokens().find_by_hash(sha256(token));
   };
   std::string out, err;
 
@@ -752,17 +684,12 @@ TEST_CASE("herald token create, list, revoke") {
   CHECK(out == scoped + "\n");
   CHECK(scoped.starts_with("ak_"));
   // An admin token, via --db.
-  REQUIRE(run({"create", "--db", path}, &out, &err) == 0);
+  REQUIRE(run({"create", "--db", location}, &out, &err) == 0);
   const std::string admin = out.substr(0, out.size() - 1);
   CHECK(admin.starts_with("sk_"));
 
-  std::optional<TokenRecord> scoped_rec, admin_rec;
-  {
-    Database db(path, 1);
-    auto c = db.acquire();
-    scoped_rec = TokenStore(*c).find_by_hash(sha256(scoped));
-    admin_rec = TokenStore(*c).find_by_hash(sha256(admin));
-  }
+  const auto scoped_rec = find(scoped);
+  const auto admin_rec = find(admin);
   REQUIRE(scoped_rec);
   REQUIRE(admin_rec);
   CHECK(scoped_rec->app_id == std::optional<std::string>(app_a));
@@ -789,12 +716,8 @@ TEST_CASE("herald token create, list, revoke") {
 
   // Revoke.
   REQUIRE(run({"revoke", scoped_rec->id}, &out, &err) == 0);
-  {
-    Database db(path, 1);
-    auto c = db.acquire();
-    CHECK_FALSE(TokenStore(*c).find_by_hash(sha256(scoped)));
-    CHECK(TokenStore(*c).find_by_hash(sha256(admin)));
-  }
+  CHECK_FALSE(find(scoped));
+  CHECK(find(admin));
   CHECK(run({"revoke", scoped_rec->id}, &out, &err) == 1);
   CHECK(contains(err, "no token"));
 
@@ -805,9 +728,177 @@ TEST_CASE("herald token create, list, revoke") {
   CHECK(run({"create", "--bogus", "x"}, &out, &err) == 2);
   CHECK(run({"revoke"}, &out, &err) == 2);
   CHECK(run({"frobnicate"}, &out, &err) == 2);
-  CHECK(run({"list", "--db", dir.file("none.db")}, &out, &err) == 1);
+  CHECK(run({"list", "--db", store.dir().file("none.db")}, &out, &err) == 1);
   CHECK(contains(err, "no database at"));
-  CHECK_FALSE(fs::exists(dir.file("none.db")));
+  CHECK_FALSE(fs::exists(store.dir().file("none.db")));
   CHECK(run({"create", "--help"}, &out, &err) == 0);
   CHECK(contains(out, "Usage: herald token"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite files: what a copy of one holds
+
+TEST_SUITE("sqlite") {
+  TEST_CASE("a SQLite database copied without its key reveals no endpoint secret") {
+    TempDir dir;
+    std::string key;
+    const std::string path = dir.file("herald.db");
+    auto db = open_sqlite(path, 2, new_box(&key));
+    const Fixture f = fill(*db);
+    check_keys(*db, f);
+
+    // The control: the same data in plaintext is found by the same search.
+    {
+      auto plain = open_sqlite(dir.file("plain.db"), 1);
+      const Fixture pf = fill(*plain);
+      const std::string plain_bytes = db_bytes(dir.file("plain.db"));
+      for (const auto& k : all_keys(pf)) CHECK(contains(plain_bytes, k));
+    }
+
+    // A copy taken while herald runs: the file and its WAL, no key.
+    copy_db(path, dir.file("copy.db"));
+    const std::string bytes = db_bytes(dir.file("copy.db"));
+    REQUIRE(bytes.size() > 4096);
+    for (const auto& k : all_keys(f)) {
+      for (const auto& form : leak_forms(k)) CHECK_FALSE(contains(bytes, form));
+    }
+    CHECK_FALSE(contains(bytes, key));
+    CHECK_FALSE(contains(bytes, base64_encode(key)));
+
+    // The copy is a whole database: refused with a wrong key, whole with the right one.
+    CHECK_THROWS_AS(open_sqlite(dir.file("copy.db"), 1, new_box()), MasterKeyMismatch);
+    auto copy = open_sqlite(dir.file("copy.db"), 1, box_of(key));
+    check_keys(*copy, f);
+  }
+
+  TEST_CASE(
+      "plaintext secrets of a database from before sealing are sealed on the first keyed open") {
+    TempDir dir;
+    const std::string path = dir.file("v2.db");
+    const TimeMs now = now_ms();
+    const std::string app_id = new_id(kAppPrefix, now);
+    const std::vector<std::string> ids = {new_id(kEndpointPrefix, now),
+                                          new_id(kEndpointPrefix, now)};
+    const std::vector<std::string> keys = {random_bytes(32), random_bytes(24)};
+    const std::string deleted_key = random_bytes(32);
+    {
+      // A database at version 2, made by the migrations themselves: a trigger stops migrate()
+      // when it records version 3, which rolls migration 3 back.
+      sqlite::Connection c(path);
+      // As SQLite builds without SQLITE_SECURE_DELETE leave it: deleted bytes linger.
+      c.exec("PRAGMA secure_delete = OFF");
+      c.exec(
+          "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+          "CREATE TRIGGER stop_after_v2 BEFORE INSERT ON schema_version WHEN NEW.version > 2 "
+          "BEGIN SELECT RAISE(ABORT, 'stop after version 2'); END;");
+      CHECK_THROWS_AS(sqlite::migrate(c), DbError);
+      c.exec("DROP TRIGGER stop_after_v2");
+      REQUIRE(scalar(c, "SELECT max(version) FROM schema_version") == 2);
+      c.prepare(
+           "INSERT INTO applications (id, uid, name, created_at, updated_at) "
+           "VALUES (?, 'old', 'old', ?, ?)")
+          .bind(1, app_id)
+          .bind(2, now)
+          .bind(3, now)
+          .run();
+      for (size_t i = 0; i < ids.size(); ++i) {
+        c.prepare(
+             "INSERT INTO endpoints (id, app_id, url, created_at, updated_at) "
+             "VALUES (?, ?, 'https://example.com', ?, ?)")
+            .bind(1, ids[i])
+            .bind(2, app_id)
+            .bind(3, now)
+            .bind(4, now)
+            .run();
+        c.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+            .bind(1, ids[i])
+            .bind_blob(2, keys[i])
+            .bind(3, now)
+            .run();
+      }
+      // Secrets deleted before the upgrade, pages of them: their bytes linger in free pages.
+      for (int i = 0; i < 300; ++i) {
+        c.prepare("INSERT INTO endpoint_secrets (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+            .bind(1, ids[0])
+            .bind_blob(2, i == 150 ? deleted_key : random_bytes(32))
+            .bind(3, now - 1)
+            .run();
+      }
+      c.prepare("DELETE FROM endpoint_secrets WHERE created_at = ?").bind(1, now - 1).run();
+      c.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    REQUIRE(contains(db_bytes(path), keys[0]));  // the control: the search finds plaintext
+    REQUIRE(contains(db_bytes(path), deleted_key));
+
+    std::string master;
+    {
+      auto db = open_sqlite(path, 2, new_box(&master));
+      sqlite::Connection c(path);
+      CHECK(scalar(c, "SELECT max(version) FROM schema_version") ==
+            sqlite::latest_schema_version());
+      CHECK(scalar(c, "SELECT count(*) FROM endpoint_secrets WHERE sealed = 1") == 2);
+      CHECK(scalar(c, "SELECT count(*) FROM endpoint_secrets WHERE sealed = 0") == 0);
+      auto s = db->session();
+      for (size_t i = 0; i < ids.size(); ++i) {
+        CHECK(s->endpoints().current_key(ids[i]) == std::optional<std::string>(keys[i]));
+      }
+      const std::string bytes = db_bytes(path);
+      for (const auto& k : {keys[0], keys[1], deleted_key}) {
+        for (const auto& form : leak_forms(k)) CHECK_FALSE(contains(bytes, form));
+      }
+    }
+    // Opening again seals nothing more and reads the same keys.
+    auto again = open_sqlite(path, 1, box_of(master));
+    CHECK(again->session()->endpoints().current_key(ids[1]) == std::optional<std::string>(keys[1]));
+  }
+
+  TEST_CASE("a rotation leaves nothing sealed with the old key in the file or its WAL") {
+    TempDir dir;
+    const std::string path = dir.file("h.db");
+    std::string old_key;
+    auto db = open_sqlite(path, 1, new_box(&old_key));
+    const Fixture f = fill(*db);
+    std::vector<std::string> old_sealed;
+    for (const auto& [id, keys] : stored(*db, f)) {
+      for (const auto& k : keys) old_sealed.push_back(k.bytes.substr(1, 28));
+    }
+    REQUIRE(old_sealed.size() == 4);
+    // How many of them a copy taken now (the file and its WAL) would hold.
+    const auto lingering = [&] {
+      const std::string bytes = db_bytes(path);
+      int n = 0;
+      for (const auto& sealed : old_sealed) n += contains(bytes, sealed) ? 1 : 0;
+      return n;
+    };
+    REQUIRE(lingering() == 4);  // the control: the search finds them
+
+    std::string new_key;
+    SUBCASE("reseal_all, then Database::scrub") {
+      new_key = random_bytes(32);
+      CHECK(reseal_all(*db, SecretBox(new_key)) == 4);
+      REQUIRE(lingering() > 0);  // re-sealed, but the old values are still in the file or WAL
+      db->scrub();
+    }
+    SUBCASE("herald master-key rotate, while another connection keeps the WAL open") {
+      Capture cap;
+      REQUIRE(master_key_command({"rotate"}, env_of({{"HERALD_DB", path},
+                                                     {"HERALD_MASTER_KEY", base64_encode(old_key)},
+                                                     {"HERALD_MASTER_KEY_FILE", path + ".key"}})) ==
+              0);
+      REQUIRE(cap.out().size() == 45);
+      new_key = base64_decode(cap.out().substr(0, 44)).value_or("");
+    }
+    SUBCASE("herald master-key rotate with the key file next to the database") {
+      std::string error;
+      REQUIRE(create_key_file(path + ".key", old_key, &error));
+      Capture cap;
+      REQUIRE(master_key_command({"rotate", "--db", path}, env_of({})) == 0);
+      bool missing = false;
+      new_key = read_key_file(path + ".key", &missing, &error).value_or("");
+    }
+    CHECK(lingering() == 0);
+    db.reset();
+    auto reopened = open_sqlite(path, 1, box_of(new_key));
+    check_keys(*reopened, f);
+  }
 }

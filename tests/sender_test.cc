@@ -24,22 +24,22 @@
 #include <vector>
 
 #include "core/address_policy.h"
+#include "tests/support/gate.h"
+#include "tests/support/wait.h"
 
 using herald::AddressPolicy;
 using herald::DeliveryJob;
 using herald::DeliveryResult;
 using herald::Sender;
+using herald::test::Gate;
+using herald::test::ms_since;
+using herald::test::SteadyClock;
+using herald::test::wait_until;
 using namespace std::chrono_literals;
 
 namespace {
 
 constexpr auto kWait = 10s;  // generous: a broken sender fails the test instead of hanging it
-
-using SteadyClock = std::chrono::steady_clock;
-
-int64_t ms_since(SteadyClock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
-}
 
 // A loopback receiver on a free port. Register handlers on `svr` before start().
 struct TestServer {
@@ -59,9 +59,7 @@ struct TestServer {
     port = svr.bind_to_any_port("127.0.0.1");
     REQUIRE(port > 0);
     thread = std::thread([this] { svr.listen_after_bind(); });
-    auto deadline = SteadyClock::now() + kWait;
-    while (!svr.is_running() && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
-    REQUIRE(svr.is_running());
+    REQUIRE(wait_until([this] { return svr.is_running(); }, kWait));
   }
   void shutdown() {
     svr.stop();
@@ -69,26 +67,6 @@ struct TestServer {
   }
   std::string url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port) + path;
-  }
-};
-
-// Lets handlers block until the test releases them (or a cap elapses), so no test sleeps
-// longer than it must and the server can stop promptly.
-struct Gate {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = false;
-
-  void wait_for(std::chrono::milliseconds cap) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock, cap, [this] { return open; });
-  }
-  void release() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      open = true;
-    }
-    cv.notify_all();
   }
 };
 
@@ -139,16 +117,6 @@ DeliveryResult send_one(const DeliveryJob& job, Sender::Options options = {}) {
   REQUIRE(results.size() == 1);
   CHECK(results[0].tag == job.tag);
   return results[0];
-}
-
-// DeliveryResult::aborted is being added to sender.h; until then these checks pass vacuously.
-template <typename Result>
-bool aborted_or(const Result& r, bool fallback) {
-  if constexpr (requires { r.aborted; }) {
-    return r.aborted;
-  } else {
-    return fallback;
-  }
 }
 
 std::map<uint64_t, int> count_tags(const std::vector<DeliveryResult>& results) {
@@ -285,7 +253,7 @@ TEST_CASE("500: status and body captured, no error text") {
   CHECK_FALSE(r.success());
   CHECK(r.body == "boom");
   CHECK(r.error.empty());
-  CHECK_FALSE(aborted_or(r, false));
+  CHECK_FALSE(r.aborted);
 }
 
 TEST_CASE("Retry-After: delta seconds and HTTP date") {
@@ -407,7 +375,7 @@ TEST_CASE("timeout: status 0 with curl's error text, bounded duration") {
   CHECK(r.error.find("timed out") != std::string::npos);
   CHECK(r.duration_ms >= 250);
   CHECK(r.duration_ms < 1200);
-  CHECK_FALSE(aborted_or(r, false));  // a real attempt that failed
+  CHECK_FALSE(r.aborted);  // a real attempt that failed
   MESSAGE("timeout error: " << r.error);
 
   DeliveryJob stall = make_job(6, server.url("/stall"));
@@ -462,7 +430,7 @@ TEST_CASE("a job curl refuses to start fails alone with the reason") {
     if (r.tag == 1) {
       CHECK(r.status_code == 0);
       CHECK(r.error.rfind("could not start transfer: ", 0) == 0);
-      CHECK_FALSE(aborted_or(r, false));  // a persistent fault: must not be requeued as unsent
+      CHECK_FALSE(r.aborted);  // a persistent fault: must not be requeued as unsent
     } else {
       CHECK(r.status_code == 204);
     }
@@ -528,10 +496,7 @@ TEST_CASE("slow receivers are served concurrently") {
       jobs.push_back(make_job(tag, server.url("/slow")));
     }
     sender.submit(std::move(jobs));
-    auto deadline = SteadyClock::now() + kWait;
-    while (arrived.load() < static_cast<int>(group * 4 + 4) && SteadyClock::now() < deadline) {
-      std::this_thread::yield();
-    }
+    REQUIRE(wait_until([&] { return arrived.load() == static_cast<int>(group * 4 + 4); }, kWait));
   }
   auto results = collector.wait_for(20);
   int64_t elapsed = ms_since(start);
@@ -614,9 +579,7 @@ TEST_CASE("stop(): in-flight transfers are aborted at the drain bound, one resul
   std::vector<DeliveryJob> jobs;
   for (uint64_t tag = 0; tag < 5; ++tag) jobs.push_back(make_job(tag, server.url("/hang")));
   sender.submit(std::move(jobs));
-  auto deadline = SteadyClock::now() + kWait;
-  while (arrived.load() < 5 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
-  REQUIRE(arrived.load() == 5);
+  REQUIRE(wait_until([&] { return arrived.load() == 5; }, kWait));
   CHECK(sender.in_flight() == 5);
 
   auto start = SteadyClock::now();
@@ -631,7 +594,7 @@ TEST_CASE("stop(): in-flight transfers are aborted at the drain bound, one resul
   for (const auto& r : results) {
     CHECK(r.status_code == 0);
     CHECK(r.error == "aborted at shutdown");
-    CHECK(aborted_or(r, true));
+    CHECK(r.aborted);
   }
   CHECK(sender.in_flight() == 0);
   sender.stop(0);  // idempotent
@@ -654,15 +617,17 @@ TEST_CASE("stop(): transfers that finish within the drain bound succeed") {
   std::vector<DeliveryJob> jobs;
   for (uint64_t tag = 0; tag < 5; ++tag) jobs.push_back(make_job(tag, server.url("/slowish")));
   sender.submit(std::move(jobs));
-  auto deadline = SteadyClock::now() + kWait;
-  while (arrived.load() < 5 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+  REQUIRE(wait_until([&] { return arrived.load() == 5; }, kWait));
 
   auto start = SteadyClock::now();
   sender.stop(5000);
   CHECK(ms_since(start) < 1000);  // returns once the transfers are done, not at the bound
   auto results = collector.snapshot();
   CHECK(results.size() == 5);
-  for (const auto& r : results) CHECK(r.status_code == 200);
+  for (const auto& r : results) {
+    CHECK(r.status_code == 200);
+    CHECK_FALSE(r.aborted);  // finished within the bound: real attempts
+  }
   CHECK(sender.in_flight() == 0);
 }
 
@@ -687,7 +652,7 @@ TEST_CASE("stop(0) right after submit: every job gets exactly one result") {
         r.status_code == 204 ||
         (r.status_code == 0 && (r.error == "sender stopped" || r.error == "aborted at shutdown"));
     CHECK_MESSAGE(ok, "tag " << r.tag << ": " << r.status_code << " " << r.error);
-    CHECK(aborted_or(r, r.status_code == 0) == (r.status_code == 0));
+    CHECK(r.aborted == (r.status_code == 0));
   }
   CHECK(sender.in_flight() == 0);
 }
@@ -702,7 +667,7 @@ TEST_CASE("submit after stop: immediate 'sender stopped' results") {
   for (const auto& r : results) {
     CHECK(r.status_code == 0);
     CHECK(r.error == "sender stopped");
-    CHECK(aborted_or(r, true));
+    CHECK(r.aborted);
   }
   CHECK(count_tags(results).size() == 2);
   CHECK(sender.in_flight() == 0);
@@ -724,13 +689,15 @@ TEST_CASE("destructor aborts in-flight transfers promptly") {
   {
     Sender sender({}, collector.sink());
     sender.submit({make_job(1, server.url("/hang")), make_job(2, server.url("/hang"))});
-    auto deadline = SteadyClock::now() + kWait;
-    while (arrived.load() < 2 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+    REQUIRE(wait_until([&] { return arrived.load() == 2; }, kWait));
   }
   CHECK(ms_since(start) < 1000);
   auto results = collector.snapshot();
   REQUIRE(results.size() == 2);
-  for (const auto& r : results) CHECK(r.error == "aborted at shutdown");
+  for (const auto& r : results) {
+    CHECK(r.error == "aborted at shutdown");
+    CHECK(r.aborted);
+  }
   gate.release();
 }
 
@@ -796,9 +763,7 @@ struct CountingServer {
     port = svr.bind_to_any_port(host);
     if (port <= 0) return false;
     thread = std::thread([this] { svr.listen_after_bind(); });
-    auto deadline = SteadyClock::now() + kWait;
-    while (!svr.is_running() && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
-    REQUIRE(svr.is_running());
+    REQUIRE(wait_until([this] { return svr.is_running(); }, kWait));
     return true;
   }
   ~CountingServer() {

@@ -8,6 +8,7 @@ import {
   Svix,
   instrumentSvix,
   assertRecentDate,
+  onPostgres,
   expectApiError,
   rawRequest,
   runHerald,
@@ -56,8 +57,10 @@ describe("command line", () => {
     ["HERALD_ALLOW_PRIVATE_CIDRS=300.1.2.3/99", { HERALD_ALLOW_PRIVATE_CIDRS: "300.1.2.3/99" }, "HERALD_ALLOW_PRIVATE_CIDRS"],
   ]) {
     test(`bad configuration (${label}) exits non-zero with one clear line`, async () => {
-      const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", `${h.dir}/bad-config.db`], {
-        env: { HERALD_ADMIN_TOKEN: "x".repeat(40), ...env },
+      // On PostgreSQL the running cluster's own database and key: only the setting is wrong.
+      const db = onPostgres ? h.dbPath : `${h.dir}/bad-config.db`;
+      const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", db], {
+        env: { HERALD_ADMIN_TOKEN: "x".repeat(40), ...(onPostgres ? { HERALD_MASTER_KEY: h.masterKey } : {}), ...env },
       });
       const out = `${r.stderr}${r.stdout}`.trim();
       assert.notEqual(r.code, 0, `${label}: herald must exit non-zero (exit ${r.code}, signal ${r.signal}): ${out}`);

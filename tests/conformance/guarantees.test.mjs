@@ -2,7 +2,9 @@
 // and delivered (nothing acknowledged is lost), and graceful shutdown on SIGTERM/SIGINT (in-flight
 // attempts are drained and recorded, or put back uncounted when the drain time runs out).
 //
-// Each test starts its own herald, kills or stops it, and restarts it on the same database.
+// Each test starts its own herald, kills or stops it, and restarts it on the same database. On
+// PostgreSQL too these are about one process and its restart, so each herald is a single node
+// (`nodes: 1`); tests/cluster kills one node of two while the other carries on.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
@@ -17,13 +19,15 @@ import {
 /** Everything started by a test, stopped in after() even when the test failed midway. */
 const cleanups = [];
 after(async () => {
+  const errors = [];
   for (const c of cleanups.reverse()) {
     try {
       await c();
-    } catch {
-      // best effort
+    } catch (e) {
+      errors.push(e); // e.g. a herald that did not exit 0: reported once all are stopped
     }
   }
+  if (errors.length) throw errors[0];
 });
 
 function track(h) {
@@ -56,7 +60,7 @@ async function attemptsOf(svix, appId, msgId) {
 describe("crash safety", () => {
   test("SIGKILL during a burst of message creates: every acknowledged message reaches every endpoint", async () => {
     const env = { HERALD_REQUEST_TIMEOUT: "1s", HERALD_LEASE: "2s" };
-    const h1 = await startHerald({ env });
+    const h1 = await startHerald({ env, nodes: 1 });
     cleanups.push(() => h1.stop({ keepDir: true }));
     const rx = await startReceiver();
     cleanups.push(() => rx.close());
@@ -123,7 +127,7 @@ describe("crash safety", () => {
     const deliveredBeforeKill = rx.requests().length;
 
     // Restart on the same database (same admin token).
-    const h2 = track(await startHerald({ env, dbPath: h1.dbPath, token: h1.token }));
+    const h2 = track(await startHerald({ env, nodes: 1, dbPath: h1.dbPath, token: h1.token }));
     const started = Date.now();
     const seen = (path) => new Set(rx.requests(path).map((r) => r.headers["webhook-id"]));
     try {
@@ -172,7 +176,7 @@ describe("crash safety", () => {
 describe("graceful shutdown", () => {
   test("SIGTERM waits for an attempt in flight and records it as a success", async () => {
     const env = { HERALD_LEASE: "3s" };
-    const h1 = await startHerald({ env });
+    const h1 = await startHerald({ env, nodes: 1 });
     cleanups.push(() => h1.stop({ keepDir: true }));
     const rx = await startReceiver();
     cleanups.push(() => rx.close());
@@ -190,7 +194,7 @@ describe("graceful shutdown", () => {
     assert.deepEqual(exit, { code: 0, signal: null }, `exit after SIGTERM: ${JSON.stringify(exit)}`);
     assert.ok(tookMs >= 1000, `herald exited ${tookMs} ms after SIGTERM: it did not wait for the 1.5 s attempt`);
 
-    const h2 = track(await startHerald({ env, dbPath: h1.dbPath, token: h1.token }));
+    const h2 = track(await startHerald({ env, nodes: 1, dbPath: h1.dbPath, token: h1.token }));
     const attempts = await attemptsOf(h2.svix, app.id, msg.id);
     assert.equal(
       attempts.length,
@@ -207,7 +211,7 @@ describe("graceful shutdown", () => {
 
   test("HERALD_SHUTDOWN_TIMEOUT cuts the drain short; the aborted try is re-queued uncounted", async () => {
     const env = { HERALD_SHUTDOWN_TIMEOUT: "500ms", HERALD_REQUEST_TIMEOUT: "10s", HERALD_LEASE: "20s" };
-    const h1 = await startHerald({ env });
+    const h1 = await startHerald({ env, nodes: 1 });
     cleanups.push(() => h1.stop({ keepDir: true }));
     const rx = await startReceiver();
     cleanups.push(() => rx.close());
@@ -228,7 +232,7 @@ describe("graceful shutdown", () => {
     assert.ok(tookMs <= 2000, `HERALD_SHUTDOWN_TIMEOUT=500ms, but herald took ${tookMs} ms to exit`);
 
     // The lease (20 s) has not lapsed: only a delivery put back as pending is sent at once.
-    const h2 = track(await startHerald({ env, dbPath: h1.dbPath, token: h1.token }));
+    const h2 = track(await startHerald({ env, nodes: 1, dbPath: h1.dbPath, token: h1.token }));
     const reqs = await rx.waitFor(path, 2, 5000);
     verifyDelivery(key, reqs[1], { msgId: msg.id, payload, what: "retry after restart" });
     const attempts = await eventually(
@@ -246,7 +250,7 @@ describe("graceful shutdown", () => {
   });
 
   test("SIGINT drains too and exits 0", async () => {
-    const h1 = await startHerald();
+    const h1 = await startHerald({ nodes: 1 });
     cleanups.push(() => h1.stop({ keepDir: true }));
     const rx = await startReceiver();
     cleanups.push(() => rx.close());
@@ -260,7 +264,7 @@ describe("graceful shutdown", () => {
     const exit = await exitWithin(h1, 5000, "SIGINT");
     assert.deepEqual(exit, { code: 0, signal: null }, `exit after SIGINT: ${JSON.stringify(exit)}`);
 
-    const h2 = track(await startHerald({ dbPath: h1.dbPath, token: h1.token }));
+    const h2 = track(await startHerald({ nodes: 1, dbPath: h1.dbPath, token: h1.token }));
     const attempts = await attemptsOf(h2.svix, app.id, msg.id);
     assert.deepEqual(
       attempts.map((a) => [a.status, a.responseStatusCode]),

@@ -5,7 +5,7 @@
 // the few requests the SDK refuses to make (malformed bodies, oversized bodies, missing
 // auth), which go through `rawRequest` below.
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -45,50 +45,139 @@ export function makeSecret(n = 24) {
 }
 
 // ---------------------------------------------------------------------------
+// Stores
+// ---------------------------------------------------------------------------
+
+/**
+ * The store the suite runs against: HERALD_TEST_STORE=postgres selects PostgreSQL (a throwaway
+ * server whose maintenance database is HERALD_TEST_PG_URI), anything else the SQLite default.
+ */
+export const STORE = process.env.HERALD_TEST_STORE === "postgres" ? "postgres" : "sqlite";
+export const onPostgres = STORE === "postgres";
+export const onSqlite = !onPostgres;
+
+/** The URI of the throwaway server's maintenance database; throws a clear error when unset. */
+export function pgMaintenanceUri() {
+  const uri = process.env.HERALD_TEST_PG_URI;
+  if (!uri) {
+    throw new Error(
+      "HERALD_TEST_STORE=postgres needs HERALD_TEST_PG_URI (the URI of a test server's maintenance " +
+        "database, e.g. from scripts/pg-test-server.sh start DIR)",
+    );
+  }
+  return uri;
+}
+
+/** `uri` with its database name replaced by `name` (libpq URI: postgresql://[auth@host]/name?...). */
+export function pgUriFor(name, uri = pgMaintenanceUri()) {
+  const m = /^(postgres(?:ql)?:\/\/[^/?]*)(?:\/[^?]*)?(\?.*)?$/.exec(uri);
+  if (!m) throw new Error(`HERALD_TEST_PG_URI is not a postgresql:// URI: ${uri}`);
+  return `${m[1]}/${name}${m[2] ?? ""}`;
+}
+
+/** Runs psql with `sql` on `uri` (default: the maintenance database); resolves with its stdout. */
+export function psql(sql, { uri = pgMaintenanceUri(), timeoutMs = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      "psql",
+      [uri, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+      { timeout: timeoutMs, env: { ...process.env, PGCONNECT_TIMEOUT: "10" }, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`psql -c ${JSON.stringify(sql)}: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
+/** A plain-text pg_dump of the database at `uri`, as a Buffer (what a copy of it would hold). */
+export function pgDump(uri, { timeoutMs = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      "pg_dump",
+      ["--no-owner", "--format=plain", uri],
+      { timeout: timeoutMs, encoding: "buffer", maxBuffer: 256 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`pg_dump: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
+let pgDatabaseSeq = 0;
+
+/** Creates an empty database on the test server; resolves with its URI. */
+export async function createPgDatabase() {
+  const name = `herald_t_${process.pid}_${++pgDatabaseSeq}_${crypto.randomBytes(3).toString("hex")}`;
+  await psql(`CREATE DATABASE ${name}`);
+  return pgUriFor(name);
+}
+
+/** The database name in a postgresql:// URI. */
+export function pgDatabaseName(uri) {
+  const m = /^postgres(?:ql)?:\/\/[^/?]*\/([^?]*)/.exec(uri);
+  if (!m || !/^[a-z0-9_]+$/.test(m[1])) throw new Error(`not a test database URI: ${uri}`);
+  return m[1];
+}
+
+/** Drops the database of `uri` (connections to it are cut off). */
+export async function dropPgDatabase(uri) {
+  await psql(`DROP DATABASE IF EXISTS ${pgDatabaseName(uri)} WITH (FORCE)`);
+}
+
+// The master key of each PostgreSQL database this process made, so that a later startHerald
+// on the same URI (a restart) opens it without the test passing the key along.
+const pgMasterKeys = new Map();
+
+// ---------------------------------------------------------------------------
 // herald process
 // ---------------------------------------------------------------------------
 
 const READY_RE = /listening on (http:\/\/127\.0\.0\.1:(\d+))/;
 
-/**
- * Start `herald serve` on an ephemeral port with a fresh database.
- *
- * opts.retrySchedule  HERALD_RETRY_SCHEDULE (default "100ms,200ms,400ms")
- * opts.env            extra environment variables
- * opts.args           extra command-line arguments
- * opts.readyTimeoutMs how long to wait for the "listening on" line (default 10 s)
- * opts.dbPath        reuse this database file (e.g. to restart after a crash) instead of a
- *                    fresh one; its directory is removed by stop() unless stop({keepDir: true})
- * opts.token         admin token to use (default: a fresh random one)
- */
-export async function startHerald(opts = {}) {
-  const bin = process.env.HERALD_BIN || DEFAULT_HERALD_BIN;
-  if (!existsSync(bin)) {
-    throw new Error(
-      `herald binary not found at ${bin} (set HERALD_BIN or build it with ` +
-        "`cmake --build build --target herald` in the repository root)",
-    );
+// What AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer and ThreadSanitizer print.
+const SANITIZER_RE =
+  /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |WARNING: ThreadSanitizer|SUMMARY: \w+Sanitizer/;
+
+// Problems with herald processes (a crash, a non-zero exit after SIGTERM, a sanitizer report, a
+// process never stopped). stop() throws them; they also fail the test file when it exits, in
+// case a test swallowed the error.
+const processProblems = [];
+const liveNodes = new Set();
+process.on("exit", () => {
+  for (const node of liveNodes) {
+    node.kill("SIGKILL");
+    processProblems.push(`herald node ${node.name} (pid ${node.proc.pid}) was never stopped`);
   }
-  const dir = opts.dbPath ? path.dirname(opts.dbPath) : mkdtempSync(path.join(tmpdir(), "herald-conf-"));
-  const dbPath = opts.dbPath ?? path.join(dir, "herald.db");
-  const token = opts.token ?? randomToken(40);
-  const env = {
-    ...process.env,
-    HERALD_ADMIN_TOKEN: token,
-    HERALD_RETRY_SCHEDULE: opts.retrySchedule ?? "100ms,200ms,400ms",
-    HERALD_ALLOW_PRIVATE_CIDRS: "127.0.0.0/8",
-    HERALD_REQUEST_TIMEOUT: "2s",
-    HERALD_LOG_LEVEL: "warn",
-    ...(opts.env ?? {}),
-  };
-  const args = ["serve", "--listen", "127.0.0.1:0", "--db", dbPath, ...(opts.args ?? [])];
+  if (processProblems.length) {
+    process.exitCode = 1;
+    console.error(`harness: problems with herald processes:\n- ${processProblems.join("\n- ")}`);
+  }
+});
+
+/**
+ * Spawns one `herald serve` and resolves once it printed its "listening on" line. The node:
+ * {name, url, token, svix, proc, exitPromise, listenStream, logs(), exited(), kill(signal),
+ * signalsSent}. `proc.kill` is wrapped too, so a signal a test sends is known to stop().
+ */
+async function startNode({ bin, args, env, token, name, readyTimeoutMs, logLimitBytes }) {
   const proc = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const signalsSent = [];
+  const rawKill = proc.kill.bind(proc);
+  proc.kill = (signal = "SIGTERM") => {
+    signalsSent.push(signal);
+    return rawKill(signal);
+  };
 
   let stdout = "";
   let stderr = "";
-  const MAX_LOG = 256 * 1024;
+  let sanitizerReport = false;
+  const MAX_LOG = logLimitBytes;
   const keep = (s, chunk) => {
-    s += chunk.toString("utf8");
+    const text = chunk.toString("utf8");
+    if (SANITIZER_RE.test(s.slice(-200) + text)) sanitizerReport = true;
+    s += text;
     return s.length > MAX_LOG ? s.slice(s.length - MAX_LOG) : s;
   };
 
@@ -96,11 +185,24 @@ export async function startHerald(opts = {}) {
   const exitPromise = new Promise((resolve) => {
     proc.on("exit", (code, signal) => {
       exited = { code, signal };
+      liveNodes.delete(node);
       resolve(exited);
     });
   });
+  const node = {
+    name,
+    token,
+    proc,
+    exitPromise,
+    signalsSent,
+    rawKill,
+    kill: (signal) => proc.kill(signal),
+    exited: () => exited,
+    sanitizerReport: () => sanitizerReport,
+    logs: () => ({ stdout, stderr }),
+  };
+  liveNodes.add(node);
 
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
   let listenStream = null;
   const url = await new Promise((resolve, reject) => {
     let done = false;
@@ -112,12 +214,12 @@ export async function startHerald(opts = {}) {
       else resolve(value);
     };
     const describe = () =>
-      `\n--- herald stdout ---\n${stdout}\n--- herald stderr ---\n${stderr}\n---`;
+      `\n--- herald ${name} stdout ---\n${stdout}\n--- herald ${name} stderr ---\n${stderr}\n---`;
     const timer = setTimeout(() => {
-      proc.kill("SIGKILL");
+      rawKill("SIGKILL");
       finish(
         new Error(
-          `herald did not print "listening on http://127.0.0.1:<port>" on stdout within ` +
+          `herald ${name} did not print "listening on http://127.0.0.1:<port>" on stdout within ` +
             `${readyTimeoutMs} ms (bin ${bin}, args ${JSON.stringify(args)})${describe()}`,
         ),
       );
@@ -133,7 +235,7 @@ export async function startHerald(opts = {}) {
     proc.stderr.on("data", (chunk) => {
       stderr = keep(stderr, chunk);
       // The contract says stdout; accept stderr so the rest of the suite can run, and
-      // record where it came from (health.test.mjs asserts it was stdout).
+      // record where it came from (apps.test.mjs asserts it was stdout).
       const m = READY_RE.exec(stderr);
       if (m && !listenStream) {
         listenStream = "stderr";
@@ -144,36 +246,323 @@ export async function startHerald(opts = {}) {
     proc.on("exit", (code, signal) =>
       finish(
         new Error(
-          `herald exited (code ${code}, signal ${signal}) before becoming ready${describe()}`,
+          `herald ${name} exited (code ${code}, signal ${signal}) before becoming ready${describe()}`,
         ),
       ),
     );
+  }).catch(async (e) => {
+    // Gone before it was ready (or killed for being late): wait for the exit, within reason.
+    await Promise.race([exitPromise, sleep(5000)]);
+    throw e;
   });
+  node.url = url;
+  node.listenStream = listenStream;
+  node.svix = instrumentSvix(new Svix(token, { serverUrl: url }));
+  return node;
+}
 
+/**
+ * Stops `node` with SIGTERM (SIGKILL after `timeoutMs`) unless it exited already; resolves with
+ * {exit, problems}: what is wrong with how it ended (nothing when a signal the test sent ended
+ * it, or when it exited 0 after SIGTERM/SIGINT, and it printed no sanitizer report).
+ */
+async function stopNode(node, timeoutMs) {
+  const problems = [];
+  const ranOnItsOwnTo = node.exited();
+  let forced = false;
+  if (!ranOnItsOwnTo) {
+    node.rawKill("SIGTERM");
+    const t = setTimeout(() => {
+      forced = true;
+      node.rawKill("SIGKILL");
+    }, timeoutMs);
+    await node.exitPromise;
+    clearTimeout(t);
+  }
+  const exit = node.exited();
+  const clean = exit.code === 0 && exit.signal === null;
+  const tail = () => {
+    const { stdout, stderr } = node.logs();
+    return `\n--- stdout (tail) ---\n${stdout.slice(-3000)}\n--- stderr (tail) ---\n${stderr.slice(-6000)}\n---`;
+  };
+  if (forced) {
+    problems.push(`herald ${node.name} was still running ${timeoutMs} ms after SIGTERM (killed)${tail()}`);
+  } else if (!ranOnItsOwnTo && !clean) {
+    problems.push(`herald ${node.name} exited with ${JSON.stringify(exit)} after SIGTERM, not 0${tail()}`);
+  } else if (ranOnItsOwnTo) {
+    const sent = node.signalsSent;
+    if (sent.length === 0 && !clean) {
+      problems.push(`herald ${node.name} died on its own before stop(): ${JSON.stringify(exit)}${tail()}`);
+    } else if (sent.length > 0 && !sent.includes("SIGKILL") && !clean) {
+      problems.push(
+        `herald ${node.name} exited with ${JSON.stringify(exit)} after the test's ${sent.join(", ")}, not 0${tail()}`,
+      );
+    }
+  }
+  if (node.sanitizerReport()) problems.push(`herald ${node.name} printed a sanitizer report${tail()}`);
+  return { exit, problems };
+}
+
+/**
+ * Start `herald serve` on ephemeral ports with a fresh database, and resolve once it serves.
+ *
+ * On SQLite (the default) that is one process on a new file in a temp dir. With
+ * HERALD_TEST_STORE=postgres it is a fresh database on the test server and, unless
+ * `opts.nodes` says otherwise, TWO processes on it (same admin token, same random
+ * HERALD_MASTER_KEY) behind a round-robin proxy that sends each request to the next node, so
+ * every call a test makes alternates between them.
+ *
+ * opts.retrySchedule  HERALD_RETRY_SCHEDULE (default "100ms,200ms,400ms")
+ * opts.env            extra environment variables (a value of undefined removes one), for
+ *                     every node; opts.nodeEnv[i] adds to node i's only
+ * opts.args           extra command-line arguments
+ * opts.readyTimeoutMs how long to wait for the "listening on" line (default 10 s)
+ * opts.logLimitBytes  how much of each node's stdout and stderr logs() keeps (the last 256 KiB)
+ * opts.dbPath         reuse this database (e.g. to restart after a crash) instead of a fresh
+ *                     one: a file path on SQLite, the database's URI (h.dbPath) on PostgreSQL
+ * opts.token          admin token to use (default: a fresh random one)
+ * opts.nodes          how many herald processes (PostgreSQL only; default 2; 1 for a test
+ *                     about one process, e.g. its restart or shutdown)
+ * opts.masterKey      PostgreSQL: HERALD_MASTER_KEY (default: the key this process used for
+ *                     opts.dbPath before, else a new random one); null sets none
+ *
+ * Resolves with {url, token, svix, dbPath, dir, store, masterKey, nodes, proxy, stop, logs,
+ * listenStream} and, with one node, that node's proc and exitPromise. `nodes[i]` has its own
+ * url, svix, proc, exitPromise, logs() and kill(signal).
+ *
+ * stop({timeoutMs, keepDir, check}) sends SIGTERM to every node still running and resolves
+ * with {code, signal}: the node's exit status with one node; with several, {code: 0,
+ * signal: null} when all exited 0, else the first other one; `.nodes` (not enumerable) lists
+ * each node's. Unless `check: false` it throws when a node exited other than 0 after SIGTERM
+ * or SIGINT, died on its own, outlived the timeout or printed a sanitizer report (a node the
+ * test killed with SIGKILL is fine). It removes the temp dir and, on PostgreSQL, drops the
+ * database, unless keepDir: true.
+ */
+export async function startHerald(opts = {}) {
+  const bin = process.env.HERALD_BIN || DEFAULT_HERALD_BIN;
+  if (!existsSync(bin)) {
+    throw new Error(
+      `herald binary not found at ${bin} (set HERALD_BIN or build it with ` +
+        "`cmake --build build --target herald` in the repository root)",
+    );
+  }
+  const nodeCount = opts.nodes ?? (onPostgres ? 2 : 1);
+  if (onSqlite && nodeCount !== 1) throw new Error("startHerald: SQLite takes one process (nodes: 1)");
+
+  let dir;
+  let dbPath;
+  let masterKey;
+  if (onPostgres) {
+    dir = mkdtempSync(path.join(tmpdir(), "herald-conf-"));
+    dbPath = opts.dbPath ?? (await createPgDatabase());
+    masterKey =
+      opts.masterKey === null
+        ? undefined
+        : opts.masterKey ?? pgMasterKeys.get(dbPath) ?? crypto.randomBytes(32).toString("base64");
+    if (masterKey !== undefined && !pgMasterKeys.has(dbPath)) pgMasterKeys.set(dbPath, masterKey);
+  } else {
+    dir = opts.dbPath ? path.dirname(opts.dbPath) : mkdtempSync(path.join(tmpdir(), "herald-conf-"));
+    dbPath = opts.dbPath ?? path.join(dir, "herald.db");
+  }
+  const token = opts.token ?? randomToken(40);
+  const baseEnv = {
+    ...process.env,
+    HERALD_ADMIN_TOKEN: token,
+    HERALD_RETRY_SCHEDULE: opts.retrySchedule ?? "100ms,200ms,400ms",
+    HERALD_ALLOW_PRIVATE_CIDRS: "127.0.0.0/8",
+    HERALD_REQUEST_TIMEOUT: "2s",
+    HERALD_LOG_LEVEL: "warn",
+    ...(masterKey !== undefined ? { HERALD_MASTER_KEY: masterKey } : {}),
+    ...(opts.env ?? {}),
+  };
+  const args = ["serve", "--listen", "127.0.0.1:0", "--db", dbPath, ...(opts.args ?? [])];
+  // Several nodes sit behind a proxy that listens before they start, so that the links they
+  // hand out (portal access) name it, as HERALD_PUBLIC_URL names a load balancer in production.
+  const members = [];
+  const proxy = nodeCount > 1 ? await startRoundRobinProxy(members) : null;
+  if (proxy && opts.env?.HERALD_PUBLIC_URL === undefined) baseEnv.HERALD_PUBLIC_URL = proxy.url;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
+
+  // The temp dir (on SQLite the database's), and on PostgreSQL the database.
+  const removeStorage = async () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (onPostgres) await dropPgDatabase(dbPath);
+  };
+
+  // All nodes at once: concurrent starts on one database are part of what is tested.
+  const started = await Promise.allSettled(
+    Array.from({ length: nodeCount }, (_, i) => {
+      const env = { ...baseEnv, ...(opts.nodeEnv?.[i] ?? {}) };
+      for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+      const name = nodeCount === 1 ? "node" : `node ${i}`;
+      return startNode({ bin, args, env, token, name, readyTimeoutMs, logLimitBytes: opts.logLimitBytes ?? 256 * 1024 });
+    }),
+  );
+  const failed = started.filter((s) => s.status === "rejected");
+  if (failed.length) {
+    if (proxy) await proxy.close();
+    for (const s of started) if (s.status === "fulfilled") await stopNode(s.value, 5000);
+    if (onPostgres) rmSync(dir, { recursive: true, force: true });
+    if (!opts.dbPath) await removeStorage().catch(() => {}); // not a database the caller gave
+    throw failed[0].reason;
+  }
+  const nodes = started.map((s) => s.value);
+  members.push(...nodes);
+  const url = proxy ? proxy.url : nodes[0].url;
   const svix = instrumentSvix(new Svix(token, { serverUrl: url }));
 
-  async function stop({ timeoutMs = 5000, keepDir = false } = {}) {
-    if (!exited) {
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-      await exitPromise;
-      clearTimeout(t);
-    }
-    if (!keepDir) rmSync(dir, { recursive: true, force: true });
-    return exited;
+  let stopping = null;
+  function stop({ timeoutMs = 5000, keepDir = false, check = true } = {}) {
+    stopping ??= (async () => {
+      if (proxy) await proxy.close();
+      const results = await Promise.all(nodes.map((n) => stopNode(n, timeoutMs)));
+      const problems = results.flatMap((r) => r.problems);
+      const testKilledOne = nodes.some((n) => n.signalsSent.length > 0);
+      if (proxy && !testKilledOne && proxy.errors.length) {
+        problems.push(`the proxy could not reach a node ${proxy.errors.length} time(s): ${proxy.errors.slice(0, 5).join("; ")}`);
+      }
+      if (!keepDir) await removeStorage();
+      const exits = results.map((r) => r.exit);
+      const status =
+        exits.length === 1
+          ? { ...exits[0] }
+          : { ...(exits.find((e) => !(e.code === 0 && e.signal === null)) ?? { code: 0, signal: null }) };
+      Object.defineProperty(status, "nodes", { value: exits, enumerable: false });
+      return { status, problems };
+    })();
+    return stopping.then(({ status, problems }) => {
+      if (problems.length && check) {
+        processProblems.push(...problems.map((p) => p.split("\n")[0]));
+        throw new Error(`stop(): ${problems.join("\n")}`);
+      }
+      return status;
+    });
   }
+
+  const logs = () => {
+    if (nodes.length === 1) return nodes[0].logs();
+    const all = nodes.map((n) => ({ n, l: n.logs() }));
+    return {
+      stdout: all.map(({ n, l }) => `[${n.name}]\n${l.stdout}`).join("\n"),
+      stderr: all.map(({ n, l }) => `[${n.name}]\n${l.stderr}`).join("\n"),
+    };
+  };
 
   return {
     url,
     token,
     svix,
-    proc,
     dbPath,
     dir,
+    store: STORE,
+    masterKey,
+    nodes,
+    proxy,
     stop,
-    listenStream,
-    exitPromise,
-    logs: () => ({ stdout, stderr }),
+    logs,
+    listenStream: nodes.find((n) => n.listenStream !== "stdout")?.listenStream ?? "stdout",
+    proc: nodes.length === 1 ? nodes[0].proc : undefined,
+    exitPromise: nodes.length === 1 ? nodes[0].exitPromise : Promise.all(nodes.map((n) => n.exitPromise)),
+  };
+}
+
+// Headers that belong to one connection, not to the request the proxy passes on.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * An HTTP proxy on 127.0.0.1:0 that passes each request to the next of `nodes` in turn
+ * (a new upstream connection per request, so nothing is pinned to a node). A node whose
+ * process has exited is skipped, and a refused connection moves on to the next node, as a load
+ * balancer would; when none takes it the answer is 502 JSON. Each response carries
+ * `x-herald-node: <index>`. Returns {url, counts(), errors, close()}.
+ */
+export async function startRoundRobinProxy(nodes) {
+  let next = 0;
+  const counts = nodes.map(() => 0);
+  const errors = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("error", () => res.destroy());
+    req.on("end", () => {
+      const first = next;
+      next = (next + 1) % nodes.length;
+      const order = nodes.map((_, i) => (first + i) % nodes.length);
+      const live = order.filter((i) => !nodes[i].exited());
+      forward(req, Buffer.concat(chunks), res, live.length ? live : order);
+    });
+  });
+
+  function forward(req, body, res, candidates) {
+    const [i, ...rest] = candidates;
+    const target = new URL(nodes[i].url);
+    const headers = {};
+    for (let k = 0; k < req.rawHeaders.length; k += 2) {
+      const name = req.rawHeaders[k].toLowerCase();
+      if (HOP_BY_HOP.has(name) || name === "content-length") continue;
+      headers[name] = name in headers ? `${headers[name]}, ${req.rawHeaders[k + 1]}` : req.rawHeaders[k + 1];
+    }
+    if (body.length || !["GET", "HEAD", "DELETE", "OPTIONS"].includes(req.method)) {
+      headers["content-length"] = String(body.length);
+    }
+    headers.connection = "close";
+    let answered = false;
+    const up = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: false },
+      (upRes) => {
+        answered = true;
+        counts[i]++;
+        const out = {};
+        for (let k = 0; k < upRes.rawHeaders.length; k += 2) {
+          const name = upRes.rawHeaders[k].toLowerCase();
+          if (HOP_BY_HOP.has(name)) continue;
+          out[name] = name in out ? `${out[name]}, ${upRes.rawHeaders[k + 1]}` : upRes.rawHeaders[k + 1];
+        }
+        out["x-herald-node"] = String(i);
+        res.writeHead(upRes.statusCode, upRes.statusMessage, out);
+        upRes.pipe(res);
+        upRes.on("error", () => res.destroy());
+        upRes.on("aborted", () => res.destroy());
+      },
+    );
+    up.on("error", (err) => {
+      if (answered) return; // e.g. herald closed after answering early (413)
+      if (err.code === "ECONNREFUSED" && rest.length) {
+        forward(req, body, res, rest);
+        return;
+      }
+      errors.push(`${req.method} ${req.url} → ${nodes[i].name}: ${err.message}`);
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const text = JSON.stringify({ code: "proxy_error", detail: `${nodes[i].name}: ${err.message}` });
+      res.writeHead(502, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    });
+    up.end(body);
+  }
+
+  server.keepAliveTimeout = 5000;
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    counts: () => [...counts],
+    errors,
+    async close() {
+      server.closeAllConnections?.();
+      await new Promise((resolve) => server.close(() => resolve()));
+    },
   };
 }
 
@@ -424,6 +813,7 @@ export async function collectAll(fetchPage, { maxPages = 100 } = {}) {
  *   {status, body, headers, delayMs}, or a function (record) => step; step i answers the i-th
  *   request on that path, the last step repeats. Default for unplanned paths: 204 with no body.
  *   Pending delays end (without a response) when the receiver is closed.
+ * Each record has `time` (its body fully received) and, once answered, `answeredAt`.
  */
 export async function startReceiver() {
   const events = new EventEmitter();
@@ -443,6 +833,7 @@ export async function startReceiver() {
       delays.add(d);
     });
 
+  const open = new Map(); // path -> {now, max}: requests received and not yet answered
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
@@ -452,6 +843,10 @@ export async function startReceiver() {
       const list = byPath.get(p) ?? [];
       byPath.set(p, list);
       const index = list.length;
+      const o = open.get(p) ?? { now: 0, max: 0 };
+      open.set(p, o);
+      o.now++;
+      o.max = Math.max(o.max, o.now);
       const record = {
         path: p,
         url: req.url,
@@ -463,6 +858,10 @@ export async function startReceiver() {
         time: Date.now(),
         index,
       };
+      res.on("close", () => {
+        o.now--;
+        record.answeredAt = Date.now();
+      });
       list.push(record);
       all.push(record);
       events.emit("request", record);
@@ -530,6 +929,8 @@ export async function startReceiver() {
     },
     /** Requests whose response is still being delayed. */
     pendingDelays: () => delays.size,
+    /** The most requests on `p` received and not yet answered at any one moment. */
+    maxConcurrent: (p) => open.get(p)?.max ?? 0,
     async close() {
       closed = true;
       for (const d of delays) {

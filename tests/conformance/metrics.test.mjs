@@ -1,6 +1,11 @@
 // GET /metrics: the Prometheus text exposition (format 0.0.4), served without a token.
 // Every figure is checked after real deliveries to a loopback receiver, and cross-checked
 // against the attempts the svix SDK lists.
+//
+// With several herald nodes on one PostgreSQL database every node is scraped, as Prometheus
+// would scrape each instance: the counters, the histogram and the in-flight gauge are that
+// process's own, so the cluster's figure is their sum; pending and the queue lag describe the
+// shared queue, so every node must report the cluster's value.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -177,7 +182,29 @@ function figures(m) {
   };
 }
 
-const show = (f) => JSON.stringify({ ...f, buckets: undefined });
+const show = (f) =>
+  JSON.stringify({
+    ...f,
+    buckets: undefined,
+    perNode: f.perNode?.map((n) => ({ ...n, buckets: undefined })),
+  });
+
+/**
+ * The figures of a cluster from each node's: counters, histogram and in-flight summed; pending
+ * and the lag, figures of the shared queue, as the node that reports the most (so a check that
+ * they reached a value holds for every node). `perNode` keeps each node's.
+ */
+function combine(perNode) {
+  const total = (k) => perNode.reduce((s, f) => s + f[k], 0);
+  const out = { perNode };
+  for (const k of ["accepted", "success", "httpError", "networkError", "count", "sum", "inFlight"]) out[k] = total(k);
+  out.sum = Math.round(out.sum * 1000) / 1000;
+  out.pending = Math.max(...perNode.map((f) => f.pending));
+  out.lag = Math.max(...perNode.map((f) => f.lag));
+  out.buckets = {};
+  for (const f of perNode) for (const [le, v] of Object.entries(f.buckets)) out.buckets[le] = (out.buckets[le] ?? 0) + v;
+  return out;
+}
 
 /** Structural checks every scrape must pass: all series present, histogram well formed. */
 function checkShape(m) {
@@ -252,7 +279,15 @@ async function scrape(herald) {
   return m;
 }
 
-const scrapeFigures = async (herald) => figures(await scrape(herald));
+/** The targets to scrape: each node of a cluster (each has its own url), else the herald. */
+const scrapeTargets = (herald) => (herald.nodes?.length > 1 ? herald.nodes : [herald]);
+
+/** Every node's figures, combined when there are several (see combine). */
+async function scrapeFigures(herald) {
+  const perNode = [];
+  for (const target of scrapeTargets(herald)) perNode.push(figures(await scrape(target)));
+  return perNode.length === 1 ? perNode[0] : combine(perNode);
+}
 
 /** Subtracts the counters (and the histogram) of `a` from `b`. */
 function delta(a, b) {
@@ -364,42 +399,47 @@ async function settled(base, want, message) {
   return last;
 }
 
+/** The checks of a fresh herald's exposition, on one node. */
+async function checkFresh(fresh) {
+  const res = await getMetrics(fresh);
+  assert.equal(res.status, 200, `GET /metrics without Authorization: expected 200, got ${res.status} ${res.text.slice(0, 300)}`);
+  assert.match(
+    res.headers["content-type"] ?? "",
+    /^text\/plain; version=0\.0\.4/,
+    `Content-Type should start with "text/plain; version=0.0.4", got "${res.headers["content-type"]}"`,
+  );
+  const m = parseExposition(res.text);
+  checkShape(m);
+
+  // Every family has its # HELP and # TYPE, and nothing else is typed oddly.
+  for (const name of ["herald_messages_accepted_total", "herald_attempts_total", ...GAUGES, HISTOGRAM]) {
+    assert.ok(m.types.has(name), `# TYPE ${name} missing`);
+    assert.ok(m.help.has(name), `# HELP ${name} missing`);
+  }
+  for (const s of m.samples) assert.ok(m.types.has(s.family), `sample ${s.name} has no # TYPE`);
+
+  const f = figures(m);
+  assert.equal(f.accepted, 0, "herald_messages_accepted_total on a fresh herald");
+  assert.equal(f.success, 0, 'herald_attempts_total{outcome="success"} on a fresh herald');
+  assert.equal(f.httpError, 0, 'herald_attempts_total{outcome="http_error"} on a fresh herald');
+  assert.equal(f.networkError, 0, 'herald_attempts_total{outcome="network_error"} on a fresh herald');
+  assert.equal(f.pending, 0, "herald_deliveries_pending on a fresh herald");
+  assert.equal(f.inFlight, 0, "herald_deliveries_in_flight on a fresh herald");
+  assert.equal(f.lag, 0, "herald_queue_lag_seconds on a fresh herald");
+  assert.equal(f.count, 0, `${HISTOGRAM}_count on a fresh herald`);
+  assert.equal(f.sum, 0, `${HISTOGRAM}_sum on a fresh herald`);
+  for (const [le, v] of Object.entries(f.buckets)) assert.equal(v, 0, `bucket le="${le}" on a fresh herald`);
+
+  // The exposition is public: a wrong token does not turn it into a 401 either.
+  const wrong = await rawRequest(fresh, "GET", "/metrics", { token: "not-a-valid-token-at-all-0000" });
+  assert.equal(wrong.status, 200, `GET /metrics with an unknown token: expected 200, got ${wrong.status}`);
+}
+
 describe("GET /metrics on a fresh herald", () => {
   test("200 without a token, text format 0.0.4, every series present, all zero", async () => {
     const fresh = await startHerald();
     try {
-      const res = await getMetrics(fresh);
-      assert.equal(res.status, 200, `GET /metrics without Authorization: expected 200, got ${res.status} ${res.text.slice(0, 300)}`);
-      assert.match(
-        res.headers["content-type"] ?? "",
-        /^text\/plain; version=0\.0\.4/,
-        `Content-Type should start with "text/plain; version=0.0.4", got "${res.headers["content-type"]}"`,
-      );
-      const m = parseExposition(res.text);
-      checkShape(m);
-
-      // Every family has its # HELP and # TYPE, and nothing else is typed oddly.
-      for (const name of ["herald_messages_accepted_total", "herald_attempts_total", ...GAUGES, HISTOGRAM]) {
-        assert.ok(m.types.has(name), `# TYPE ${name} missing`);
-        assert.ok(m.help.has(name), `# HELP ${name} missing`);
-      }
-      for (const s of m.samples) assert.ok(m.types.has(s.family), `sample ${s.name} has no # TYPE`);
-
-      const f = figures(m);
-      assert.equal(f.accepted, 0, "herald_messages_accepted_total on a fresh herald");
-      assert.equal(f.success, 0, 'herald_attempts_total{outcome="success"} on a fresh herald');
-      assert.equal(f.httpError, 0, 'herald_attempts_total{outcome="http_error"} on a fresh herald');
-      assert.equal(f.networkError, 0, 'herald_attempts_total{outcome="network_error"} on a fresh herald');
-      assert.equal(f.pending, 0, "herald_deliveries_pending on a fresh herald");
-      assert.equal(f.inFlight, 0, "herald_deliveries_in_flight on a fresh herald");
-      assert.equal(f.lag, 0, "herald_queue_lag_seconds on a fresh herald");
-      assert.equal(f.count, 0, `${HISTOGRAM}_count on a fresh herald`);
-      assert.equal(f.sum, 0, `${HISTOGRAM}_sum on a fresh herald`);
-      for (const [le, v] of Object.entries(f.buckets)) assert.equal(v, 0, `bucket le="${le}" on a fresh herald`);
-
-      // The exposition is public: a wrong token does not turn it into a 401 either.
-      const wrong = await rawRequest(fresh, "GET", "/metrics", { token: "not-a-valid-token-at-all-0000" });
-      assert.equal(wrong.status, 200, `GET /metrics with an unknown token: expected 200, got ${wrong.status}`);
+      for (const target of scrapeTargets(fresh)) await checkFresh(target);
     } finally {
       await fresh.stop();
     }
@@ -517,9 +557,19 @@ describe("GET /metrics after deliveries", () => {
       await eventually(
         async () => {
           hanging = await scrapeFigures(h);
-          return hanging.inFlight === ENDPOINT_CONCURRENCY && hanging.pending === M - ENDPOINT_CONCURRENCY && hanging.lag >= 0.3;
+          // pending and the lag are the shared queue's: each node of a cluster reports them.
+          return (
+            hanging.inFlight === ENDPOINT_CONCURRENCY &&
+            (hanging.perNode ?? [hanging]).every((f) => f.pending === M - ENDPOINT_CONCURRENCY && f.lag >= 0.3)
+          );
         },
-        { timeoutMs: REQUEST_TIMEOUT_MS - 500, intervalMs: 50, message: `in_flight=${ENDPOINT_CONCURRENCY}, pending=${M - ENDPOINT_CONCURRENCY}, lag>=0.3 while the endpoint hangs` },
+        {
+          timeoutMs: REQUEST_TIMEOUT_MS - 500,
+          intervalMs: 50,
+          message:
+            `in_flight=${ENDPOINT_CONCURRENCY} (summed over the nodes), pending=${M - ENDPOINT_CONCURRENCY} ` +
+            "and lag>=0.3 (on every node) while the endpoint hangs",
+        },
       ).catch((e) => {
         e.message += `\nlast figures: ${hanging && show(hanging)}; connections ${hole.connections()}`;
         throw e;
@@ -588,7 +638,8 @@ describe("GET /metrics after deliveries", () => {
 
 describe("bad requests to /metrics", () => {
   test("POST/PUT/DELETE /metrics are refused and change nothing", async () => {
-    const before = await scrapeFigures(h);
+    // Whatever an earlier test left in flight settles first, so that only these requests count.
+    const before = await settled(await scrapeFigures(h), {}, "nothing pending or in flight");
     for (const [method, body] of [["POST", undefined], ["POST", "herald_messages_accepted_total 99\n"], ["PUT", {}], ["DELETE", undefined]]) {
       for (const token of [null, undefined]) {
         const res = await rawRequest(h, method, "/metrics", {

@@ -2,7 +2,9 @@
 // application (404 for anything else) and expires; `token list` never shows a token; `token
 // revoke` ends one. The master key file is created 0600, the database file never holds an
 // endpoint secret, a wrong master key is refused with one line, and `herald master-key rotate`
-// keeps every endpoint secret as it was.
+// keeps every endpoint secret as it was. On PostgreSQL the same: the token commands take the
+// database's URI, a pg_dump stands for the copy of the files, and the key file is the one named
+// by HERALD_MASTER_KEY_FILE (the harness otherwise gives every node HERALD_MASTER_KEY).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
@@ -12,9 +14,14 @@ import path from "node:path";
 
 import {
   Svix,
+  createPgDatabase,
+  dropPgDatabase,
   expectApiError,
   instrumentSvix,
   makeSecret,
+  onPostgres,
+  onSqlite,
+  pgDump,
   runHerald,
   sleep,
   startHerald,
@@ -51,8 +58,12 @@ async function createToken(args, db = h.dbPath) {
 
 const clientFor = (token) => instrumentSvix(new Svix(token, { serverUrl: h.url }));
 
-/** Bytes of the database as a copy of its files would hold them. */
-function dbBytes(dbPath) {
+/**
+ * What a copy of the database holds: on SQLite the bytes of its files (the WAL included), on
+ * PostgreSQL a pg_dump of it.
+ */
+async function databaseCopy(dbPath) {
+  if (onPostgres) return pgDump(dbPath);
   const parts = [readFileSync(dbPath)];
   if (existsSync(`${dbPath}-wal`)) parts.push(readFileSync(`${dbPath}-wal`));
   return Buffer.concat(parts);
@@ -201,15 +212,32 @@ describe("app-scoped tokens across two apps", () => {
 });
 
 describe("secrets at rest", () => {
+  // The herald whose master key lives in a key file. On SQLite that is `h` with its default
+  // <db>.key; on PostgreSQL, where the harness hands every node HERALD_MASTER_KEY, it is one
+  // node started with HERALD_MASTER_KEY_FILE instead (the other way to give it the key).
+  let keyed;
+  before(async () => {
+    if (onSqlite) {
+      keyed = { h, keyFile: `${h.dbPath}.key`, env: {} };
+      return;
+    }
+    const keyFile = path.join(h.dir, "master.key");
+    const env = { HERALD_MASTER_KEY_FILE: keyFile };
+    keyed = { h: await startHerald({ nodes: 1, masterKey: null, env }), keyFile, env };
+  });
+  after(async () => {
+    if (keyed && keyed.h !== h) await keyed.h.stop();
+  });
+
   test("the first start creates the master key file with mode 0600", () => {
-    const keyFile = `${h.dbPath}.key`;
+    const { keyFile } = keyed;
     assert.ok(existsSync(keyFile), `${keyFile} exists after the first start`);
     assert.equal(statSync(keyFile).mode & 0o777, 0o600, "the key file is 0600");
     const key = Buffer.from(readFileSync(keyFile, "utf8").trim(), "base64");
     assert.equal(key.length, 32, "it holds base64 of 32 bytes");
   });
 
-  test("the database files never hold an endpoint secret", async () => {
+  test(`the database (${onPostgres ? "a pg_dump of it" : "its files"}) never holds an endpoint secret`, async () => {
     const app = await svix.application.create({ name: "at-rest", uid: uniq("rest") });
     const explicit = makeSecret(32);
     const url = rx.url(`/${uniq("rest-marker")}`);
@@ -221,12 +249,12 @@ describe("secrets at rest", () => {
       (await svix.endpoint.getSecret(app.id, e2.id)).key,
     ];
     assert.equal(secrets[0], explicit);
-    const bytes = dbBytes(h.dbPath);
-    // The control: what was written is in the files, in the clear.
-    assert.ok(bytes.includes(Buffer.from(url)), "the endpoint URL is in the database files");
+    const bytes = await databaseCopy(h.dbPath);
+    // The control: what was written is in the copy, in the clear.
+    assert.ok(bytes.includes(Buffer.from(url)), "the endpoint URL is in the copy of the database");
     for (const secret of secrets) {
       const key = keyOf(secret);
-      assert.ok(!bytes.includes(key), `the raw key of ${secret.slice(0, 12)}... is not in the files`);
+      assert.ok(!bytes.includes(key), `the raw key of ${secret.slice(0, 12)}... is not in the copy`);
       assert.ok(!bytes.includes(Buffer.from(secret)), "nor its whsec_ form");
       assert.ok(!bytes.includes(Buffer.from(secret.slice(6))), "nor its base64");
       assert.ok(!bytes.includes(Buffer.from(key.toString("hex"))), "nor its hex");
@@ -248,10 +276,10 @@ describe("secrets at rest", () => {
       assert.match(out, pattern, `${what}: names the setting: ${out}`);
       if (what === "wrong key") assert.match(out, /does not match/, out);
     }
-    const keyFile = `${h.dbPath}.key`;
+    const { keyFile, env } = keyed;
     chmodSync(keyFile, 0o644);
     try {
-      const r = await runHerald(serve);
+      const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", keyed.h.dbPath], { env });
       const out = `${r.stderr}${r.stdout}`.trim();
       assert.notEqual(r.code, 0, `group/world-readable key file: non-zero exit: ${out}`);
       assert.equal(out.split("\n").length, 1, `one line, got:\n${out}`);
@@ -261,14 +289,14 @@ describe("secrets at rest", () => {
     }
   });
 
-  test("master-key rotate, then restart: same secrets, signatures verify, old key refused", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "herald-rotate-"));
-    const dbPath = path.join(dir, "rotate.db");
-    const keyFile = `${dbPath}.key`;
-    let first;
-    let second;
+  /**
+   * A herald on a database of its own for a rotation, with the key in `keyFile` or in
+   * HERALD_MASTER_KEY: an app, an endpoint on the receiver and one delivered, verified message.
+   * Resolves with what the rest of the test needs; the herald is stopped, its database kept.
+   */
+  async function beforeRotation(dbPath, startOpts) {
+    const first = await startHerald({ dbPath, ...startOpts });
     try {
-      first = await startHerald({ args: ["--db", dbPath] });
       const app = await first.svix.application.create({ name: "rotate", uid: uniq("rotate") });
       const p = `/${uniq("rotate")}`;
       const ep = await first.svix.endpoint.create(app.id, { url: rx.url(p) });
@@ -276,11 +304,38 @@ describe("secrets at rest", () => {
       const m1 = await first.svix.message.create(app.id, { eventType: "user.created", payload: { n: 1 } });
       const [r1] = await rx.waitFor(p, 1);
       verifyDelivery(secret, r1, { msgId: m1.id, payload: { n: 1 } });
-      await first.stop();
-      first = undefined;
+      return { app, ep, secret, path: p };
+    } finally {
+      await first.stop({ keepDir: true }); // every node stopped before the rotation
+    }
+  }
 
+  /** After a rotation: the same secret, a verified delivery, and the secret in no copy. */
+  async function afterRotation(dbPath, startOpts, { app, ep, secret, path: p }) {
+    const second = await startHerald({ dbPath, ...startOpts });
+    try {
+      const { key: after } = await second.svix.endpoint.getSecret(app.id, ep.id);
+      assert.equal(after, secret, "the endpoint secret is unchanged by the rotation");
+      const m2 = await second.svix.message.create(app.id, { eventType: "user.created", payload: { n: 2 } });
+      const [, r2] = await rx.waitFor(p, 2);
+      verifyDelivery(secret, r2, { msgId: m2.id, payload: { n: 2 } });
+      assert.ok(!(await databaseCopy(dbPath)).includes(keyOf(secret)), "still not in the copy after the rotation");
+    } finally {
+      await second.stop();
+    }
+  }
+
+  test("master-key rotate with a key file, then restart: same secrets, signatures verify, old key refused", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "herald-rotate-"));
+    const dbPath = onPostgres ? await createPgDatabase() : path.join(dir, "rotate.db");
+    const keyFile = onPostgres ? path.join(dir, "master.key") : `${dbPath}.key`;
+    const env = onPostgres ? { HERALD_MASTER_KEY_FILE: keyFile } : {};
+    // One node: two starting at once on a missing key file would each try to create it.
+    const startOpts = { nodes: 1, masterKey: null, env };
+    try {
+      const state = await beforeRotation(dbPath, startOpts);
       const oldKey = readFileSync(keyFile, "utf8").trim();
-      const r = await runHerald(["master-key", "rotate", "--db", dbPath]);
+      const r = await runHerald(["master-key", "rotate", "--db", dbPath], { env });
       assert.equal(r.code, 0, `master-key rotate exited ${r.code}: ${r.stderr}`);
       const newKey = readFileSync(keyFile, "utf8").trim();
       assert.notEqual(newKey, oldKey, "the key file holds a new key");
@@ -294,17 +349,41 @@ describe("secrets at rest", () => {
       });
       assert.notEqual(refused.code, 0, `the old key must be refused: ${refused.stdout}${refused.stderr}`);
 
-      second = await startHerald({ args: ["--db", dbPath] });
-      const { key: after } = await second.svix.endpoint.getSecret(app.id, ep.id);
-      assert.equal(after, secret, "the endpoint secret is unchanged by the rotation");
-      const m2 = await second.svix.message.create(app.id, { eventType: "user.created", payload: { n: 2 } });
-      const [, r2] = await rx.waitFor(p, 2);
-      verifyDelivery(secret, r2, { msgId: m2.id, payload: { n: 2 } });
-      assert.ok(!dbBytes(dbPath).includes(keyOf(secret)), "still not in the files after the rotation");
+      await afterRotation(dbPath, startOpts, state);
     } finally {
-      await first?.stop();
-      await second?.stop();
       rmSync(dir, { recursive: true, force: true });
+      if (onPostgres) await dropPgDatabase(dbPath);
+    }
+  });
+
+  test("master-key rotate with HERALD_MASTER_KEY prints the new key; restarted with it, nothing changed", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "herald-rotate-env-"));
+    const dbPath = onPostgres ? await createPgDatabase() : path.join(dir, "rotate.db");
+    const oldKey = crypto.randomBytes(32).toString("base64");
+    // On PostgreSQL the default two nodes: both use the key, both are stopped for the rotation.
+    const opts = (key) => ({ masterKey: key, env: { HERALD_MASTER_KEY: key } });
+    try {
+      const state = await beforeRotation(dbPath, opts(oldKey));
+      const r = await runHerald(["master-key", "rotate", "--db", dbPath], { env: { HERALD_MASTER_KEY: oldKey } });
+      assert.equal(r.code, 0, `master-key rotate exited ${r.code}: ${r.stderr}`);
+      const newKey = r.stdout.trim();
+      assert.match(newKey, /^[A-Za-z0-9+/]+={0,2}$/, `the new key alone on stdout, got "${r.stdout}"`);
+      assert.equal(Buffer.from(newKey, "base64").length, 32, "base64 of 32 bytes");
+      assert.notEqual(newKey, oldKey);
+      assert.ok(!r.stderr.includes(newKey), "the new key is not on stderr");
+      if (onSqlite) assert.ok(!existsSync(`${dbPath}.key`), "with HERALD_MASTER_KEY no key file is written");
+
+      const refused = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", dbPath], {
+        env: { HERALD_MASTER_KEY: oldKey },
+      });
+      const out = `${refused.stderr}${refused.stdout}`.trim();
+      assert.notEqual(refused.code, 0, `the old key must be refused: ${out}`);
+      assert.match(out, /HERALD_MASTER_KEY.*does not match/, out);
+
+      await afterRotation(dbPath, opts(newKey), state);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      if (onPostgres) await dropPgDatabase(dbPath);
     }
   });
 });

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/config.h"
+#include "db/session.h"
+
+namespace herald {
+
+class QueueListener;
+class SecretBox;
+
+struct DatabaseOptions {
+  // Pooled connections open at once at most; session() waits for a free one.
+  int max_connections = 8;
+  // The master key that seals endpoint secrets; null: they are written in plaintext and
+  // sealed ones cannot be read. Opening adopts it (see adopt_master_key in db/sealing.h).
+  std::shared_ptr<const SecretBox> box;
+};
+
+// herald's store: SQLite (a file one process owns) or PostgreSQL (shared by any number of
+// processes). Opening it applies pending migrations. Everything above db/ reaches storage only
+// through this and the sessions it hands out. Thread-safe.
+class Database {
+ public:
+  virtual ~Database() = default;
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // A session on a pooled connection, waiting for one to be free.
+  virtual std::unique_ptr<Session> session() = 0;
+  // A session on a connection of its own, outside the pool, for a long-lived user (the
+  // scheduler, the write batcher). It must not outlive the Database. Not `durable`: a commit
+  // survives a crash of the process but may be lost with the machine's power (fine for the
+  // scheduler: a lost claim or result only means a delivery is tried again).
+  virtual std::unique_ptr<Session> dedicated_session(bool durable = true) = 0;
+  // A pooled session with a write transaction begun.
+  std::unique_ptr<Session> begin() {
+    auto s = session();
+    s->begin();
+    return s;
+  }
+
+  // True if several processes may share this database's queue (PostgreSQL): limits then live
+  // in the store (Session::shared_limits) and other processes' writes arrive unannounced.
+  virtual bool shared() const = 0;
+  // Where the data is, for messages: a path, or a URI without its password.
+  virtual std::string describe() const = 0;
+  // Rewrites storage so that no overwritten or deleted value (an old sealed secret) remains in
+  // it. Throws DbError. REQUIRES: no session of this database is busy.
+  virtual void scrub() = 0;
+  // The master key the database seals secrets with; null without one.
+  const SecretBox* secret_box() const { return box_.get(); }
+  const std::shared_ptr<const SecretBox>& shared_secret_box() const { return box_; }
+
+  // The process's consumer of the queue, told of new deliveries once they commit (see
+  // QueueListener). Null: none. It must outlive its registration (set null before it dies).
+  void set_queue_listener(QueueListener* l) { listener_.store(l); }
+  QueueListener* queue_listener() const { return listener_.load(); }
+
+ protected:
+  explicit Database(std::shared_ptr<const SecretBox> box) : box_(std::move(box)) {}
+
+ private:
+  std::shared_ptr<const SecretBox> box_;
+  std::atomic<QueueListener*> listener_{nullptr};
+};
+
+// Opens the database at `location`: a postgresql:// or postgres:// URI (libpq syntax) selects
+// PostgreSQL; anything else is the path of a SQLite file, created if missing. Throws DbError,
+// or MasterKeyMismatch when options.box is not the key the database was sealed with.
+std::unique_ptr<Database> open_database(const std::string& location,
+                                        const DatabaseOptions& options);
+
+}  // namespace herald

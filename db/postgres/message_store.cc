@@ -1,0 +1,106 @@
+#include "core/ids.h"
+#include "db/json_text.h"
+#include "db/postgres/connection.h"
+#include "db/postgres/stores.h"
+
+namespace herald::pg {
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, app_id, event_id, event_type, payload, channels, tags, created_at FROM messages";
+
+Message read_message(const Result& r, int row) {
+  Message m;
+  m.id = r.get_text(row, 0);
+  m.app_id = r.get_text(row, 1);
+  m.event_id = r.get_opt_text(row, 2);
+  m.event_type = r.get_text(row, 3);
+  m.payload = r.get_text(row, 4);
+  m.payload_expired = r.is_null(row, 4);
+  m.channels = opt_string_list_from_json(r.get_opt_text(row, 5));
+  m.tags = opt_string_list_from_json(r.get_opt_text(row, 6));
+  m.timestamp = r.get_int(row, 7);
+  return m;
+}
+
+}  // namespace
+
+void PgMessageStore::insert(const Message& m) {
+  x_.conn.query(
+      "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, "
+      "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      Params()
+          .add(m.id)
+          .add(m.app_id)
+          .add(m.event_id)
+          .add(m.event_type)
+          .add(m.payload_expired ? std::nullopt : std::optional<std::string>(m.payload))
+          .add(to_json_text(m.channels))
+          .add(to_json_text(m.tags))
+          .add(m.timestamp));
+}
+
+std::optional<Message> PgMessageStore::get(const std::string& app_id, const std::string& key) {
+  if (is_id_with_prefix(key, kMessagePrefix)) {
+    auto r = x_.conn.query(std::string(kColumns) + " WHERE id = $1 AND app_id = $2",
+                           Params().add(key).add(app_id));
+    if (r.rows() > 0) return read_message(r, 0);
+  }
+  auto r = x_.conn.query(std::string(kColumns) + " WHERE event_id = $1 AND app_id = $2",
+                         Params().add(key).add(app_id));
+  if (r.rows() == 0) return std::nullopt;
+  return read_message(r, 0);
+}
+
+std::map<std::string, std::string> PgMessageStore::payloads(const std::vector<std::string>& ids) {
+  std::map<std::string, std::string> out;
+  if (ids.empty()) return out;
+  auto r = x_.conn.query("SELECT id, payload FROM messages WHERE id = ANY($1::text[])",
+                         Params().add_array(ids));
+  for (int i = 0; i < r.rows(); ++i) out.emplace(r.get_text(i, 0), r.get_text(i, 1));
+  return out;
+}
+
+int64_t PgMessageStore::expire_payloads(TimeMs before, const std::string& after_id, int limit,
+                                        std::string* last_id) {
+  // SKIP LOCKED: processes sharing the database share the work instead of waiting on it.
+  auto r = x_.conn.query(
+      "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages WHERE id > $1 AND "
+      "id < $2 AND payload IS NOT NULL ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id",
+      Params().add(after_id).add(id_lower_bound(kMessagePrefix, before)).add(limit));
+  for (int i = 0; i < r.rows(); ++i) {
+    std::string id = r.get_text(i, 0);
+    if (id > *last_id) *last_id = std::move(id);
+  }
+  return r.rows();
+}
+
+ListPage<Message> PgMessageStore::list(const std::string& app_id, const ListParams& p,
+                                       const MessageFilter& f) {
+  Sql q;
+  q.text = std::string(kColumns) + " WHERE app_id = " + q.arg(app_id);
+  if (f.event_types && !f.event_types->empty()) {
+    q.text += " AND event_type = ANY(" + q.array_arg(*f.event_types) + "::text[])";
+  }
+  if (f.channel) q.text += " AND channels::jsonb ? " + q.arg(*f.channel);
+  if (f.before) q.text += " AND id < " + q.arg(id_lower_bound(kMessagePrefix, *f.before));
+  if (f.after) q.text += " AND id >= " + q.arg(id_lower_bound(kMessagePrefix, *f.after + 1));
+  if (f.status) {
+    // DeliveryStats::overall, over the latest delivery to each endpoint (index deliveries_msg).
+    q.text +=
+        " AND (SELECT CASE WHEN count(*) FILTER (WHERE d.status = 2) > 0 THEN 2 WHEN count(*) "
+        "FILTER (WHERE d.status = 3) > 0 THEN 3 WHEN count(*) FILTER (WHERE d.status = 1) > 0 "
+        "THEN 1 WHEN count(*) > 0 THEN 0 END FROM deliveries d WHERE d.msg_id = messages.id AND "
+        "d.id = (SELECT max(l.id) FROM deliveries l WHERE l.msg_id = d.msg_id AND l.endpoint_id "
+        "= d.endpoint_id)) = " +
+        q.arg(static_cast<int>(*f.status));
+  }
+  auto k = keyset_sql("id", true, p, p.cursor ? q.arg(*p.cursor) : std::string());
+  q.text += k.where + k.order + " LIMIT " + q.arg(p.limit + 1);
+  auto r = x_.conn.query(q.text, q.params);
+  std::vector<Message> rows;
+  for (int i = 0; i < r.rows(); ++i) rows.push_back(read_message(r, i));
+  return finish_page(std::move(rows), p);
+}
+
+}  // namespace herald::pg

@@ -1,0 +1,195 @@
+#include "db/postgres/migrations.h"
+
+#include <array>
+
+#include "db/postgres/connection.h"
+
+namespace herald::pg {
+namespace {
+
+// The advisory lock that serializes migrations across processes (an arbitrary constant).
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7252315, 1)";
+
+// Each entry moves the schema one version forward. Never edit a shipped entry: append.
+// Times are milliseconds since the epoch (BIGINT), as in the SQLite store; small JSON values
+// (lists, maps) are TEXT holding JSON, as there; payloads are TEXT so their bytes are kept.
+// Ids, uids and names compare byte by byte (COLLATE "C"), as in SQLite, whatever the
+// database's locale: ids sort by creation time only in that order.
+constexpr std::array kMigrations = {
+    // 1: everything SQLite's migrations 1 to 6 hold, plus what sharing the queue needs: the
+    // claim that leases a delivery, the in-flight index behind cluster-wide concurrency caps,
+    // and the token buckets behind cluster-wide throttleRate.
+    R"sql(
+CREATE TABLE applications (
+  id            TEXT COLLATE "C" PRIMARY KEY,
+  uid           TEXT COLLATE "C" UNIQUE,
+  name          TEXT COLLATE "C" NOT NULL,
+  throttle_rate INTEGER,
+  metadata      TEXT NOT NULL DEFAULT '{}',
+  created_at    BIGINT NOT NULL,
+  updated_at    BIGINT NOT NULL,
+  -- bumped by every write to the application's endpoints (Application::endpoints_version)
+  endpoints_version BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE endpoints (
+  id              TEXT COLLATE "C" PRIMARY KEY,
+  app_id          TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+  uid             TEXT COLLATE "C",
+  url             TEXT NOT NULL,
+  description     TEXT NOT NULL DEFAULT '',
+  throttle_rate   INTEGER,
+  disabled        BOOLEAN NOT NULL DEFAULT false,
+  disabled_reason TEXT,
+  event_types     TEXT,
+  channels        TEXT,
+  metadata        TEXT NOT NULL DEFAULT '{}',
+  headers         TEXT NOT NULL DEFAULT '{}',
+  created_at      BIGINT NOT NULL,
+  updated_at      BIGINT NOT NULL,
+  failing_since   BIGINT,
+  UNIQUE (app_id, uid)
+);
+CREATE INDEX endpoints_app ON endpoints(app_id, id);
+
+CREATE TABLE endpoint_secrets (
+  id          BIGSERIAL PRIMARY KEY,
+  endpoint_id TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+  key         BYTEA NOT NULL,
+  sealed      BOOLEAN NOT NULL DEFAULT false,
+  created_at  BIGINT NOT NULL,
+  expires_at  BIGINT
+);
+CREATE INDEX endpoint_secrets_ep ON endpoint_secrets(endpoint_id);
+
+CREATE TABLE master_key_check (
+  id     INTEGER PRIMARY KEY CHECK (id = 1),
+  sealed BYTEA NOT NULL
+);
+
+CREATE TABLE event_types (
+  name        TEXT COLLATE "C" PRIMARY KEY,
+  description TEXT NOT NULL DEFAULT '',
+  archived    BOOLEAN NOT NULL DEFAULT false,
+  deprecated  BOOLEAN NOT NULL DEFAULT false,
+  schemas     TEXT,
+  group_name  TEXT,
+  created_at  BIGINT NOT NULL,
+  updated_at  BIGINT NOT NULL
+);
+
+CREATE TABLE messages (
+  id         TEXT COLLATE "C" PRIMARY KEY,
+  app_id     TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+  event_id   TEXT COLLATE "C",
+  event_type TEXT COLLATE "C" NOT NULL,
+  payload    TEXT,
+  channels   TEXT,
+  tags       TEXT,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX messages_app ON messages(app_id, id);
+CREATE UNIQUE INDEX messages_event_id ON messages(app_id, event_id) WHERE event_id IS NOT NULL;
+
+-- The queue: one row per (message, endpoint). due_at is when a pending row is next tried, or
+-- when a sending row's lease lapses; claim identifies the claim holding a sending row, so a
+-- process whose lease lapsed cannot complete what another took over. Rows change state often:
+-- room on each page for updates, and vacuum after a fixed number of dead rows.
+CREATE TABLE deliveries (
+  id          TEXT COLLATE "C" PRIMARY KEY,
+  app_id      TEXT COLLATE "C" NOT NULL,
+  msg_id      TEXT COLLATE "C" NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  endpoint_id TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+  status      SMALLINT NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  due_at      BIGINT,
+  trigger     SMALLINT NOT NULL DEFAULT 0,
+  claim       BIGINT,
+  created_at  BIGINT NOT NULL,
+  updated_at  BIGINT NOT NULL
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+        autovacuum_analyze_scale_factor = 0.02);
+CREATE INDEX deliveries_due ON deliveries(due_at) WHERE status IN (1, 3);
+CREATE INDEX deliveries_msg ON deliveries(msg_id);
+CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, status);
+CREATE INDEX deliveries_parked ON deliveries(endpoint_id, id) WHERE status = 1 AND due_at IS NULL;
+CREATE INDEX deliveries_sending ON deliveries(endpoint_id, due_at) WHERE status = 3;
+
+CREATE TABLE attempts (
+  id                   TEXT COLLATE "C" PRIMARY KEY,
+  app_id               TEXT COLLATE "C" NOT NULL,
+  msg_id               TEXT COLLATE "C" NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  endpoint_id          TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+  delivery_id          TEXT COLLATE "C" NOT NULL,
+  url                  TEXT NOT NULL,
+  response_status_code INTEGER NOT NULL,
+  response             TEXT NOT NULL,
+  response_duration_ms BIGINT NOT NULL,
+  status               SMALLINT NOT NULL,
+  trigger              SMALLINT NOT NULL,
+  request_headers      TEXT NOT NULL DEFAULT '{}',
+  created_at           BIGINT NOT NULL
+);
+CREATE INDEX attempts_msg ON attempts(msg_id, id);
+CREATE INDEX attempts_endpoint ON attempts(endpoint_id, id);
+
+CREATE TABLE api_tokens (
+  id         TEXT COLLATE "C" PRIMARY KEY,
+  hash       BYTEA NOT NULL UNIQUE,
+  app_id     TEXT COLLATE "C" REFERENCES applications(id) ON DELETE CASCADE,
+  name       TEXT COLLATE "C" NOT NULL DEFAULT '',
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  read_only  BOOLEAN NOT NULL DEFAULT false
+);
+
+CREATE TABLE idempotency_keys (
+  scope       TEXT COLLATE "C" NOT NULL,
+  key         TEXT COLLATE "C" NOT NULL,
+  path        TEXT COLLATE "C" NOT NULL,
+  state       SMALLINT NOT NULL,
+  status_code INTEGER,
+  body        TEXT,
+  created_at  BIGINT NOT NULL,
+  PRIMARY KEY (scope, key, path)
+);
+CREATE INDEX idempotency_created ON idempotency_keys(created_at);
+
+-- Each throttled endpoint's token bucket, shared by every process (see SharedLimitStore).
+CREATE TABLE endpoint_buckets (
+  endpoint_id TEXT COLLATE "C" PRIMARY KEY,
+  tokens      DOUBLE PRECISION NOT NULL,
+  refilled_at BIGINT NOT NULL
+);
+)sql",
+};
+
+}  // namespace
+
+int latest_schema_version() {
+  return static_cast<int>(kMigrations.size());
+}
+
+void migrate(Connection& c) {
+  for (;;) {
+    c.begin();
+    try {
+      c.exec(kMigrationLock);
+      c.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+      auto r = c.query("SELECT max(version) FROM schema_version");
+      const int64_t version = r.get_opt_int(0, 0).value_or(0);
+      if (version >= latest_schema_version()) {
+        c.rollback();
+        return;
+      }
+      c.exec(kMigrations[static_cast<size_t>(version)]);
+      c.query("INSERT INTO schema_version (version) VALUES ($1)", Params().add(version + 1));
+      c.commit();
+    } catch (...) {
+      c.rollback();
+      throw;
+    }
+  }
+}
+
+}  // namespace herald::pg

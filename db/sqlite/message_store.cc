@@ -1,0 +1,117 @@
+#include "core/ids.h"
+#include "db/json_text.h"
+#include "db/sqlite/connection.h"
+#include "db/sqlite/stores.h"
+
+namespace herald::sqlite {
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, app_id, event_id, event_type, payload, channels, tags, created_at FROM messages";
+
+Message read_message(const Stmt& st) {
+  Message m;
+  m.id = st.get_text(0);
+  m.app_id = st.get_text(1);
+  m.event_id = st.get_opt_text(2);
+  m.event_type = st.get_text(3);
+  m.payload = st.get_text(4);
+  m.payload_expired = st.is_null(4);
+  m.channels = opt_string_list_from_json(st.get_opt_text(5));
+  m.tags = opt_string_list_from_json(st.get_opt_text(6));
+  m.timestamp = st.get_int(7);
+  return m;
+}
+
+}  // namespace
+
+void SqliteMessageStore::insert(const Message& m) {
+  x_.conn
+      .prepare(
+          "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, "
+          "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, m.id)
+      .bind(2, m.app_id)
+      .bind(3, m.event_id)
+      .bind(4, m.event_type)
+      .bind(5, m.payload_expired ? std::nullopt : std::optional<std::string>(m.payload))
+      .bind(6, to_json_text(m.channels))
+      .bind(7, to_json_text(m.tags))
+      .bind(8, m.timestamp)
+      .run();
+}
+
+std::optional<Message> SqliteMessageStore::get(const std::string& app_id, const std::string& key) {
+  if (is_id_with_prefix(key, kMessagePrefix)) {
+    auto st = x_.conn.prepare(std::string(kColumns) + " WHERE id = ? AND app_id = ?");
+    st.bind(1, key).bind(2, app_id);
+    if (st.step()) return read_message(st);
+  }
+  auto st = x_.conn.prepare(std::string(kColumns) + " WHERE event_id = ? AND app_id = ?");
+  st.bind(1, key).bind(2, app_id);
+  if (!st.step()) return std::nullopt;
+  return read_message(st);
+}
+
+std::map<std::string, std::string> SqliteMessageStore::payloads(
+    const std::vector<std::string>& ids) {
+  std::map<std::string, std::string> out;
+  auto st = x_.conn.prepare("SELECT payload FROM messages WHERE id = ?");
+  for (const auto& id : ids) {
+    st.bind(1, id);
+    if (st.step()) out.emplace(id, st.get_text(0));
+    st.reset();
+  }
+  return out;
+}
+
+int64_t SqliteMessageStore::expire_payloads(TimeMs before, const std::string& after_id, int limit,
+                                            std::string* last_id) {
+  auto st = x_.conn.prepare(
+      "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages WHERE id > ? AND "
+      "id < ? AND payload IS NOT NULL ORDER BY id LIMIT ?) RETURNING id");
+  st.bind(1, after_id).bind(2, id_lower_bound(kMessagePrefix, before)).bind(3, limit);
+  int64_t n = 0;
+  while (st.step()) {
+    ++n;
+    std::string id = st.get_text(0);
+    if (id > *last_id) *last_id = id;
+  }
+  return n;
+}
+
+ListPage<Message> SqliteMessageStore::list(const std::string& app_id, const ListParams& p,
+                                           const MessageFilter& f) {
+  auto k = keyset_sql("id", true, p);
+  std::string sql = std::string(kColumns) + " WHERE app_id = ?";
+  if (f.event_types && !f.event_types->empty()) {
+    sql += " AND event_type IN (SELECT value FROM json_each(?))";
+  }
+  if (f.channel) sql += " AND EXISTS (SELECT 1 FROM json_each(channels) WHERE value = ?)";
+  if (f.before) sql += " AND id < ?";
+  if (f.after) sql += " AND id >= ?";
+  if (f.status) {
+    // DeliveryStats::overall, over the latest delivery to each endpoint (index deliveries_msg).
+    sql +=
+        " AND (SELECT CASE WHEN sum(d.status = 2) > 0 THEN 2 WHEN sum(d.status = 3) > 0 THEN 3 "
+        "WHEN sum(d.status = 1) > 0 THEN 1 WHEN count(*) > 0 THEN 0 END FROM deliveries d "
+        "WHERE d.msg_id = messages.id AND d.id = (SELECT max(l.id) FROM deliveries l WHERE "
+        "l.msg_id = d.msg_id AND l.endpoint_id = d.endpoint_id)) = ?";
+  }
+  sql += k.where + k.order + " LIMIT ?";
+  auto st = x_.conn.prepare(sql);
+  int i = 1;
+  st.bind(i++, app_id);
+  if (f.event_types && !f.event_types->empty()) st.bind(i++, to_json_text(*f.event_types));
+  if (f.channel) st.bind(i++, *f.channel);
+  if (f.before) st.bind(i++, id_lower_bound(kMessagePrefix, *f.before));
+  if (f.after) st.bind(i++, id_lower_bound(kMessagePrefix, *f.after + 1));
+  if (f.status) st.bind(i++, static_cast<int>(*f.status));
+  if (p.cursor) st.bind(i++, *p.cursor);
+  st.bind(i, p.limit + 1);
+  std::vector<Message> rows;
+  while (st.step()) rows.push_back(read_message(st));
+  return finish_page(std::move(rows), p);
+}
+
+}  // namespace herald::sqlite
