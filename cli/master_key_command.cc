@@ -15,7 +15,7 @@ namespace herald {
 namespace {
 
 constexpr const char* kUsage =
-    "Usage: herald master-key rotate [--db PATH] [--master-key-file PATH]\n"
+    "Usage: herald master-key rotate [--db PATH|URI] [--master-key-file PATH]\n"
     "\n"
     "Re-seals every endpoint secret under a new master key, in one transaction. Stop\n"
     "herald serve first: a server still running with the old key can no longer read or\n"
@@ -30,7 +30,8 @@ constexpr const char* kUsage =
     "    HERALD_MASTER_KEY to it before herald next starts.\n"
     "\n"
     "Flags:\n"
-    "  --db PATH                the database (HERALD_DB, default ./herald.db)\n"
+    "  --db PATH|URI            the database (HERALD_DB, default ./herald.db): a SQLite file\n"
+    "                           or a postgresql:// URI (stop every herald serve on it first)\n"
     "  --master-key-file PATH   the key file (HERALD_MASTER_KEY_FILE, default <db>.key)\n";
 
 int fail(const std::string& message, int status = 1) {

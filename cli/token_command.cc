@@ -31,7 +31,8 @@ constexpr const char* kUsage =
     "  revoke TOKEN_ID\n"
     "         deletes the token: it is refused from then on\n"
     "\n"
-    "Every command takes --db PATH (HERALD_DB, default ./herald.db).\n";
+    "Every command takes --db PATH|URI (HERALD_DB, default ./herald.db): a SQLite file, or\n"
+    "a postgresql:// URI (tokens made there work on every herald sharing the database).\n";
 
 int fail(const std::string& message, int status = 1) {
   std::cerr << "herald: " << message << "\n";
