@@ -1,8 +1,9 @@
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "core/config.h"
@@ -57,16 +58,27 @@ class Database {
   const std::shared_ptr<const SecretBox>& shared_secret_box() const { return box_; }
 
   // The process's consumer of the queue, told of new deliveries once they commit (see
-  // QueueListener). Null: none. It must outlive its registration (set null before it dies).
-  void set_queue_listener(QueueListener* l) { listener_.store(l); }
-  QueueListener* queue_listener() const { return listener_.load(); }
+  // QueueListener). Null: none. Setting it waits for wake_listener() calls under way, so once
+  // it was set null (or replaced) the old one is no longer called from there; hand-over calls
+  // on it are the caller's to end (a store's writers must stop before their listener dies).
+  void set_queue_listener(QueueListener* l) {
+    std::unique_lock lock(listener_mu_);
+    listener_ = l;
+  }
+  QueueListener* queue_listener() const {
+    std::shared_lock lock(listener_mu_);
+    return listener_;
+  }
+  // Wakes the listener, if there is one. Thread-safe.
+  void wake_listener() const;
 
  protected:
   explicit Database(std::shared_ptr<const SecretBox> box) : box_(std::move(box)) {}
 
  private:
   std::shared_ptr<const SecretBox> box_;
-  std::atomic<QueueListener*> listener_{nullptr};
+  mutable std::shared_mutex listener_mu_;
+  QueueListener* listener_ = nullptr;  // REQUIRES: listener_mu_ held
 };
 
 // Opens the database at `location`: a postgresql:// or postgres:// URI (libpq syntax) selects

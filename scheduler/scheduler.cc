@@ -60,6 +60,8 @@ void Scheduler::wake() {
 
 void Scheduler::stop(int64_t drain_ms) {
   if (stopped_.exchange(true)) return;
+  // First: once this returns, no notification (another process's) calls into this scheduler.
+  if (db_.queue_listener() == this) db_.set_queue_listener(nullptr);
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -68,7 +70,6 @@ void Scheduler::stop(int64_t drain_ms) {
   sender_->stop(drain_ms);  // every job's result is in results_ once this returns
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  if (db_.queue_listener() == this) db_.set_queue_listener(nullptr);
 }
 
 size_t Scheduler::in_flight() const {

@@ -118,7 +118,7 @@ class PgSession final : public Session {
 void Context::queue_changed() {
   PgDatabase* d = &db;
   auto tell = [d] {
-    if (QueueListener* l = d->queue_listener()) l->wake();
+    d->wake_listener();
     d->signal_queue();
   };
   if (session.in_transaction()) {
@@ -236,7 +236,7 @@ void PgDatabase::notify_loop() {
         own_pid = conn->backend_pid();
         retry_ms = 100;
         // Whatever was said while we were not listening is lost: look now.
-        if (QueueListener* l = queue_listener()) l->wake();
+        wake_listener();
       } catch (const std::exception& e) {
         conn.reset();
         spdlog::warn("postgres notifications: {} (again in {} ms)", e.what(), retry_ms);
@@ -252,7 +252,7 @@ void PgDatabase::notify_loop() {
         }
         for (const auto& [channel, pid] : conn->take_notifications()) {
           if (pid == own_pid || channel != kQueueChannel) continue;  // ours: acted on already
-          if (QueueListener* l = queue_listener()) l->wake();
+          wake_listener();
         }
       }
     } catch (const std::exception& e) {
