@@ -1,5 +1,7 @@
 #include "cli/migrate_store_command.h"
 
+#include <sys/stat.h>
+
 #include <iostream>
 #include <memory>
 
@@ -71,6 +73,9 @@ int migrate_store_command(const std::vector<std::string>& args, const EnvLookup&
     return fail("migrate-store needs --from and --to (see herald migrate-store --help)", 2);
   }
   if (from == to) return fail("--from and --to name the same store", 2);
+  if (struct stat st{}; !is_postgres_uri(from) && ::stat(from.c_str(), &st) != 0) {
+    return fail("no database at " + from + " (--from names the store to copy from)");
+  }
 
   // The source opens under its master key exactly as herald serve would find it.
   std::vector<std::string> flags = {"--db", from};

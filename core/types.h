@@ -59,11 +59,11 @@ struct EndpointSecret {
 
 struct EventType {
   std::string name;
-  std::string description;
+  std::string description = {};
   bool archived = false;
   bool deprecated = false;
-  std::optional<std::string> schemas_json;  // raw JSON text, as given
-  std::optional<std::string> group_name;
+  std::optional<std::string> schemas_json = {};  // raw JSON text, as given
+  std::optional<std::string> group_name = {};
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
 };

@@ -27,6 +27,7 @@
 #include "core/types.h"
 #include "db/app_store.h"
 #include "db/attempt_store.h"
+#include "db/copy.h"
 #include "db/database.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
@@ -34,6 +35,7 @@
 #include "db/errors.h"
 #include "db/event_type_store.h"
 #include "db/idempotency_store.h"
+#include "db/inventory.h"
 #include "db/list.h"
 #include "db/message_store.h"
 #include "db/queue_store.h"
@@ -2162,6 +2164,666 @@ TEST_CASE("Database bounds its pooled sessions: session() waits for one to be fr
   }
   waiter.join();
   CHECK(acquired.load());
+}
+
+// ---------------------------------------------------------------------------------------------
+// copy_store: a SQLite source (what herald migrate-store reads) into the store under test
+
+namespace {
+
+constexpr int64_t kDayMs = 86'400'000;
+// More than the pages of 250 that copy_store reads its lists in.
+constexpr int kMoreThanAPage = 260;
+
+// Everything a store holds, read back through its interfaces: apps oldest first, each with its
+// endpoints (and their keys as stored) and messages (newest first, each with its deliveries
+// and attempts).
+struct StoreContents {
+  std::vector<EventType> event_types;
+  std::vector<Application> apps;
+  std::vector<Endpoint> endpoints;
+  std::map<std::string, std::vector<StoredKey>> keys;  // by endpoint id
+  std::vector<TokenRecord> tokens;
+  std::vector<Message> messages;
+  std::vector<Delivery> deliveries;
+  std::vector<Attempt> attempts;
+};
+
+StoreContents read_contents(Database& db) {
+  auto s = db.session();
+  StoreContents c;
+  ListParams p;
+  p.limit = 100;
+  for (;;) {
+    auto page = s->event_types().list(p, true);
+    c.event_types.insert(c.event_types.end(), page.items.begin(), page.items.end());
+    if (page.done || page.items.empty()) break;
+    p.cursor = page.items.back().name;
+  }
+  c.apps = all_pages([&](const ListParams& q) { return s->apps().list(q); });
+  for (const auto& app : c.apps) {
+    for (const auto& ep :
+         all_pages([&](const ListParams& q) { return s->endpoints().list(app.id, q); })) {
+      c.keys[ep.id] = s->endpoints().stored_keys(ep.id);
+      c.endpoints.push_back(ep);
+    }
+    for (const auto& m : all_pages(
+             [&](const ListParams& q) { return s->messages().list(app.id, q, MessageFilter{}); })) {
+      for (const auto& d : s->deliveries().for_message(m.id)) c.deliveries.push_back(d);
+      for (const auto& a : all_pages([&](const ListParams& q) {
+             return s->attempts().list_by_message(app.id, m.id, q, AttemptFilter{});
+           })) {
+        c.attempts.push_back(a);
+      }
+      c.messages.push_back(m);
+    }
+  }
+  c.tokens = s->tokens().list();
+  return c;
+}
+
+void check_same(const EventType& a, const EventType& b) {
+  CAPTURE(a.name);
+  CHECK(b.name == a.name);
+  CHECK(b.description == a.description);
+  CHECK(b.archived == a.archived);
+  CHECK(b.deprecated == a.deprecated);
+  CHECK(b.schemas_json == a.schemas_json);
+  CHECK(b.group_name == a.group_name);
+  CHECK(b.created_at == a.created_at);
+  CHECK(b.updated_at == a.updated_at);
+}
+
+// Not endpoints_version: a stamp of the store's own writes to the endpoints (caches compare it
+// with itself), which the target counts from its own inserts.
+void check_same(const Application& a, const Application& b) {
+  CAPTURE(a.id);
+  CHECK(b.id == a.id);
+  CHECK(b.uid == a.uid);
+  CHECK(b.name == a.name);
+  CHECK(b.throttle_rate == a.throttle_rate);
+  CHECK(b.metadata == a.metadata);
+  CHECK(b.created_at == a.created_at);
+  CHECK(b.updated_at == a.updated_at);
+}
+
+void check_same(const Endpoint& a, const Endpoint& b) {
+  CAPTURE(a.id);
+  CHECK(b.id == a.id);
+  CHECK(b.app_id == a.app_id);
+  CHECK(b.uid == a.uid);
+  CHECK(b.url == a.url);
+  CHECK(b.description == a.description);
+  CHECK(b.throttle_rate == a.throttle_rate);
+  CHECK(b.disabled == a.disabled);
+  CHECK(b.disabled_reason == a.disabled_reason);
+  CHECK(b.event_types == a.event_types);
+  CHECK(b.channels == a.channels);
+  CHECK(b.metadata == a.metadata);
+  CHECK(b.headers == a.headers);
+  CHECK(b.failing_since == a.failing_since);
+  CHECK(b.created_at == a.created_at);
+  CHECK(b.updated_at == a.updated_at);
+}
+
+void check_same(const StoredKey& a, const StoredKey& b) {
+  CHECK(b.bytes == a.bytes);
+  CHECK(b.sealed == a.sealed);
+  CHECK(b.created_at == a.created_at);
+  CHECK(b.expires_at == a.expires_at);
+}
+
+void check_same(const TokenRecord& a, const TokenRecord& b) {
+  CAPTURE(a.id);
+  CHECK(b.id == a.id);
+  CHECK(b.hash == a.hash);
+  CHECK(b.app_id == a.app_id);
+  CHECK(b.name == a.name);
+  CHECK(b.created_at == a.created_at);
+  CHECK(b.expires_at == a.expires_at);
+  CHECK(b.read_only == a.read_only);
+}
+
+void check_same(const Message& a, const Message& b) {
+  CAPTURE(a.id);
+  CHECK(b.id == a.id);
+  CHECK(b.app_id == a.app_id);
+  CHECK(b.event_id == a.event_id);
+  CHECK(b.event_type == a.event_type);
+  CHECK(b.payload == a.payload);
+  CHECK(b.payload_expired == a.payload_expired);
+  CHECK(b.channels == a.channels);
+  CHECK(b.tags == a.tags);
+  CHECK(b.timestamp == a.timestamp);
+}
+
+void check_same(const Delivery& a, const Delivery& b) {
+  CAPTURE(a.id);
+  CHECK(b.id == a.id);
+  CHECK(b.app_id == a.app_id);
+  CHECK(b.msg_id == a.msg_id);
+  CHECK(b.endpoint_id == a.endpoint_id);
+  CHECK(b.status == a.status);
+  CHECK(b.attempts == a.attempts);
+  CHECK(b.next_attempt_at == a.next_attempt_at);
+  CHECK(b.trigger == a.trigger);
+  CHECK(b.created_at == a.created_at);
+  CHECK(b.updated_at == a.updated_at);
+  CHECK(b.claim == a.claim);
+}
+
+void check_same(const Attempt& a, const Attempt& b) {
+  CAPTURE(a.id);
+  CHECK(b.id == a.id);
+  CHECK(b.app_id == a.app_id);
+  CHECK(b.msg_id == a.msg_id);
+  CHECK(b.endpoint_id == a.endpoint_id);
+  CHECK(b.delivery_id == a.delivery_id);
+  CHECK(b.url == a.url);
+  CHECK(b.response_status_code == a.response_status_code);
+  CHECK(b.response == a.response);
+  CHECK(b.response_duration_ms == a.response_duration_ms);
+  CHECK(b.status == a.status);
+  CHECK(b.trigger == a.trigger);
+  CHECK(b.request_headers_json == a.request_headers_json);
+  CHECK(b.timestamp == a.timestamp);
+}
+
+template <typename T>
+void check_all_same(const std::vector<T>& a, const std::vector<T>& b) {
+  REQUIRE(b.size() == a.size());
+  for (size_t i = 0; i < a.size(); ++i) check_same(a[i], b[i]);
+}
+
+// Every row of `to` is the row of `from` with its id, field by field, and there are no others.
+void check_same(const StoreContents& from, const StoreContents& to) {
+  check_all_same(from.event_types, to.event_types);
+  check_all_same(from.apps, to.apps);
+  check_all_same(from.endpoints, to.endpoints);
+  REQUIRE(to.keys.size() == from.keys.size());
+  for (const auto& [endpoint_id, keys] : from.keys) {
+    CAPTURE(endpoint_id);
+    REQUIRE(to.keys.contains(endpoint_id));
+    check_all_same(keys, to.keys.at(endpoint_id));
+  }
+  check_all_same(from.tokens, to.tokens);
+  check_all_same(from.messages, to.messages);
+  check_all_same(from.deliveries, to.deliveries);
+  check_all_same(from.attempts, to.attempts);
+}
+
+// What seed_source() wrote, for the checks that name rows.
+struct Seeded {
+  Application app;    // the rich one: every kind of endpoint, message and delivery
+  Application other;  // oldest-first after `app`
+  Endpoint healthy;   // every optional field set
+  Endpoint failing;   // failing_since set; its key rotated (two keys, the old one expiring)
+  Endpoint disabled;  // disabled with a reason
+  Endpoint legacy;    // its key in plaintext, from before sealing
+  Endpoint other_ep;
+  std::string healthy_key, failing_old_key, failing_new_key, legacy_key;
+  Message expired;  // its payload dropped by retention
+  Message queued;   // deliveries in every state of the queue
+  Delivery due_later, resend, sending, parked;
+  std::vector<Message> bulk;  // `app`'s first messages, oldest first
+  Inventory expected;         // how many rows of each kind were written
+};
+
+// Writes a bit of everything herald keeps into `db`, at times around `now`: three event types
+// (one archived, one with schemas), two apps, five endpoints, three tokens, `bulk` plain
+// messages delivered once each and the special ones named in Seeded.
+Seeded seed_source(Database& db, TimeMs now, int bulk) {
+  Seeded x;
+  Inventory& n = x.expected;
+  auto s = db.begin();
+
+  for (EventType et : {
+           EventType{.name = "invoice.paid",
+          .description = "An invoice was paid",
+          .deprecated = true,
+          // Raw text, spacing and key order as given.
+                     .schemas_json = R"({"1": {"type":"object",  "required": ["amount"]}})",
+          .group_name = "billing",
+          .created_at = now - 20'000,
+          .updated_at = now - 10'000},
+           EventType{.name = "legacy.thing", .archived = true, .created_at = now - 30'000},
+           EventType{.name = "user.created", .created_at = now, .updated_at = now},
+       }) {
+    s->event_types().insert(et);
+    ++n.event_types;
+  }
+
+  x.app.id = new_id(kAppPrefix, now);
+  x.app.uid = "acme";
+  x.app.name = "Acme Corp";
+  x.app.throttle_rate = 20;
+  x.app.metadata = {{"tier", "gold"}, {"région", "eu-ouest"}};
+  x.app.created_at = now - 50'000;
+  x.app.updated_at = now - 40'000;
+  s->apps().insert(x.app);
+  x.other = add_app(*s, now, "Other");
+  n.applications += 2;
+
+  x.healthy = make_endpoint(x.app.id, now - 45'000, "main", "https://acme.example/hooks");
+  x.healthy.description = "the main hook";
+  x.healthy.throttle_rate = 5;
+  x.healthy.event_types = std::vector<std::string>{"invoice.paid", "user.created"};
+  x.healthy.channels = std::vector<std::string>{"eu"};
+  x.healthy.metadata = {{"team", "billing"}};
+  x.healthy.headers = {{"X-Acme", "1"}, {"X-Other", "two words"}};
+  x.healthy.updated_at = now - 44'000;
+  x.healthy_key = random_bytes(24);
+  s->endpoints().insert(x.healthy, x.healthy_key);
+
+  x.failing = make_endpoint(x.app.id, now, "failing");
+  x.failing_old_key = random_bytes(24);
+  x.failing_new_key = random_bytes(24);
+  s->endpoints().insert(x.failing, x.failing_old_key);
+  s->endpoints().rotate_key(x.failing.id, x.failing_new_key, kDayMs, now + 5);
+  REQUIRE(s->endpoints().note_failure(x.failing.id, now - 60'000));
+
+  x.disabled = make_endpoint(x.app.id, now, std::nullopt);
+  s->endpoints().insert(x.disabled, random_bytes(24));
+  REQUIRE(s->endpoints().disable(x.disabled.id, "failing since 5 days", now + 6));
+
+  x.legacy = make_endpoint(x.app.id, now, "legacy");
+  x.legacy_key = "legacy\0key\xff"s;
+  s->endpoints().import_endpoint(x.legacy, {StoredKey{x.legacy_key, false, now - 90'000, {}}});
+
+  x.other_ep = make_endpoint(x.other.id, now, std::nullopt, "https://other.example/in");
+  s->endpoints().insert(x.other_ep, random_bytes(24));
+  n.endpoints += 5;
+  n.endpoint_keys += 6;
+
+  const auto token = [&](std::optional<std::string> app_id, std::string name,
+                         std::optional<TimeMs> expires_at, bool read_only) {
+    s->tokens().insert(TokenRecord{new_id(kTokenPrefix, now), random_bytes(32), std::move(app_id),
+                                   std::move(name), now - 3000, expires_at, read_only});
+    ++n.tokens;
+  };
+  token(std::nullopt, "admin", std::nullopt, false);
+  token(x.app.id, "acme portal", now + kDayMs, true);
+  token(x.other.id, "other integration", std::nullopt, false);
+
+  const auto write = [&](const Message& m) {
+    s->messages().insert(m);
+    ++n.messages;
+  };
+  const auto deliver = [&](const Message& m, const Endpoint& ep, DeliveryStatus status,
+                           int attempts, TimeMs due,
+                           TriggerType trigger = TriggerType::kScheduled) {
+    Delivery d;
+    d.id = new_id(kDeliveryPrefix, now);
+    d.app_id = m.app_id;
+    d.msg_id = m.id;
+    d.endpoint_id = ep.id;
+    d.status = status;
+    d.attempts = attempts;
+    d.next_attempt_at = due;
+    d.trigger = trigger;
+    d.created_at = m.timestamp;
+    d.updated_at = m.timestamp + 1 + attempts;
+    s->deliveries().insert(d);
+    ++n.deliveries;
+    return d;
+  };
+  const auto attempt = [&](const Delivery& d, DeliveryStatus status, int code,
+                           const std::function<void(Attempt&)>& edit = {}) {
+    Attempt a = make_attempt(d, now, status, code);
+    if (edit) edit(a);
+    s->attempts().insert({a});
+    ++n.attempts;
+    return a;
+  };
+
+  for (int i = 0; i < bulk; ++i) {
+    Message m = make_message(x.app.id, now - 100'000 + i, "invoice.paid");
+    m.payload = R"({"n":)" + std::to_string(i) + "}";
+    write(m);
+    attempt(deliver(m, x.healthy, DeliveryStatus::kSuccess, 1, 0), DeliveryStatus::kSuccess, 200);
+    x.bulk.push_back(m);
+  }
+
+  Message with_event_id =
+      make_message(x.app.id, now, "invoice.paid", "evt-1", std::vector<std::string>{"eu", "us"});
+  with_event_id.tags = std::vector<std::string>{"vip", "q3"};
+  with_event_id.payload = R"({"amount": 4200,"note":"café \u00e9",  "list":[1, 2 ,3]})";
+  write(with_event_id);
+  const auto done = deliver(with_event_id, x.healthy, DeliveryStatus::kSuccess, 2, 0);
+  attempt(done, DeliveryStatus::kFail, 503, [](Attempt& a) { a.response = "busy"; });
+  attempt(done, DeliveryStatus::kSuccess, 200);
+
+  x.expired = make_message(x.app.id, now, "invoice.paid");
+  x.expired.payload.clear();
+  x.expired.payload_expired = true;
+  write(x.expired);
+  attempt(deliver(x.expired, x.healthy, DeliveryStatus::kSuccess, 1, 0), DeliveryStatus::kSuccess,
+          204);
+
+  x.queued = make_message(x.app.id, now, "user.created");
+  write(x.queued);
+  x.due_later = deliver(x.queued, x.healthy, DeliveryStatus::kPending, 2, now + 60'000);
+  attempt(x.due_later, DeliveryStatus::kFail, 500);
+  attempt(x.due_later, DeliveryStatus::kFail, 0, [](Attempt& a) {
+    a.response = "timed out after 2s";
+    a.response_duration_ms = 2000;
+  });
+  x.resend = deliver(x.queued, x.healthy, DeliveryStatus::kPending, 0, now, TriggerType::kManual);
+  x.sending = deliver(x.queued, x.failing, DeliveryStatus::kSending, 1, now + 30'000);
+  attempt(x.sending, DeliveryStatus::kFail, 502);
+  x.parked = deliver(x.queued, x.legacy, DeliveryStatus::kPending, 0, 0);
+  const auto failed = deliver(x.queued, x.disabled, DeliveryStatus::kFail, 4, 0);
+  attempt(failed, DeliveryStatus::kFail, 410, [&](Attempt& a) {
+    a.trigger = TriggerType::kManual;
+    a.url = "https://acme.example/gone";
+    a.request_headers_json =
+        R"({"webhook-id":")" + x.queued.id + R"(","webhook-timestamp":"1700000000","x-acme":"1"})";
+  });
+
+  // The same event id in another application is another message.
+  const Message elsewhere = make_message(x.other.id, now, "user.created", "evt-1");
+  write(elsewhere);
+  attempt(deliver(elsewhere, x.other_ep, DeliveryStatus::kSuccess, 1, 0, TriggerType::kManual),
+          DeliveryStatus::kSuccess, 200, [](Attempt& a) { a.trigger = TriggerType::kManual; });
+
+  s->commit();
+  return x;
+}
+
+// A master key for a source and its target (migrate-store opens the target with the source's).
+std::shared_ptr<const SecretBox> new_box() {
+  return std::make_shared<const SecretBox>(random_bytes(SecretBox::kKeySize));
+}
+
+void no_progress(const std::string&) {}
+
+}  // namespace
+
+TEST_CASE("copy_store copies every kind of row from SQLite into the store under test as it lies") {
+  TestStore store;
+  const auto box = new_box();
+  auto src = open_sqlite(store.dir().file("source.db"), 2, box);
+  const TimeMs now = wall_now();
+  const Seeded x = seed_source(*src, now, 3);
+  auto dst = store.open(2, box);
+
+  std::vector<std::string> progress;
+  const CopyResult r =
+      copy_store(*src, *dst, [&](const std::string& line) { progress.push_back(line); });
+  CHECK(r.verified());
+  CHECK(r.source == x.expected);  // the counts are of what was written, not of what was read
+  CHECK(r.target == x.expected);
+  CHECK(r.messages_copied == x.expected.messages);
+  CHECK(r.messages_present == 0);
+  CHECK_FALSE(progress.empty());
+
+  const StoreContents from = read_contents(*src);
+  const StoreContents to = read_contents(*dst);
+  REQUIRE(static_cast<int64_t>(from.messages.size()) == x.expected.messages);
+  REQUIRE(static_cast<int64_t>(from.attempts.size()) == x.expected.attempts);
+  check_same(from, to);
+
+  // What each special row is for, asserted on the target itself.
+  auto s = dst->session();
+  const auto expired = s->messages().get(x.app.id, x.expired.id);
+  REQUIRE(expired);
+  CHECK(expired->payload_expired);
+  CHECK(expired->payload.empty());
+  CHECK(s->messages().payloads({x.expired.id}) ==
+        std::map<std::string, std::string>{{x.expired.id, ""}});
+  CHECK(s->messages().get(x.app.id, "evt-1")->tags == std::vector<std::string>{"vip", "q3"});
+  CHECK(s->messages().get(x.other.id, "evt-1")->app_id == x.other.id);
+
+  const auto disabled = s->endpoints().get(x.app.id, x.disabled.id);
+  REQUIRE(disabled);
+  CHECK(disabled->disabled);
+  CHECK(disabled->disabled_reason == std::optional<std::string>("failing since 5 days"));
+  CHECK(s->endpoints().get(x.app.id, "failing")->failing_since ==
+        std::optional<TimeMs>(now - 60'000));
+  CHECK(s->endpoints().enabled_for_app(x.app.id).size() == 3);
+
+  // Keys lie as they did (sealed ones sealed, the plaintext one not), and open with the same
+  // master key: the target signs with what the source signed with.
+  const auto failing_keys = s->endpoints().stored_keys(x.failing.id);
+  REQUIRE(failing_keys.size() == 2);
+  CHECK(failing_keys[0].sealed);
+  CHECK(failing_keys[0].expires_at == std::optional<TimeMs>(now + 5 + kDayMs));
+  CHECK(failing_keys[1].sealed);
+  CHECK_FALSE(failing_keys[1].expires_at);
+  CHECK(failing_keys[1].bytes.find(x.failing_new_key) == std::string::npos);
+  const auto legacy_keys = s->endpoints().stored_keys(x.legacy.id);
+  REQUIRE(legacy_keys.size() == 1);
+  CHECK_FALSE(legacy_keys[0].sealed);
+  CHECK(legacy_keys[0].bytes == x.legacy_key);
+  CHECK(s->endpoints().sealed_keys_open());
+  CHECK(s->endpoints().current_key(x.healthy.id) == std::optional<std::string>(x.healthy_key));
+  CHECK(s->endpoints().current_key(x.legacy.id) == std::optional<std::string>(x.legacy_key));
+  CHECK(s->endpoints().signing_keys(x.failing.id, now + 10) ==
+        std::vector<std::string>{x.failing_new_key, x.failing_old_key});
+
+  // The queue goes on where it stood: the parked delivery is parked, the rest are due when
+  // they were (the sending one when its lease lapses), and nothing finished is due again.
+  CHECK(s->queue().parked_endpoints() == std::vector<std::string>{x.legacy.id});
+  CHECK(s->queue().next_due() == std::optional<TimeMs>(now));
+  CHECK(id_set(claim_due(*s, now, kDayMs, 100)) == std::set<std::string>{x.resend.id});
+  CHECK(id_set(claim_due(*s, now + 60'000, 1000, 100)) ==
+        std::set<std::string>{x.sending.id, x.due_later.id});
+  s->begin();
+  CHECK(id_set(s->queue().claim_parked(x.legacy.id, now, 1000, 10)) ==
+        std::set<std::string>{x.parked.id});
+  s->commit();
+}
+
+TEST_CASE("copy_store reads every page of each list it copies") {
+  TestStore store;
+  const auto box = new_box();
+  auto src = open_sqlite(store.dir().file("source.db"), 2, box);
+  const TimeMs now = wall_now();
+  Inventory expected;
+  {
+    auto s = src->begin();
+    for (int i = 0; i < kMoreThanAPage; ++i) {
+      s->event_types().insert(EventType{.name = "page." + std::to_string(1000 + i),
+                                        .archived = i % 2 == 0,
+                                        .created_at = now,
+                                        .updated_at = now});
+    }
+    std::vector<Application> apps;
+    for (int i = 0; i < kMoreThanAPage; ++i) apps.push_back(add_app(*s, now, "app"));
+    for (int i = 0; i < kMoreThanAPage; ++i) {
+      add_endpoint(*s, apps[0].id, kUrl, "key-" + std::to_string(i), now);
+    }
+    const auto ep = s->endpoints().list(apps[0].id, ListParams{}).items.front();
+    Message last;
+    for (int i = 0; i < kMoreThanAPage; ++i) {
+      last = add_message(*s, apps[0].id, "{}", now, "page.1001");
+    }
+    const auto d = add_delivery(*s, last, ep.id, now, DeliveryStatus::kFail);
+    std::vector<Attempt> attempts;
+    for (int i = 0; i < kMoreThanAPage; ++i) {
+      attempts.push_back(make_attempt(d, now, DeliveryStatus::kFail, 500));
+    }
+    s->attempts().insert(attempts);
+    s->commit();
+    expected = Inventory{
+        kMoreThanAPage, kMoreThanAPage, kMoreThanAPage, kMoreThanAPage, 0, kMoreThanAPage, 1,
+        kMoreThanAPage};
+  }
+  auto dst = store.open(2, box);
+
+  const CopyResult r = copy_store(*src, *dst, no_progress);
+  CHECK(r.source == expected);
+  CHECK(r.target == expected);
+  CHECK(r.verified());
+  CHECK(r.messages_copied == kMoreThanAPage);
+  check_same(read_contents(*src), read_contents(*dst));
+}
+
+TEST_CASE("copy_store run again copies nothing and still verifies; it copies what is new since") {
+  TestStore store;
+  const auto box = new_box();
+  auto src = open_sqlite(store.dir().file("source.db"), 2, box);
+  const TimeMs now = wall_now();
+  const Seeded x = seed_source(*src, now, 20);
+  auto dst = store.open(2, box);
+
+  const CopyResult first = copy_store(*src, *dst, no_progress);
+  REQUIRE(first.verified());
+  const StoreContents copied = read_contents(*dst);
+
+  const CopyResult again = copy_store(*src, *dst, no_progress);
+  CHECK(again.verified());
+  CHECK(again.messages_copied == 0);
+  CHECK(again.messages_present == x.expected.messages);
+  CHECK(again.target == first.target);
+  check_same(copied, read_contents(*dst));
+
+  // The source gains a row of every kind, some under rows the target holds already (an
+  // endpoint of a copied app, a message among copied ones): only those are copied.
+  Inventory more = x.expected;
+  {
+    auto s = src->begin();
+    s->event_types().insert(EventType{.name = "late.type", .created_at = now, .updated_at = now});
+    const auto late_ep = add_endpoint(*s, x.app.id, kUrl, "late key", now + 1);
+    const auto late_app = add_app(*s, now + 1, "late app", "late");
+    add_endpoint(*s, late_app.id, kUrl, "late app key", now + 1);
+    s->tokens().insert(TokenRecord{new_id(kTokenPrefix, now + 1), random_bytes(32), late_app.id,
+                                   "late", now + 1, std::nullopt, false});
+    const auto m = add_message(*s, x.app.id, R"({"late":true})", now + 1);
+    const auto d = add_delivery(*s, m, late_ep.id, now + 1, DeliveryStatus::kFail);
+    s->attempts().insert({make_attempt(d, now + 1, DeliveryStatus::kFail, 500)});
+    add_message(*s, late_app.id, "{}", now + 1);
+    s->commit();
+    more.event_types += 1;
+    more.applications += 1;
+    more.endpoints += 2;
+    more.endpoint_keys += 2;
+    more.tokens += 1;
+    more.messages += 2;
+    more.deliveries += 1;
+    more.attempts += 1;
+  }
+  const CopyResult grown = copy_store(*src, *dst, no_progress);
+  CHECK(grown.verified());
+  CHECK(grown.source == more);
+  CHECK(grown.messages_copied == 2);
+  CHECK(grown.messages_present == x.expected.messages);
+  check_same(read_contents(*src), read_contents(*dst));
+}
+
+TEST_CASE("copy_store stopped half-way is finished by running it again") {
+  TestStore store;
+  const auto box = new_box();
+  auto src = open_sqlite(store.dir().file("source.db"), 2, box);
+  const TimeMs now = wall_now();
+  const Seeded x = seed_source(*src, now, kMoreThanAPage);
+  auto dst = store.open(2, box);
+
+  // The copy goes app by app, newest message first, one transaction per message. It is made
+  // to fail at the attempts of a message of the first page (after its row and its delivery
+  // went in), standing for anything that stops a copy there: the target holds an attempt with
+  // that id, under an application of its own.
+  const Message& stop_at = x.bulk[100];
+  std::string stop_attempt_id;
+  {
+    auto s = src->session();
+    const auto page = s->attempts().list_by_message(x.app.id, stop_at.id, ListParams{}, {});
+    REQUIRE(page.items.size() == 1);
+    stop_attempt_id = page.items[0].id;
+  }
+  Application blocker;
+  {
+    auto s = dst->session();
+    blocker = add_app(*s, now, "blocker");
+    const auto ep = add_endpoint(*s, blocker.id, kUrl, "blocker key", now);
+    const auto m = add_message(*s, blocker.id, "{}", now);
+    Attempt a = make_attempt(add_delivery(*s, m, ep.id, now, DeliveryStatus::kFail), now,
+                             DeliveryStatus::kFail, 500);
+    a.id = stop_attempt_id;
+    s->attempts().insert({a});
+  }
+  bool constraint = false;
+  try {
+    copy_store(*src, *dst, no_progress);
+  } catch (const DbError& e) {
+    constraint = e.is_constraint();
+  }
+  REQUIRE(constraint);
+
+  // It stopped there: the newer messages are in; that one is not, not even in part; the older
+  // ones and the other app's are not either.
+  std::vector<Message> newer;
+  {
+    auto s = src->session();
+    for (const auto& m : all_pages([&](const ListParams& p) {
+           return s->messages().list(x.app.id, p, MessageFilter{});
+         })) {
+      if (m.id > stop_at.id) newer.push_back(m);
+    }
+  }
+  {
+    auto s = dst->session();
+    CHECK(ids_of(all_pages([&](const ListParams& p) {
+            return s->messages().list(x.app.id, p, MessageFilter{});
+          })) == ids_of(newer));
+    CHECK_FALSE(s->messages().get(x.app.id, stop_at.id));
+    CHECK(s->deliveries().for_message(stop_at.id).empty());
+    CHECK(s->messages().list(x.other.id, ListParams{}, MessageFilter{}).items.empty());
+    CHECK(s->apps().get(x.other.id));  // applications and endpoints went first
+    CHECK(s->tokens().list().size() == 3);
+    CHECK(s->apps().remove(blocker.id));
+  }
+
+  const CopyResult r = copy_store(*src, *dst, no_progress);
+  CHECK(r.verified());
+  CHECK(r.target == x.expected);
+  CHECK(r.messages_present == static_cast<int64_t>(newer.size()));
+  CHECK(r.messages_copied == x.expected.messages - static_cast<int64_t>(newer.size()));
+  check_same(read_contents(*src), read_contents(*dst));
+}
+
+TEST_CASE("copy_store into a target that holds data of its own does not verify") {
+  TestStore store;
+  const auto box = new_box();
+  auto src = open_sqlite(store.dir().file("source.db"), 2, box);
+  const TimeMs now = wall_now();
+  const Seeded x = seed_source(*src, now, 2);
+  auto dst = store.open(2, box);
+
+  SUBCASE("rows the source does not have: copied alongside, and the counts tell") {
+    {
+      auto s = dst->session();
+      const auto theirs = add_app(*s, now, "theirs", "theirs");
+      add_message(*s, theirs.id, "{}", now);
+      s->tokens().insert(TokenRecord{new_id(kTokenPrefix, now), random_bytes(32), std::nullopt,
+                                     "HERALD_ADMIN_TOKEN", now, std::nullopt, false});
+    }
+    const CopyResult r = copy_store(*src, *dst, no_progress);
+    CHECK_FALSE(r.verified());
+    CHECK(r.source == x.expected);
+    Inventory with_theirs = x.expected;
+    with_theirs.applications += 1;
+    with_theirs.messages += 1;
+    with_theirs.tokens += 1;
+    CHECK(r.target == with_theirs);
+    CHECK(r.messages_copied == x.expected.messages);
+  }
+
+  SUBCASE("only an event type of its own") {
+    dst->session()->event_types().insert(
+        EventType{.name = "theirs.only", .created_at = now, .updated_at = now});
+    const CopyResult r = copy_store(*src, *dst, no_progress);
+    CHECK_FALSE(r.verified());
+    CHECK(r.target.event_types == x.expected.event_types + 1);
+  }
+
+  SUBCASE("an application under the uid of a source one: the copy fails rather than merge") {
+    add_app(*dst->session(), now, "impostor", "acme");
+    CHECK(throws_constraint([&] { copy_store(*src, *dst, no_progress); }));
+    auto s = dst->session();
+    CHECK(s->apps().get_by_uid("acme")->name == "impostor");
+    CHECK(s->inventory().messages == 0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
