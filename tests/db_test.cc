@@ -38,6 +38,8 @@
 #include "db/inventory.h"
 #include "db/list.h"
 #include "db/message_store.h"
+#include "db/postgres/connection.h"
+#include "db/postgres/migrations.h"
 #include "db/queue_store.h"
 #include "db/sealing.h"
 #include "db/session.h"
@@ -577,7 +579,8 @@ TEST_CASE("AppStore remove cascades to endpoints, messages, deliveries, attempts
   const auto d = add_delivery(*s, m, ep.id, now);
   const auto kept_d = add_delivery(*s, kept_m, kept_ep.id, now);
   const auto a = make_attempt(d, now, DeliveryStatus::kFail, 500);
-  s->attempts().insert({a});
+  const auto kept_a = make_attempt(kept_d, now, DeliveryStatus::kFail, 500);
+  s->attempts().insert({a, kept_a});
   s->tokens().insert(
       TokenRecord{new_id(kTokenPrefix, now), "hash-doomed", doomed.id, "portal", now, {}, false});
 
@@ -600,6 +603,7 @@ TEST_CASE("AppStore remove cascades to endpoints, messages, deliveries, attempts
   CHECK(s->endpoints().current_key(kept_ep.id) == std::optional<std::string>("key-kept"));
   CHECK(s->messages().get(kept.id, kept_m.id));
   CHECK(s->deliveries().get(kept_d.id));
+  CHECK(s->attempts().get(kept.id, kept_a.id));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,10 +698,24 @@ TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
   CHECK_FALSE(endpoints.update(foreign));
   CHECK(endpoints.get(app.id, ep.id)->url == "https://b.example/new");
 
+  // Its deliveries and attempts go with it; those of the app's other endpoint stay.
+  const auto m = add_message(*s, app.id, R"({"n":1})", now, "user.created");
+  const auto d = add_delivery(*s, m, ep.id, now);
+  const auto kept_d = add_delivery(*s, m, second.id, now);
+  const auto a = make_attempt(d, now, DeliveryStatus::kFail, 500);
+  const auto kept_a = make_attempt(kept_d, now, DeliveryStatus::kFail, 500);
+  s->attempts().insert({a, kept_a});
+
   CHECK_FALSE(endpoints.remove(other.id, ep.id));
+  CHECK(s->deliveries().get(d.id));
   CHECK(endpoints.remove(app.id, ep.id));
   CHECK_FALSE(endpoints.get(app.id, ep.id));
   CHECK_FALSE(endpoints.current_key(ep.id));
+  CHECK_FALSE(s->deliveries().get(d.id));
+  CHECK_FALSE(s->attempts().get(app.id, a.id));
+  CHECK(s->deliveries().get(kept_d.id));
+  CHECK(s->attempts().get(app.id, kept_a.id));
+  CHECK_FALSE(endpoints.remove(app.id, ep.id));
 }
 
 TEST_CASE("EndpointStore rotate_key keeps the old key for its grace period") {
@@ -3219,4 +3237,51 @@ TEST_SUITE("sqlite") {
     s->rollback();
     CHECK(listener.calls().wakes == 1);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The PostgreSQL backend itself: its migrations
+
+TEST_CASE("PostgreSQL migration 2 drops the queue tables' foreign keys and keeps the data") {
+  if (store_kind() != StoreKind::kPostgres) return;  // SQLite's tables keep theirs
+  TestStore store;
+  const TimeMs now = wall_now();
+  std::string delivery_id;
+  {
+    auto db = store.open();
+    auto s = db->session();
+    const auto app = add_app(*s, now, "a", "a");
+    const auto ep = add_endpoint(*s, app.id, kUrl, "k", now);
+    const auto m = add_message(*s, app.id, R"({"n":1})", now, "a.b");
+    delivery_id = add_delivery(*s, m, ep.id, now).id;
+  }
+  pg::Connection c(store.location());
+  auto foreign_keys = [&] {
+    return c
+        .query(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid IN "
+            "('deliveries'::regclass, 'attempts'::regclass)")
+        .get_int(0, 0);
+  };
+  CHECK(foreign_keys() == 0);
+
+  // The database as version 1 left it: the same keys, under the names it gave them.
+  c.exec(
+      "ALTER TABLE deliveries ADD FOREIGN KEY (msg_id) REFERENCES messages(id) ON DELETE CASCADE;"
+      "ALTER TABLE deliveries ADD FOREIGN KEY (endpoint_id) REFERENCES endpoints(id) "
+      "ON DELETE CASCADE;"
+      "ALTER TABLE attempts ADD FOREIGN KEY (msg_id) REFERENCES messages(id) ON DELETE CASCADE;"
+      "ALTER TABLE attempts ADD FOREIGN KEY (endpoint_id) REFERENCES endpoints(id) "
+      "ON DELETE CASCADE;"
+      "DELETE FROM schema_version WHERE version > 1");
+  REQUIRE(foreign_keys() == 4);
+
+  pg::migrate(c);
+  CHECK(foreign_keys() == 0);
+  CHECK(c.query("SELECT max(version) FROM schema_version").get_int(0, 0) ==
+        pg::latest_schema_version());
+  CHECK(c.query("SELECT count(*) FROM schema_version").get_int(0, 0) ==
+        pg::latest_schema_version());
+  auto db = store.open();
+  CHECK(db->session()->deliveries().get(delivery_id));
 }

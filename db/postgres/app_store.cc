@@ -97,7 +97,20 @@ std::map<std::string, int64_t> PgAppStore::endpoint_versions(
 }
 
 bool PgAppStore::remove(const std::string& id) {
-  return x_.conn.query("DELETE FROM applications WHERE id = $1", Params().add(id)).affected() > 0;
+  // Endpoints, secrets, messages and tokens go by their foreign keys; the queue's tables hold
+  // none (migration 2): their rows go by message, which also finds a delivery or attempt
+  // whose endpoint was deleted while it was being written.
+  return x_.conn
+             .query(
+                 "WITH a AS (DELETE FROM applications WHERE id = $1 RETURNING id), "
+                 "m AS (SELECT id FROM messages WHERE app_id IN (SELECT id FROM a)), "
+                 "d AS (DELETE FROM deliveries WHERE msg_id IN (SELECT id FROM m)), "
+                 "t AS (DELETE FROM attempts WHERE msg_id IN (SELECT id FROM m)), "
+                 "b AS (DELETE FROM endpoint_buckets WHERE endpoint_id IN (SELECT id FROM "
+                 "endpoints WHERE app_id IN (SELECT id FROM a))) "
+                 "SELECT count(*) FROM a",
+                 Params().add(id))
+             .get_int(0, 0) > 0;
 }
 
 }  // namespace herald::pg

@@ -236,6 +236,9 @@ void Connection::connect() {
   }
   PQsetNoticeProcessor(
       conn_.get(), [](void*, const char*) {}, nullptr);  // no stderr noise
+  // Every execution is planned for its own parameters and the tables as they are then: a plan
+  // cached while the queue was empty (a scan of a few rows) would stay as it grew to millions.
+  exec("SET plan_cache_mode = force_custom_plan");
   if (!durable_) exec("SET synchronous_commit = off");
 }
 

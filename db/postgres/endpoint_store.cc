@@ -111,11 +111,17 @@ bool PgEndpointStore::update(const Endpoint& ep) {
 
 bool PgEndpointStore::remove(const std::string& app_id, const std::string& id) {
   changed_app(app_id);
-  x_.conn.query("DELETE FROM endpoint_buckets WHERE endpoint_id = $1", Params().add(id));
+  // One statement, so that it is whole outside a transaction too; the queue's tables hold no
+  // foreign keys (migration 2), so their rows go here.
   return x_.conn
-             .query("DELETE FROM endpoints WHERE id = $1 AND app_id = $2",
-                    Params().add(id).add(app_id))
-             .affected() > 0;
+             .query(
+                 "WITH e AS (DELETE FROM endpoints WHERE id = $1 AND app_id = $2 RETURNING id), "
+                 "d AS (DELETE FROM deliveries WHERE endpoint_id IN (SELECT id FROM e)), "
+                 "a AS (DELETE FROM attempts WHERE endpoint_id IN (SELECT id FROM e)), "
+                 "b AS (DELETE FROM endpoint_buckets WHERE endpoint_id IN (SELECT id FROM e)) "
+                 "SELECT count(*) FROM e",
+                 Params().add(id).add(app_id))
+             .get_int(0, 0) > 0;
 }
 
 std::optional<TimeMs> PgEndpointStore::note_failure(const std::string& endpoint_id, TimeMs at) {
