@@ -30,6 +30,8 @@ class AttemptStore {
   virtual ~AttemptStore() = default;
 
   // Appends attempts, in order.
+  // An attempt whose endpoint no longer exists (it was deleted while the request was in
+  // flight) is not recorded: it would outlive the endpoint's other attempts.
   virtual void insert(const std::vector<Attempt>& attempts) = 0;
   // Deletes up to `limit` attempts made before `before`, oldest first; returns how many.
   virtual int64_t purge(TimeMs before, int limit) = 0;

@@ -491,6 +491,32 @@ TEST_CASE("stop(drain) waits for the delivery in flight and records it, without 
   sched.stop(3000);                          // idempotent
 }
 
+TEST_CASE("an endpoint deleted while its request is in flight: the round's results are kept") {
+  Fixture f;
+  f.rx.on("/doomed", held(f.rx, 200, "doomed"));
+  f.rx.on("/kept", held(f.rx, 200, "kept"));
+  f.rx.start();
+  auto doomed = f.add_endpoint(f.rx.url("/doomed"));
+  auto kept = f.add_endpoint(f.rx.url("/kept"));
+  auto m = f.add_message(R"({"deleted":1})");
+  auto d = f.add_delivery(m, doomed);
+  auto k = f.add_delivery(m, kept);
+
+  Scheduler sched(*f.db, f.clock, Fixture::options());
+  sched.wake();
+  REQUIRE(wait_until([&] { return f.rx.entered() == 2; }));
+  REQUIRE(f.db->session()->endpoints().remove(f.app.id, doomed.id));
+  f.rx.gate.release();  // both answer together: their results are recorded together
+
+  CHECK(f.wait_status(k, DeliveryStatus::kSuccess));
+  REQUIRE(f.attempts(kept).size() == 1);
+  CHECK(f.attempts(kept)[0].response == "kept");
+  CHECK_FALSE(f.db->session()->deliveries().get(d.id));
+  CHECK(f.settle(sched));  // and it goes on
+  CHECK(f.rx.count("/doomed") == 1);
+  sched.stop(3000);
+}
+
 TEST_CASE("stop(0) aborts the delivery in flight back to the queue, not as an attempt") {
   Fixture f;
   f.rx.on("/stuck", [&f](int n, const httplib::Request&, httplib::Response& res) {

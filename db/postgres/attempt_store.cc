@@ -59,7 +59,8 @@ void PgAttemptStore::insert(const std::vector<Attempt>& attempts) {
       "response_status_code, response, response_duration_ms, status, trigger, request_headers, "
       "created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
       "$5::text[], $6::text[], $7::int[], $8::text[], $9::bigint[], $10::smallint[], "
-      "$11::smallint[], $12::text[], $13::bigint[])",
+      "$11::smallint[], $12::text[], $13::bigint[]) AS u(id, app_id, msg_id, endpoint_id) "
+      "WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = u.endpoint_id)",
       Params()
           .add_array(ids)
           .add_array(apps)

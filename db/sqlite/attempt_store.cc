@@ -33,7 +33,8 @@ void SqliteAttemptStore::insert(const std::vector<Attempt>& attempts) {
   auto st = x_.conn.prepare(
       "INSERT INTO attempts (id, app_id, msg_id, endpoint_id, delivery_id, url, "
       "response_status_code, response, response_duration_ms, status, trigger, request_headers, "
-      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "created_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE EXISTS "
+      "(SELECT 1 FROM endpoints WHERE id = ?4)");
   for (const Attempt& a : attempts) {
     st.bind(1, a.id)
         .bind(2, a.app_id)
