@@ -263,7 +263,13 @@ TimeMs Scheduler::round(std::vector<DeliveryResult> results, std::vector<Fresh> 
                          now);
   }
   std::vector<DeliveryUpdate> set_aside;
-  const int64_t ts = now / 1000;
+  struct Admitted {
+    Delivery delivery;
+    const Target* target;
+    std::shared_ptr<const std::string> body;
+  };
+  std::vector<Admitted> admitted;
+  admitted.reserve(claimed.size());
   for (auto& d : claimed) {
     auto body_it = bodies.find(d.msg_id);
     const std::shared_ptr<const std::string> body =
@@ -281,17 +287,26 @@ TimeMs Scheduler::round(std::vector<DeliveryResult> results, std::vector<Fresh> 
       claims_.parked(d.endpoint_id);
       continue;
     }
-    BuiltRequest req = build_request(d, *target, body, ts, options_.request_timeout_ms,
-                                     options_.connect_timeout_ms);
-    req.job.tag = next_tag_++;
-    sent.emplace_back(req.job.tag, InFlight{std::move(d), req.job.url,
-                                            std::move(req.recorded_headers_json), now});
-    jobs.push_back(std::move(req.job));
+    admitted.push_back({std::move(d), target, body});
   }
   limits_->end_round(s);
   s.queue().complete(set_aside, now);
   if (polled && !more) next_due = s.queue().next_due();
   s.commit();
+
+  // Signed after the commit: on a shared store the transaction holds every claimed endpoint's
+  // lock (SharedLimits), which other processes' rounds wait for. The targets stay put: the
+  // cache changes only in check() and get().
+  const int64_t ts = now / 1000;
+  jobs.reserve(admitted.size());
+  for (auto& a : admitted) {
+    BuiltRequest req = build_request(a.delivery, *a.target, a.body, ts, options_.request_timeout_ms,
+                                     options_.connect_timeout_ms);
+    req.job.tag = next_tag_++;
+    sent.emplace_back(req.job.tag, InFlight{std::move(a.delivery), req.job.url,
+                                            std::move(req.recorded_headers_json), now});
+    jobs.push_back(std::move(req.job));
+  }
 
   {
     std::lock_guard lock(mu_);

@@ -13,6 +13,8 @@ constexpr size_t kMaxEntries = 10000;
 }  // namespace
 
 void TargetCache::check(Session& s, const std::vector<std::string>& app_ids) {
+  // Starting over here, never in get(): what get() returned stays valid for the whole round.
+  if (entries_.size() > kMaxEntries) entries_.clear();
   if (app_ids.empty()) return;
   if (app_versions_.size() > kMaxEntries) app_versions_.clear();
   auto versions = s.apps().endpoint_versions(app_ids);
@@ -24,7 +26,6 @@ void TargetCache::check(Session& s, const std::vector<std::string>& app_ids) {
 
 const Target* TargetCache::get(Session& s, const std::string& app_id,
                                const std::string& endpoint_id, TimeMs now) {
-  if (entries_.size() > kMaxEntries) entries_.clear();
   const int64_t version = app_versions_[app_id];
   auto it = entries_.find(endpoint_id);
   if (it == entries_.end() || it->second.app_version != version ||

@@ -30,6 +30,8 @@ class TargetCache {
   // Learns the current endpoints_version of `app_ids` (read through `s`).
   void check(Session& s, const std::vector<std::string>& app_ids);
   // The endpoint, read through `s` unless a fresh entry is kept; null if it no longer exists.
+  // What it points to stays valid until the next check() (another get() of the same endpoint
+  // may refresh it in place).
   // REQUIRES: check() covered its application this round.
   const Target* get(Session& s, const std::string& app_id, const std::string& endpoint_id,
                     TimeMs now);

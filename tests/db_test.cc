@@ -3242,7 +3242,7 @@ TEST_SUITE("sqlite") {
 // ---------------------------------------------------------------------------------------------
 // The PostgreSQL backend itself: its migrations
 
-TEST_CASE("PostgreSQL migration 2 drops the queue tables' foreign keys and keeps the data") {
+TEST_CASE("PostgreSQL migrations 2 and 3 drop the foreign keys of messages and the queue") {
   if (store_kind() != StoreKind::kPostgres) return;  // SQLite's tables keep theirs
   TestStore store;
   const TimeMs now = wall_now();
@@ -3260,7 +3260,7 @@ TEST_CASE("PostgreSQL migration 2 drops the queue tables' foreign keys and keeps
     return c
         .query(
             "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid IN "
-            "('deliveries'::regclass, 'attempts'::regclass)")
+            "('messages'::regclass, 'deliveries'::regclass, 'attempts'::regclass)")
         .get_int(0, 0);
   };
   CHECK(foreign_keys() == 0);
@@ -3273,8 +3273,10 @@ TEST_CASE("PostgreSQL migration 2 drops the queue tables' foreign keys and keeps
       "ALTER TABLE attempts ADD FOREIGN KEY (msg_id) REFERENCES messages(id) ON DELETE CASCADE;"
       "ALTER TABLE attempts ADD FOREIGN KEY (endpoint_id) REFERENCES endpoints(id) "
       "ON DELETE CASCADE;"
+      "ALTER TABLE messages ADD FOREIGN KEY (app_id) REFERENCES applications(id) "
+      "ON DELETE CASCADE;"
       "DELETE FROM schema_version WHERE version > 1");
-  REQUIRE(foreign_keys() == 4);
+  REQUIRE(foreign_keys() == 5);
 
   pg::migrate(c);
   CHECK(foreign_keys() == 0);

@@ -97,13 +97,13 @@ std::map<std::string, int64_t> PgAppStore::endpoint_versions(
 }
 
 bool PgAppStore::remove(const std::string& id) {
-  // Endpoints, secrets, messages and tokens go by their foreign keys; the queue's tables hold
-  // none (migration 2): their rows go by message, which also finds a delivery or attempt
-  // whose endpoint was deleted while it was being written.
+  // Endpoints, their secrets and tokens go by their foreign keys; messages and the queue's
+  // tables hold none (migrations 2 and 3): they go here, deliveries and attempts by message,
+  // which also finds one whose endpoint was deleted while it was being written.
   return x_.conn
              .query(
                  "WITH a AS (DELETE FROM applications WHERE id = $1 RETURNING id), "
-                 "m AS (SELECT id FROM messages WHERE app_id IN (SELECT id FROM a)), "
+                 "m AS (DELETE FROM messages WHERE app_id IN (SELECT id FROM a) RETURNING id), "
                  "d AS (DELETE FROM deliveries WHERE msg_id IN (SELECT id FROM m)), "
                  "t AS (DELETE FROM attempts WHERE msg_id IN (SELECT id FROM m)), "
                  "b AS (DELETE FROM endpoint_buckets WHERE endpoint_id IN (SELECT id FROM "

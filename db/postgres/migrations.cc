@@ -173,6 +173,11 @@ ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_endpoint_id_fkey;
 ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_msg_id_fkey;
 ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_endpoint_id_fkey;
 )sql",
+    // 3: nor do messages: every message's key check locked its application's row, the one
+    // row every publisher of that application shares. PgAppStore::remove deletes them.
+    R"sql(
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_app_id_fkey;
+)sql",
 };
 
 }  // namespace
