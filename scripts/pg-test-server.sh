@@ -2,6 +2,9 @@
 # A throwaway PostgreSQL server for the test suite: Debian's postgresql, a data directory of
 # its own, a Unix socket only (no TCP), fsync off. As root it runs as the postgres user
 # (initdb refuses root).
+# HERALD_PG_DURABLE=1 at start leaves fsync, full_page_writes and synchronous_commit at
+# PostgreSQL's defaults (all on: every commit waits for its WAL to reach the disk), as the
+# benchmark needs for a fair comparison with SQLite; without it they are as below (fsync off).
 #   scripts/pg-test-server.sh start DIR    creates DIR (removing what was there) and starts the
 #                                          server; prints its URI
 #   scripts/pg-test-server.sh uri DIR      prints the URI of the server in DIR
@@ -39,13 +42,16 @@ case "$cmd" in
     as_owner "$bin/initdb" -D "$dir/data" -U "$owner" --auth=trust --encoding=UTF8 \
       --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
+    if [ "${HERALD_PG_DURABLE:-0}" = 1 ]; then
+      durability="# durable (HERALD_PG_DURABLE=1): fsync, full_page_writes, synchronous_commit as default"
+    else
+      durability=$'fsync = off\nfull_page_writes = off\nsynchronous_commit = on'
+    fi
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$dir'
 port = 5432
-fsync = off
-full_page_writes = off
-synchronous_commit = on
+$durability
 max_connections = 300
 shared_buffers = 128MB
 log_min_messages = warning
