@@ -1180,6 +1180,11 @@ function report(o, m, r, chartName) {
 
 // ---------------------------------------------------------------------------------------------
 
+// One run, as the progress log says it.
+function runSummary(e) {
+  return `${f0(e.deliveriesPerSec)} deliveries/s, ${f0(e.acceptedPerSec)} messages/s accepted, ${f0(e.pendingAtEnd)} pending at the end${e.sustained ? "" : " (not kept up)"}${e.unmeasured ? " (unmeasured: /metrics unanswered during the load)" : ""}`;
+}
+
 // How a run is marked in the tables.
 function flag(e) {
   if (e.unmeasured) return " (**unmeasured**: /metrics went unanswered during the load)";
@@ -1257,7 +1262,7 @@ async function main() {
     for (const c of o.connections) {
       const e = await endToEnd(work, o, { connections: c });
       sweep.push(e);
-      log(`end-to-end run ${i + 1}, ${c} connections: ${f0(e.deliveriesPerSec)} deliveries/s, ${f0(e.acceptedPerSec)} messages/s accepted, ${f0(e.pendingAtEnd)} pending at the end${e.sustained ? "" : " (not kept up)"}${e.unmeasured ? " (unmeasured: /metrics unanswered during the load)" : ""}`);
+      log(`end-to-end run ${i + 1}, ${c} connections: ${runSummary(e)}`);
     }
     r.sweeps.push(sweep);
     r.e2es.push(bestOf(sweep));
@@ -1267,7 +1272,7 @@ async function main() {
       for (const c of o.pgConnections) {
         const e = await pgEndToEnd(work, o, { nodes, connections: c });
         pgSweep.push(e);
-        log(`PostgreSQL, ${nodes} node${nodes > 1 ? "s" : ""}, run ${i + 1}, ${c} connections: ${f0(e.deliveriesPerSec)} deliveries/s, ${f0(e.acceptedPerSec)} messages/s accepted, ${f0(e.pendingAtEnd)} pending at the end${e.sustained ? "" : " (not kept up)"}${e.unmeasured ? " (unmeasured: /metrics unanswered during the load)" : ""}; CPU µs/delivery herald ${f1(e.cpu.herald)} + PostgreSQL ${f1(e.cpu.pg)} = ${f1(e.cpu.total)}`);
+        log(`PostgreSQL, ${nodes} node${nodes > 1 ? "s" : ""}, run ${i + 1}, ${c} connections: ${runSummary(e)}; CPU µs/delivery herald ${f1(e.cpu.herald)} + PostgreSQL ${f1(e.cpu.pg)} = ${f1(e.cpu.total)}`);
       }
       r.pg[key].sweeps.push(pgSweep);
       r.pg[key].bests.push(bestOf(pgSweep));

@@ -514,6 +514,7 @@ TEST_CASE("an endpoint deleted while its request is in flight: the round's resul
   CHECK_FALSE(f.db->session()->deliveries().get(d.id));
   CHECK(f.settle(sched));  // and it goes on
   CHECK(f.rx.count("/doomed") == 1);
+  CHECK(f.attempts(m).size() == 1);  // the deleted endpoint's attempt is not recorded
   sched.stop(3000);
 }
 
