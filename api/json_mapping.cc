@@ -71,6 +71,8 @@ json to_json(const Endpoint& e) {
          {"version", 1}};
   if (e.throttle_rate) j["throttleRate"] = *e.throttle_rate;
   if (e.disabled_reason) j["disabledReason"] = *e.disabled_reason;
+  j["signatureScheme"] = scheme_name(e.signature_scheme);
+  j["signatureHeader"] = opt(e.signature_header);
   return j;
 }
 
@@ -345,11 +347,14 @@ std::optional<std::string> url_problem(const std::string& url) {
   return std::nullopt;
 }
 
-std::optional<std::string> header_problem(const std::string& name, const std::string& value) {
+std::optional<std::string> header_name_problem(const std::string& name) {
+  // What herald sets itself, and the hop-by-hop headers (RFC 9110 7.6.1), which are about one
+  // connection and not for an endpoint.
   static const char* kReserved[] = {
-      "content-type",      "content-length",    "host",    "user-agent",     "webhook-id",
-      "webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
-      "transfer-encoding", "connection",        "expect"};
+      "content-type",       "content-length",      "host",    "user-agent",     "webhook-id",
+      "webhook-timestamp",  "webhook-signature",   "svix-id", "svix-timestamp", "svix-signature",
+      "transfer-encoding",  "connection",          "expect",  "keep-alive",     "proxy-connection",
+      "proxy-authenticate", "proxy-authorization", "te",      "trailer",        "upgrade"};
   if (name.empty() || name.size() > 256) return "header names must be 1 to 256 characters";
   static const std::string kTokenChars = "!#$%&'*+-.^_`|~";
   for (char c : name) {
@@ -361,8 +366,13 @@ std::optional<std::string> header_problem(const std::string& name, const std::st
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (const char* r : kReserved) {
-    if (lower == r) return "'" + name + "' is set by herald and cannot be overridden";
+    if (lower == r) return "'" + name + "' is set by herald or is hop-by-hop, and cannot be used";
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> header_problem(const std::string& name, const std::string& value) {
+  if (auto problem = header_name_problem(name)) return problem;
   for (char c : value) {
     if (c == '\r' || c == '\n' || c == '\0') return "header values must not contain line breaks";
   }

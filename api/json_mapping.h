@@ -72,7 +72,9 @@ bool valid_name(const std::string& name);
 // Checks an endpoint URL: absolute http:// or https:// with a host; nullopt when fine,
 // else the reason.
 std::optional<std::string> url_problem(const std::string& url);
-// Checks a custom header name: an HTTP token, not one herald sets itself.
+// Checks a custom header name: an HTTP token, not one herald sets itself nor a hop-by-hop one.
 std::optional<std::string> header_problem(const std::string& name, const std::string& value);
+// Checks the name of the header that carries an endpoint's signature (the same rules).
+std::optional<std::string> header_name_problem(const std::string& name);
 
 }  // namespace herald

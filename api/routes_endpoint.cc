@@ -1,6 +1,8 @@
 // /api/v1/app/{app}/endpoint: endpoints, their secrets, headers and stats.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <string_view>
 
 #include "api/errors.h"
@@ -9,6 +11,7 @@
 #include "core/encoding.h"
 #include "core/headers.h"
 #include "core/ids.h"
+#include "core/signer.h"
 #include "core/signing.h"
 #include "core/time_format.h"
 #include "db/attempt_store.h"
@@ -70,10 +73,89 @@ bool is_https_url(const std::string& url) {
   return true;
 }
 
-// Applies an EndpointIn/EndpointUpdate/EndpointPatch body to `ep`. Returns the secret key
-// (raw bytes) given in the body, if any. `https_only`: a URL that is not https:// is an error.
-std::optional<std::string> read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch,
-                                              bool https_only) {
+// What a body asks of an endpoint's signing.
+struct SigningChange {
+  std::optional<SignatureScheme> scheme;  // signatureScheme, when given
+  std::optional<SigningKey> key;          // secret (or a rotation's key), when given
+  std::string key_text;                   // that key as written
+};
+
+std::string key_kind_text(KeyKind kind) {
+  return kind == KeyKind::kEd25519 ? "a whsk_ Ed25519 key" : "a whsec_ secret";
+}
+
+// Reads a whsec_ or whsk_ secret from `field`, and checks it fits `scheme` when one is asked.
+std::optional<SigningKey> read_secret(BodyReader& r, const char* field,
+                                      std::optional<SignatureScheme> scheme, std::string& written) {
+  auto text = r.opt_string(field, 200);
+  if (!text) return std::nullopt;
+  written = *text;
+  std::string problem;
+  auto key = parse_secret(*text, &problem);
+  if (!key) {
+    r.error(field, problem);
+  } else if (scheme && key_kind_for(*scheme) != key->kind) {
+    r.error(field, std::string("signatureScheme ") + scheme_name(*scheme) + " signs with " +
+                       key_kind_text(key_kind_for(*scheme)) + " (or none: herald makes one)");
+  }
+  return key;
+}
+
+std::optional<SignatureScheme> read_scheme(BodyReader& r) {
+  auto name = r.opt_string("signatureScheme", 64);
+  if (!name) return std::nullopt;
+  auto scheme = parse_scheme(*name);
+  if (!scheme) r.error("signatureScheme", "must be one of standard, stripe, github, ed25519");
+  return scheme;
+}
+
+// The scheme an endpoint signs in after `change`: the one asked for, else the one its new key
+// implies (a whsk_ key means ed25519; a whsec_ key given to an ed25519 endpoint, standard),
+// else the one it has.
+SignatureScheme scheme_after(const SigningChange& change, SignatureScheme current) {
+  if (change.scheme) return *change.scheme;
+  if (change.key && change.key->kind != key_kind_for(current)) {
+    return change.key->kind == KeyKind::kEd25519 ? SignatureScheme::kEd25519
+                                                 : SignatureScheme::kStandard;
+  }
+  return current;
+}
+
+// Throws 422 if `change` gives a whsec_ secret that Stripe's or GitHub's libraries would key
+// differently from herald: they key HMAC with the secret's text, and herald with the text it
+// shows back, which is the canonical (padded) base64 of the key.
+void check_key_text(const SigningChange& change, SignatureScheme scheme, const char* field) {
+  if (!change.key || change.key->kind != KeyKind::kHmac) return;
+  if (scheme != SignatureScheme::kStripe && scheme != SignatureScheme::kGithub) return;
+  if (shown_secret(*change.key) != change.key_text) {
+    throw invalid_field(field,
+                        std::string("signatureScheme ") + scheme_name(scheme) +
+                            " keys HMAC with the secret's text, so write it in canonical padded "
+                            "base64, as the secret route shows it back");
+  }
+}
+
+// Throws 422 if one of the endpoint's own headers has the name its signature is sent under.
+void check_signature_header_free(const Endpoint& ep) {
+  const auto taken = Signer::header_names(ep.signature_scheme, ep.signature_header);
+  for (const auto& [name, value] : ep.headers) {
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (std::find(taken.begin(), taken.end(), lower) != taken.end()) {
+      throw invalid_field(ep.signature_header ? "signatureHeader" : "headers",
+                          "'" + name + "' carries this endpoint's signature (signatureScheme " +
+                              scheme_name(ep.signature_scheme) +
+                              "); it cannot also be one of its headers");
+    }
+  }
+}
+
+// Applies an EndpointIn/EndpointUpdate/EndpointPatch body to `ep`. Returns what it asks of
+// signing; the scheme and key are the caller's to apply (apply_signing). signatureScheme and
+// signatureHeader are herald's: a PUT that leaves them out keeps them, as Svix's SDKs do not
+// know them. `https_only`: a URL that is not https:// is an error.
+SigningChange read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch, bool https_only) {
   BodyReader r(body);
   if (!patch || r.present("url")) {
     ep.url = r.req_string("url", 4096);
@@ -115,13 +197,39 @@ std::optional<std::string> read_endpoint_body(const JsonIn& body, Endpoint& ep, 
   if (r.present("headers")) {
     ep.headers = read_headers(r, "headers").value_or(std::map<std::string, std::string>{});
   }
-  std::optional<std::string> key;
-  if (auto secret = r.opt_string("secret", 200)) {
-    key = decode_secret(*secret);
-    if (!key) r.error("secret", "must be whsec_ followed by base64 of 24 to 64 bytes");
+  SigningChange change;
+  change.scheme = read_scheme(r);
+  change.key = read_secret(r, "secret", change.scheme, change.key_text);
+  if (r.present("signatureHeader")) {
+    ep.signature_header = r.opt_string("signatureHeader", 256);
+    if (ep.signature_header) {
+      if (auto problem = header_name_problem(*ep.signature_header)) {
+        r.error("signatureHeader", *problem);
+      }
+    }
   }
   r.finish();
-  return key;
+  return change;
+}
+
+// Makes `ep` sign as `change` asks: sets its scheme, and when that needs a key of another
+// kind than the current one (and none is given) makes one, which takes over like a rotation
+// with the default grace period (a standard endpoint moving to ed25519 sends v1 and v1a
+// signatures side by side meanwhile). A given key takes over at once, as Svix's update does.
+// Returns the key to rotate in, if any. Throws 422 when a header of the endpoint's would
+// carry the signature.
+std::optional<std::pair<SigningKey, int64_t>> apply_signing(
+    Endpoint& ep, const SigningChange& change, const std::optional<SigningKey>& current) {
+  ep.signature_scheme = scheme_after(change, ep.signature_scheme);
+  check_key_text(change, ep.signature_scheme, "secret");
+  check_signature_header_free(ep);
+  const KeyKind kind = key_kind_for(ep.signature_scheme);
+  if (change.key) {
+    if (current == change.key) return std::nullopt;
+    return std::pair{*change.key, int64_t{0}};
+  }
+  if (current && current->kind == kind) return std::nullopt;
+  return std::pair{generate_key(kind), kDefaultGraceSeconds * 1000};
 }
 
 Endpoint load_endpoint(Session& c, const Application& app, const std::string& key) {
@@ -209,7 +317,8 @@ void register_endpoint_routes(ApiServer& s) {
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));
     Endpoint ep;
-    auto key = read_endpoint_body(r.body, ep, false, s.options().https_only);
+    const SigningChange change = read_endpoint_body(r.body, ep, false, s.options().https_only);
+    auto key = apply_signing(ep, change, std::nullopt);
     TimeMs now = s.clock().now_ms();
     ep.id = new_id(kEndpointPrefix, now);
     ep.app_id = app.id;
@@ -219,7 +328,7 @@ void register_endpoint_routes(ApiServer& s) {
     if (ep.uid && endpoints.get(app.id, *ep.uid)) {
       throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
     }
-    endpoints.insert(ep, key ? *key : *decode_secret(generate_secret()));
+    endpoints.insert(ep, key->first);
     session->commit();
     return ApiReply{201, to_json(ep)};
   });
@@ -235,8 +344,9 @@ void register_endpoint_routes(ApiServer& s) {
     Application app = load_app(*session, r.caller, r.param(1));
     Endpoint ep = load_endpoint(*session, app, r.param(2));
     auto old_uid = ep.uid;
-    auto key = read_endpoint_body(r.body, ep, patch, s.options().https_only);
+    const SigningChange change = read_endpoint_body(r.body, ep, patch, s.options().https_only);
     EndpointStore& endpoints = session->endpoints();
+    auto key = apply_signing(ep, change, endpoints.current_key(ep.id));
     if (ep.uid && ep.uid != old_uid) {
       if (auto other = endpoints.get(app.id, *ep.uid); other && other->id != ep.id) {
         throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
@@ -245,7 +355,7 @@ void register_endpoint_routes(ApiServer& s) {
     TimeMs now = s.clock().now_ms();
     ep.updated_at = now;
     endpoints.update(ep);
-    if (key && endpoints.current_key(ep.id) != key) endpoints.rotate_key(ep.id, *key, 0, now);
+    if (key) endpoints.rotate_key(ep.id, key->first, key->second, now);
     session->commit();
     return ApiReply{200, to_json(ep)};
   };
@@ -266,24 +376,33 @@ void register_endpoint_routes(ApiServer& s) {
     Endpoint ep = load_endpoint(*session, app, r.param(2));
     auto key = session->endpoints().current_key(ep.id);
     if (!key) throw ApiError(500, "internal", "endpoint has no signing key");
-    return ApiReply{200, json{{"key", std::string(kSecretPrefix) + base64_encode(*key)}}};
+    // An Ed25519 endpoint's is its public key: the private one never leaves herald.
+    return ApiReply{200, json{{"key", shown_secret(*key)}}};
   });
 
   s.route("POST", one + "/secret/rotate/?", [&s](ApiRequest& r) {
     BodyReader body(r.body);
-    std::optional<std::string> key;
-    if (auto secret = body.opt_string("key", 200)) {
-      key = decode_secret(*secret);
-      if (!key) body.error("key", "must be whsec_ followed by base64 of 24 to 64 bytes");
-    }
+    SigningChange change;
+    change.key = read_secret(body, "key", std::nullopt, change.key_text);
     auto grace = body.opt_int("gracePeriodSeconds", 0, kMaxGraceSeconds);
     body.finish();
     auto session = s.db().begin();
     Application app = load_app(*session, r.caller, r.param(1));
     Endpoint ep = load_endpoint(*session, app, r.param(2));
     TimeMs now = s.clock().now_ms();
-    session->endpoints().rotate_key(ep.id, key ? *key : *decode_secret(generate_secret()),
-                                    grace.value_or(kDefaultGraceSeconds) * 1000, now);
+    EndpointStore& endpoints = session->endpoints();
+    // A key of the other kind switches the scheme (whsk_: ed25519; whsec_ on an ed25519
+    // endpoint: standard); the old key keeps signing for the grace period where it can.
+    const SignatureScheme scheme = scheme_after(change, ep.signature_scheme);
+    check_key_text(change, scheme, "key");
+    if (scheme != ep.signature_scheme) {
+      ep.signature_scheme = scheme;
+      check_signature_header_free(ep);
+      ep.updated_at = now;
+      endpoints.update(ep);
+    }
+    endpoints.rotate_key(ep.id, change.key ? *change.key : generate_key(key_kind_for(scheme)),
+                         grace.value_or(kDefaultGraceSeconds) * 1000, now);
     session->commit();
     return ApiReply{204, {}};
   });
@@ -319,6 +438,7 @@ void register_endpoint_routes(ApiServer& s) {
       ep.headers[name] = value;
     }
     if (ep.headers.size() > kMaxHeaders) throw invalid_field("headers", "too many headers");
+    check_signature_header_free(ep);
     ep.updated_at = s.clock().now_ms();
     session->endpoints().update(ep);
     session->commit();

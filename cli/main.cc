@@ -102,8 +102,10 @@ int serve(const std::vector<std::string>& args) {
   sopts.sender.address_policy = std::make_shared<const herald::AddressPolicy>(std::move(*policy));
   if (!config->operator_url.empty()) {
     try {
+      std::string why;
       sopts.operator_channel = herald::ensure_operator_channel(
-          *db, clock, config->operator_url, *herald::decode_secret(*config->operator_secret));
+          *db, clock, config->operator_url, *config->operator_scheme,
+          *herald::parse_secret(*config->operator_secret, &why));
     } catch (const std::exception& e) {
       return fail(std::string("cannot set up operational webhooks: ") + e.what());
     }

@@ -332,14 +332,20 @@ const Setting kSettings[] = {
        return true;
      }},
     {"operator-secret", "HERALD_OPERATOR_SECRET", "SECRET", [] { return std::string("none"); },
-     "Signing secret (whsec_...) of the operational webhooks; needed with --operator-url.",
+     "Signing secret of the operational webhooks (whsec_..., or a whsk_... Ed25519 key);\n"
+     "needed with --operator-url.",
      [](std::string_view v, Config& c, std::string* why) {
-       if (!decode_secret(v)) {
-         *why = "must be whsec_ followed by base64 of 24 to 64 bytes";
-         return false;
-       }
+       if (!parse_secret(v, why)) return false;
        c.operator_secret = std::string(v);
        return true;
+     }},
+    {"operator-signature-scheme", "HERALD_OPERATOR_SIGNATURE_SCHEME", "SCHEME",
+     [] { return std::string("from the secret"); },
+     "How operational webhooks are signed: standard, stripe, github or ed25519.",
+     [](std::string_view v, Config& c, std::string* why) {
+       c.operator_scheme = parse_scheme(v);
+       if (!c.operator_scheme) *why = "must be one of standard, stripe, github, ed25519";
+       return c.operator_scheme.has_value();
      }},
     {"log-level", "HERALD_LOG_LEVEL", "LEVEL", [] { return Config().log_level; },
      "One of trace, debug, info, warn, error, off.",
@@ -448,6 +454,19 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
   }
   if (!config.operator_url.empty() && !config.operator_secret) {
     return fail("HERALD_OPERATOR_URL: needs HERALD_OPERATOR_SECRET (whsec_...) to sign with");
+  }
+  if (config.operator_secret) {
+    std::string why;
+    const KeyKind kind = parse_secret(*config.operator_secret, &why)->kind;
+    if (!config.operator_scheme) {
+      config.operator_scheme =
+          kind == KeyKind::kEd25519 ? SignatureScheme::kEd25519 : SignatureScheme::kStandard;
+    } else if (key_kind_for(*config.operator_scheme) != kind) {
+      return fail(std::string("HERALD_OPERATOR_SIGNATURE_SCHEME: ") +
+                  scheme_name(*config.operator_scheme) + " signs with " +
+                  (kind == KeyKind::kEd25519 ? "a whsec_ secret" : "a whsk_ Ed25519 key") +
+                  ", and HERALD_OPERATOR_SECRET is not one");
+    }
   }
   return config;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/retry.h"
+#include "core/types.h"
 
 namespace herald {
 
@@ -35,7 +36,9 @@ struct Config {
   int64_t retention_ms = 90LL * 24 * 3600 * 1000;     // HERALD_RETENTION
   int64_t shutdown_timeout_ms = 10000;                // HERALD_SHUTDOWN_TIMEOUT
   std::string operator_url;                           // HERALD_OPERATOR_URL ("" = none)
-  std::optional<std::string> operator_secret;         // HERALD_OPERATOR_SECRET (whsec_...)
+  std::optional<std::string> operator_secret;         // HERALD_OPERATOR_SECRET (whsec_/whsk_)
+  // HERALD_OPERATOR_SIGNATURE_SCHEME; unset: ed25519 for a whsk_ secret, else standard.
+  std::optional<SignatureScheme> operator_scheme;
 };
 
 // True if `location` names a PostgreSQL database (a postgresql:// or postgres:// URI); anything

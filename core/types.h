@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -32,6 +33,36 @@ struct Application {
   int64_t endpoints_version = 0;
 };
 
+// How deliveries to an endpoint are signed (core/signer.h says what each sends).
+//   kStandard: Standard Webhooks (webhook-signature, and the same under svix-signature);
+//   kStripe:   Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256>;
+//   kGithub:   X-Hub-Signature-256: sha256=<hex HMAC-SHA256>;
+//   kEd25519:  Standard Webhooks' asymmetric v1a signatures.
+enum class SignatureScheme : int { kStandard = 0, kStripe = 1, kGithub = 2, kEd25519 = 3 };
+
+// "standard", "stripe", "github", "ed25519"; and back (nullopt for anything else).
+const char* scheme_name(SignatureScheme s);
+std::optional<SignatureScheme> parse_scheme(std::string_view name);
+
+// What a signing key is. kEd25519 signs only under kEd25519 (and kStandard, during a
+// rotation between the two); every other scheme signs with kHmac keys.
+enum class KeyKind : int { kHmac = 0, kEd25519 = 1 };
+
+// "hmac", "ed25519"; and back.
+const char* key_kind_name(KeyKind k);
+std::optional<KeyKind> parse_key_kind(std::string_view name);
+
+// The kind of key a scheme signs with.
+KeyKind key_kind_for(SignatureScheme s);
+
+// A signing key of an endpoint: for kHmac the HMAC key bytes, for kEd25519 the 32-byte
+// private seed (the public key is derived from it).
+struct SigningKey {
+  KeyKind kind = KeyKind::kHmac;
+  std::string bytes;
+  bool operator==(const SigningKey&) const = default;
+};
+
 struct Endpoint {
   std::string id;
   std::string app_id;
@@ -45,16 +76,12 @@ struct Endpoint {
   std::optional<std::vector<std::string>> channels;     // nullopt: every channel
   std::map<std::string, std::string> metadata;
   std::map<std::string, std::string> headers;  // custom headers sent with each delivery
-  std::optional<TimeMs> failing_since;         // first failure since the last success, if failing
+  SignatureScheme signature_scheme = SignatureScheme::kStandard;
+  // The header that carries the signature instead of the scheme's own (nullopt: the scheme's).
+  std::optional<std::string> signature_header;
+  std::optional<TimeMs> failing_since;  // first failure since the last success, if failing
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
-};
-
-// A signing key of an endpoint. The current one has no expiry; rotated-out ones expire at the
-// end of their grace period.
-struct EndpointSecret {
-  std::string key;  // raw key bytes
-  std::optional<TimeMs> expires_at;
 };
 
 struct EventType {

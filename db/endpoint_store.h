@@ -19,6 +19,7 @@ struct StoredKey {
   bool sealed = false;
   TimeMs created_at = 0;
   std::optional<TimeMs> expires_at;
+  KeyKind kind = KeyKind::kHmac;
 };
 
 // Endpoints and their signing keys. Every write that changes what a delivery to an endpoint
@@ -29,9 +30,9 @@ class EndpointStore {
  public:
   virtual ~EndpointStore() = default;
 
-  // Inserts `ep` with its first signing key (raw bytes). Throws DbError (is_constraint) when
+  // Inserts `ep` with its first signing key. Throws DbError (is_constraint) when
   // its uid is taken within the app.
-  virtual void insert(const Endpoint& ep, const std::string& key) = 0;
+  virtual void insert(const Endpoint& ep, const SigningKey& key) = 0;
   // By id, or by uid within the app.
   virtual std::optional<Endpoint> get(const std::string& app_id, const std::string& key) = 0;
   // Oldest first.
@@ -53,12 +54,12 @@ class EndpointStore {
 
   // The keys that sign right now: the current one first, then rotated-out keys still in
   // their grace period.
-  virtual std::vector<std::string> signing_keys(const std::string& endpoint_id, TimeMs now) = 0;
+  virtual std::vector<SigningKey> signing_keys(const std::string& endpoint_id, TimeMs now) = 0;
   // The current key.
-  virtual std::optional<std::string> current_key(const std::string& endpoint_id) = 0;
+  virtual std::optional<SigningKey> current_key(const std::string& endpoint_id) = 0;
   // Makes `key` current; the previous current key keeps signing until now + grace_ms.
   // Keys whose grace has ended are dropped.
-  virtual void rotate_key(const std::string& endpoint_id, const std::string& key, int64_t grace_ms,
+  virtual void rotate_key(const std::string& endpoint_id, const SigningKey& key, int64_t grace_ms,
                           TimeMs now) = 0;
 
   // Keys are sealed with the database's secret box when it has one (after a check that the

@@ -14,7 +14,7 @@ namespace {
 constexpr const char* kOperatorEndpointUid = "operator";
 
 OperatorChannel ensure_once(Database& db, Clock& clock, const std::string& url,
-                            const std::string& key) {
+                            SignatureScheme scheme, const SigningKey& key) {
   auto s = db.begin();
   const TimeMs now = clock.now_ms();
   AppStore& apps = s->apps();
@@ -36,12 +36,15 @@ OperatorChannel ensure_once(Database& db, Clock& clock, const std::string& url,
     ep->uid = kOperatorEndpointUid;
     ep->url = url;
     ep->description = "operational webhooks (HERALD_OPERATOR_URL)";
+    ep->signature_scheme = scheme;
     ep->created_at = ep->updated_at = now;
     endpoints.insert(*ep, key);
-  } else if (ep->url != url || ep->disabled || endpoints.current_key(ep->id) != key) {
+  } else if (ep->url != url || ep->disabled || ep->signature_scheme != scheme ||
+             endpoints.current_key(ep->id) != key) {
     ep->url = url;
     ep->disabled = false;
     ep->disabled_reason.reset();
+    ep->signature_scheme = scheme;
     ep->updated_at = now;
     endpoints.update(*ep);
     if (endpoints.current_key(ep->id) != key) endpoints.rotate_key(ep->id, key, 0, now);
@@ -53,13 +56,13 @@ OperatorChannel ensure_once(Database& db, Clock& clock, const std::string& url,
 }  // namespace
 
 OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::string& url,
-                                        const std::string& key) {
+                                        SignatureScheme scheme, const SigningKey& key) {
   try {
-    return ensure_once(db, clock, url, key);
+    return ensure_once(db, clock, url, scheme, key);
   } catch (const DbError& e) {
     // Another process created the channel between our read and our insert: use theirs.
     if (!e.is_constraint()) throw;
-    return ensure_once(db, clock, url, key);
+    return ensure_once(db, clock, url, scheme, key);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/clock.h"
+#include "core/types.h"
 
 namespace herald {
 
@@ -24,10 +25,10 @@ struct OperatorChannel {
 inline constexpr std::string_view kOperatorAppUid = "herald-operator";
 
 // Creates, or updates, the reserved application and its one endpoint so that operational
-// webhooks go to `url`, signed with `key` (raw bytes). Safe when several processes sharing a
-// database do it at once.
+// webhooks go to `url`, signed in `scheme` with `key` (which fits the scheme). Safe when
+// several processes sharing a database do it at once.
 OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::string& url,
-                                        const std::string& key);
+                                        SignatureScheme scheme, const SigningKey& key);
 
 // Queues one operational webhook {type, timestamp, data} through `enqueuer`.
 // REQUIRES: a transaction on `s`.

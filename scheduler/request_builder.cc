@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "core/headers.h"
-#include "core/signing.h"
 #include "core/types.h"
 #include "scheduler/target_cache.h"
 
@@ -58,17 +57,17 @@ BuiltRequest build_request(const Delivery& d, const Target& target,
   job.timeout_ms = timeout_ms;
   job.connect_timeout_ms = connect_timeout_ms;
   const std::string ts = std::to_string(timestamp_s);
-  std::string signature = signature_header(target.keys, d.msg_id, timestamp_s, *body);
-  job.body = std::move(body);
   job.headers.reserve(ep.headers.size() + 7);
   for (const auto& [name, value] : ep.headers) job.headers.emplace_back(name, value);
   job.headers.emplace_back("content-type", "application/json");
+  // The id and timestamp go with every scheme, so receivers can deduplicate and refuse stale
+  // deliveries whatever signs them.
   job.headers.emplace_back("webhook-id", d.msg_id);
   job.headers.emplace_back("webhook-timestamp", ts);
-  job.headers.emplace_back("webhook-signature", signature);
   job.headers.emplace_back("svix-id", d.msg_id);
   job.headers.emplace_back("svix-timestamp", ts);
-  job.headers.emplace_back("svix-signature", std::move(signature));
+  target.signer.sign(d.msg_id, timestamp_s, *body, job.headers);
+  job.body = std::move(body);
   out.recorded_headers_json = recorded_headers(job.headers);
   return out;
 }

@@ -20,9 +20,10 @@ struct BuiltRequest {
   std::string recorded_headers_json;
 };
 
-// The request for `d` to `target` signed at `timestamp_s` (Standard Webhooks headers, and the
-// same values under svix-* for receivers written against Svix), after the endpoint's own
-// headers. The body is shared, never copied.
+// The request for `d` to `target` signed at `timestamp_s`: the endpoint's own headers, then
+// the Standard Webhooks id and timestamp (and the same values under svix-* for receivers
+// written against Svix), then the signature in the endpoint's scheme (core/signer.h). The
+// body is shared, never copied.
 BuiltRequest build_request(const Delivery& d, const Target& target,
                            std::shared_ptr<const std::string> body, int64_t timestamp_s,
                            int64_t timeout_ms, int64_t connect_timeout_ms);

@@ -275,7 +275,7 @@ TimeMs Scheduler::round(std::vector<DeliveryResult> results, std::vector<Fresh> 
     const std::shared_ptr<const std::string> body =
         body_it != bodies.end() ? body_it->second : nullptr;
     const Target* target = targets_.get(s, d.app_id, d.endpoint_id, now);
-    if (!body || body->empty() || !target || target->endpoint.disabled || target->keys.empty()) {
+    if (!body || body->empty() || !target || target->endpoint.disabled || target->signer.empty()) {
       // Nothing to send: the endpoint was disabled or deleted, or the payload expired.
       set_aside.push_back({d.id, DeliveryStatus::kFail, d.attempts, std::nullopt, d.claim});
       continue;

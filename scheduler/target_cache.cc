@@ -34,7 +34,8 @@ const Target* TargetCache::get(Session& s, const std::string& app_id,
     e.loaded_at = now;
     e.app_version = version;
     if (auto ep = s.endpoints().get(app_id, endpoint_id)) {
-      e.target.keys = s.endpoints().signing_keys(ep->id, now);
+      e.target.signer = Signer(ep->signature_scheme, ep->signature_header,
+                               s.endpoints().signing_keys(ep->id, now));
       e.target.endpoint = std::move(*ep);
       e.found = true;
     }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/signer.h"
 #include "core/types.h"
 
 namespace herald {
@@ -15,7 +16,7 @@ class Session;
 // An endpoint as the scheduler signs and sends for it.
 struct Target {
   Endpoint endpoint;
-  std::vector<std::string> keys;  // the keys that sign now, current first
+  Signer signer;  // its scheme with the keys that sign now
 };
 
 // Endpoints and their signing keys, kept between rounds. Each round first checks the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what herald needs on Debian (bookworm or later), skipping what is already there.
 #   scripts/install-deps.sh build    compilers and the -dev libraries (default)
-#   scripts/install-deps.sh test     build + Node.js, Chromium, PostgreSQL, the bench tools and the npm
+#   scripts/install-deps.sh test     build + Node.js, Chromium, PostgreSQL, Python, the bench tools and the npm
 #                                    packages of the conformance and portal suites
 #   scripts/install-deps.sh bench    build + nginx, wrk, perf, PostgreSQL and Node.js for
 #                                    bench/run.sh
@@ -18,7 +18,8 @@ build_pkgs=(build-essential cmake ninja-build pkg-config git
 bench_pkgs=(nginx-light wrk sqlite3 curl)
 # chromium: the portal's browser tests drive Debian's build (no browser is ever downloaded).
 # postgresql: the tests start a throwaway server of their own (scripts/pg-test-server.sh).
-test_pkgs=(sqlite3 curl chromium fonts-dejavu-core postgresql "${bench_pkgs[@]}")
+# python3: docs/SIGNATURES.md's Python receivers are run against real deliveries.
+test_pkgs=(sqlite3 curl chromium fonts-dejavu-core postgresql python3 "${bench_pkgs[@]}")
 
 case "$mode" in
   runtime) want=("${runtime_pkgs[@]}") ;;

@@ -20,6 +20,7 @@
 #include "core/encoding.h"
 #include "core/ids.h"
 #include "core/retry.h"
+#include "core/signer.h"
 #include "core/signing.h"
 #include "core/time_format.h"
 #include "core/types.h"
@@ -191,6 +192,163 @@ TEST_CASE("generate_secret makes distinct 32-byte secrets") {
   const auto key = decode_secret(a);
   REQUIRE(key.has_value());
   CHECK(key->size() == 32);
+}
+
+std::optional<std::string> hex_decode_for_test(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+  }
+  return out;
+}
+
+// The RFC 8032 section 7.1 test 1 key, and what the schemes' fixed vectors sign.
+const std::string kRfcSeed =
+    *hex_decode_for_test("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+const std::string kRfcPublic =
+    *hex_decode_for_test("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+constexpr const char* kVectorSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+constexpr const char* kVectorId = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+constexpr int64_t kVectorTs = 1614265330;
+constexpr const char* kVectorBody = R"({"test": 2432232314})";
+
+std::string header_of(const HeaderList& headers, const std::string& name) {
+  std::string found;
+  int count = 0;
+  for (const auto& [n, v] : headers) {
+    if (n == name) {
+      found = v;
+      ++count;
+    }
+  }
+  CHECK_MESSAGE(count == 1, name);
+  return found;
+}
+
+TEST_CASE("ed25519 signing matches RFC 8032 test 1, and verifies") {
+  CHECK(ed25519_public_key(kRfcSeed) == kRfcPublic);
+  const std::string sig = ed25519_sign(kRfcSeed, "");
+  CHECK(hex_encode(sig) ==
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701"
+        "cf9b46bd25bf5f0595bbe24655141438e7a100b");
+  CHECK(ed25519_verify(kRfcPublic, "", sig));
+  CHECK_FALSE(ed25519_verify(kRfcPublic, "x", sig));
+  CHECK_THROWS_AS(ed25519_public_key("short"), std::invalid_argument);
+}
+
+TEST_CASE("parse_secret reads whsec_ secrets and whsk_ keys, and says what is wrong") {
+  std::string problem;
+  auto hmac = parse_secret(kVectorSecret, &problem);
+  REQUIRE(hmac.has_value());
+  CHECK(hmac->kind == KeyKind::kHmac);
+  CHECK(shown_secret(*hmac) == kVectorSecret);
+
+  const std::string whsk = "whsk_" + base64_encode(kRfcSeed + kRfcPublic);
+  auto ed = parse_secret(whsk, &problem);
+  REQUIRE(ed.has_value());
+  CHECK(ed->kind == KeyKind::kEd25519);
+  CHECK(ed->bytes == kRfcSeed);
+  CHECK(shown_secret(*ed) == "whpk_" + base64_encode(kRfcPublic));  // never the private key
+
+  problem.clear();
+  CHECK_FALSE(parse_secret("whsk_" + base64_encode(kRfcSeed), &problem));  // seed alone
+  CHECK(problem.find("64 bytes") != std::string::npos);
+  std::string wrong_public = kRfcPublic;
+  wrong_public[0] = static_cast<char>(wrong_public[0] ^ 1);
+  problem.clear();
+  CHECK_FALSE(parse_secret("whsk_" + base64_encode(kRfcSeed + wrong_public), &problem));
+  CHECK(problem.find("does not belong") != std::string::npos);
+  problem.clear();
+  CHECK_FALSE(parse_secret("whpk_" + base64_encode(kRfcPublic), &problem));
+  CHECK_FALSE(problem.empty());
+  problem.clear();
+  CHECK_FALSE(parse_secret("whsec_short", &problem));
+  CHECK_FALSE(problem.empty());
+}
+
+TEST_CASE("the standard signer sends v1 and v1a in webhook-signature and svix-signature") {
+  const SigningKey hmac{KeyKind::kHmac, *decode_secret(kVectorSecret)};
+  const SigningKey ed{KeyKind::kEd25519, kRfcSeed};
+  HeaderList h;
+  Signer(SignatureScheme::kStandard, std::nullopt, {hmac})
+      .sign(kVectorId, kVectorTs, kVectorBody, h);
+  CHECK(header_of(h, "webhook-signature") == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  CHECK(header_of(h, "svix-signature") == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+
+  // An ed25519 endpoint in the grace period of its old HMAC key: both, current first.
+  h.clear();
+  Signer(SignatureScheme::kEd25519, std::nullopt, {ed, hmac})
+      .sign(kVectorId, kVectorTs, kVectorBody, h);
+  const std::string v1a =
+      "v1a,fldxM4gAKugP6nnt1hdz3sgGfZ6d99nzrMFnZOELIxbzEHoVmAb2ADpkJK7zgPePmPsle0zV9jSeGlHFG2NVAw="
+      "=";
+  CHECK(header_of(h, "webhook-signature") ==
+        v1a + " v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  CHECK(ed25519_verify(kRfcPublic, standard_signed_content(kVectorId, kVectorTs, kVectorBody),
+                       *base64_decode(v1a.substr(4))));
+}
+
+TEST_CASE("the stripe signer sends t= and one v1= per HMAC key, keyed with the secret's text") {
+  const SigningKey current{KeyKind::kHmac, *decode_secret(kVectorSecret)};
+  const SigningKey old{KeyKind::kHmac, std::string(32, 'o')};
+  HeaderList h;
+  Signer(SignatureScheme::kStripe, std::nullopt, {current})
+      .sign(kVectorId, kVectorTs, kVectorBody, h);
+  // HMAC-SHA256("whsec_MfKQ...", "1614265330." + body), computed independently.
+  CHECK(header_of(h, "stripe-signature") ==
+        "t=1614265330,v1=2e37df5d4a028c51a7f3133d64ae1e300d2c2c900f1b1d49d4369ad2530f8964");
+  CHECK(h.size() == 1);  // no webhook-signature
+  h.clear();
+  Signer(SignatureScheme::kStripe, std::nullopt,
+         {current, old, SigningKey{KeyKind::kEd25519, kRfcSeed}})
+      .sign(kVectorId, kVectorTs, kVectorBody, h);
+  const std::string old_sig =
+      hex_encode(hmac_sha256(shown_secret(old), std::string("1614265330.") + kVectorBody));
+  CHECK(header_of(h, "stripe-signature") ==
+        "t=1614265330,v1=2e37df5d4a028c51a7f3133d64ae1e300d2c2c900f1b1d49d4369ad2530f8964,v1=" +
+            old_sig);  // the Ed25519 key cannot be carried: left out
+}
+
+TEST_CASE("the github signer sends one sha256= of the body under the current key") {
+  const SigningKey current{KeyKind::kHmac, *decode_secret(kVectorSecret)};
+  const SigningKey old{KeyKind::kHmac, std::string(32, 'o')};
+  HeaderList h;
+  Signer(SignatureScheme::kGithub, std::nullopt, {current, old})
+      .sign(kVectorId, kVectorTs, kVectorBody, h);
+  CHECK(header_of(h, "x-hub-signature-256") ==
+        "sha256=80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c");
+  CHECK(h.size() == 1);
+}
+
+TEST_CASE("a renamed signature header replaces the scheme's headers") {
+  const SigningKey key{KeyKind::kHmac, *decode_secret(kVectorSecret)};
+  HeaderList h;
+  Signer(SignatureScheme::kStandard, "X-Acme-Signature", {key})
+      .sign(kVectorId, kVectorTs, kVectorBody, h);
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].first == "X-Acme-Signature");
+  CHECK(h[0].second == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  CHECK(Signer::header_names(SignatureScheme::kStandard, "X-Acme-Signature") ==
+        std::vector<std::string>{"x-acme-signature"});
+  CHECK(Signer::header_names(SignatureScheme::kStripe, std::nullopt) ==
+        std::vector<std::string>{"stripe-signature"});
+  // A signer whose keys the scheme cannot carry signs nothing.
+  Signer none(SignatureScheme::kGithub, std::nullopt, {SigningKey{KeyKind::kEd25519, kRfcSeed}});
+  CHECK(none.empty());
+  h.clear();
+  none.sign(kVectorId, kVectorTs, kVectorBody, h);
+  CHECK(h.empty());
+}
+
+TEST_CASE("generate_key makes keys of each kind that sign") {
+  const SigningKey ed = generate_key(KeyKind::kEd25519);
+  CHECK(ed.bytes.size() == 32);
+  CHECK(ed.bytes != generate_key(KeyKind::kEd25519).bytes);
+  CHECK(ed25519_verify(ed25519_public_key(ed.bytes), "m", ed25519_sign(ed.bytes, "m")));
+  const SigningKey hmac = generate_key(KeyKind::kHmac);
+  CHECK(hmac.kind == KeyKind::kHmac);
+  CHECK(decode_secret(shown_secret(hmac)) == hmac.bytes);
 }
 
 // ---------------------------------------------------------------------------------------------

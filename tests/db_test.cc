@@ -600,7 +600,7 @@ TEST_CASE("AppStore remove cascades to endpoints, messages, deliveries, attempts
   // The other app is untouched.
   CHECK(s->apps().get(kept.id));
   CHECK(s->endpoints().get(kept.id, kept_ep.id));
-  CHECK(s->endpoints().current_key(kept_ep.id) == std::optional<std::string>("key-kept"));
+  CHECK(s->endpoints().current_key(kept_ep.id) == opt_hmac_key("key-kept"));
   CHECK(s->messages().get(kept.id, kept_m.id));
   CHECK(s->deliveries().get(kept_d.id));
   CHECK(s->attempts().get(kept.id, kept_a.id));
@@ -626,7 +626,7 @@ TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
   ep.channels = std::vector<std::string>{"ch1"};
   ep.metadata = {{"team", "x"}};
   ep.headers = {{"x-custom", "yes"}};
-  endpoints.insert(ep, key);
+  endpoints.insert(ep, hmac_key(key));
 
   auto got = endpoints.get(app.id, ep.id);
   REQUIRE(got);
@@ -641,7 +641,7 @@ TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
   CHECK(got->metadata == ep.metadata);
   CHECK(got->headers == ep.headers);
   CHECK(got->created_at == now);
-  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>(key));  // bytes, NUL intact
+  CHECK(endpoints.current_key(ep.id) == opt_hmac_key(key));  // bytes, NUL intact
 
   auto by_uid = endpoints.get(app.id, "ep-uid");
   REQUIRE(by_uid);
@@ -652,13 +652,14 @@ TEST_CASE("EndpointStore insert, scoped get, enabled_for_app, update, remove") {
   CHECK_FALSE(endpoints.get(other.id, "ep-uid"));
 
   // The same uid in another app is fine; twice in one app is not.
-  endpoints.insert(make_endpoint(other.id, now, "ep-uid"), "k");
-  CHECK(throws_constraint([&] { endpoints.insert(make_endpoint(app.id, now, "ep-uid"), "k"); }));
+  endpoints.insert(make_endpoint(other.id, now, "ep-uid"), hmac_key("k"));
+  CHECK(throws_constraint(
+      [&] { endpoints.insert(make_endpoint(app.id, now, "ep-uid"), hmac_key("k")); }));
 
   auto disabled = make_endpoint(app.id, now + 1, std::nullopt);
   disabled.disabled = true;
   disabled.disabled_reason = "gone";
-  endpoints.insert(disabled, "k2");
+  endpoints.insert(disabled, hmac_key("k2"));
   const auto second = add_endpoint(*s, app.id, kUrl, "k3", now + 2);
 
   auto enabled = endpoints.enabled_for_app(app.id);
@@ -726,38 +727,33 @@ TEST_CASE("EndpointStore rotate_key keeps the old key for its grace period") {
   const TimeMs t0 = wall_now();
   const auto app = add_app(*s, t0);
   const auto ep = add_endpoint(*s, app.id, kUrl, "key-1", t0);
-  CHECK(endpoints.signing_keys(ep.id, t0) == std::vector<std::string>{"key-1"});
+  CHECK(endpoints.signing_keys(ep.id, t0) == hmac_keys({"key-1"}));
 
   const TimeMs rotated_at = t0 + 10;
   const int64_t grace = 1000;
-  endpoints.rotate_key(ep.id, "key-2", grace, rotated_at);
-  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>("key-2"));
+  endpoints.rotate_key(ep.id, hmac_key("key-2"), grace, rotated_at);
+  CHECK(endpoints.current_key(ep.id) == opt_hmac_key("key-2"));
   // The current key first, then the old one while its grace lasts.
-  CHECK(endpoints.signing_keys(ep.id, rotated_at) == std::vector<std::string>{"key-2", "key-1"});
-  CHECK(endpoints.signing_keys(ep.id, rotated_at + grace - 1) ==
-        std::vector<std::string>{"key-2", "key-1"});
-  CHECK(endpoints.signing_keys(ep.id, rotated_at + grace) == std::vector<std::string>{"key-2"});
-  CHECK(endpoints.signing_keys(ep.id, rotated_at + 10 * grace) ==
-        std::vector<std::string>{"key-2"});
+  CHECK(endpoints.signing_keys(ep.id, rotated_at) == hmac_keys({"key-2", "key-1"}));
+  CHECK(endpoints.signing_keys(ep.id, rotated_at + grace - 1) == hmac_keys({"key-2", "key-1"}));
+  CHECK(endpoints.signing_keys(ep.id, rotated_at + grace) == hmac_keys({"key-2"}));
+  CHECK(endpoints.signing_keys(ep.id, rotated_at + 10 * grace) == hmac_keys({"key-2"}));
 
   // A second rotation within the grace keeps both older keys, newest first.
-  endpoints.rotate_key(ep.id, "key-3", grace, rotated_at + 100);
-  CHECK(endpoints.signing_keys(ep.id, rotated_at + 100) ==
-        std::vector<std::string>{"key-3", "key-2", "key-1"});
-  CHECK(endpoints.signing_keys(ep.id, rotated_at + grace + 50) ==
-        std::vector<std::string>{"key-3", "key-2"});
+  endpoints.rotate_key(ep.id, hmac_key("key-3"), grace, rotated_at + 100);
+  CHECK(endpoints.signing_keys(ep.id, rotated_at + 100) == hmac_keys({"key-3", "key-2", "key-1"}));
+  CHECK(endpoints.signing_keys(ep.id, rotated_at + grace + 50) == hmac_keys({"key-3", "key-2"}));
 
   // Rotating after graces ended drops the expired keys from the store.
-  endpoints.rotate_key(ep.id, "key-4", grace, rotated_at + 5000);
+  endpoints.rotate_key(ep.id, hmac_key("key-4"), grace, rotated_at + 5000);
   CHECK(endpoints.stored_keys(ep.id).size() == 2);
-  CHECK(endpoints.signing_keys(ep.id, rotated_at + 5000) ==
-        std::vector<std::string>{"key-4", "key-3"});
+  CHECK(endpoints.signing_keys(ep.id, rotated_at + 5000) == hmac_keys({"key-4", "key-3"}));
 
   SUBCASE("grace 0 drops the old key at once") {
     const auto ep2 = add_endpoint(*s, app.id, kUrl, "old", t0);
-    endpoints.rotate_key(ep2.id, "new", 0, t0 + 20);
-    CHECK(endpoints.signing_keys(ep2.id, t0 + 20) == std::vector<std::string>{"new"});
-    CHECK(endpoints.current_key(ep2.id) == std::optional<std::string>("new"));
+    endpoints.rotate_key(ep2.id, hmac_key("new"), 0, t0 + 20);
+    CHECK(endpoints.signing_keys(ep2.id, t0 + 20) == hmac_keys({"new"}));
+    CHECK(endpoints.current_key(ep2.id) == opt_hmac_key("new"));
   }
 }
 
@@ -769,7 +765,7 @@ TEST_CASE("EndpointStore stored_keys and insert_stored_key carry keys as they li
   const TimeMs t0 = wall_now();
   const auto app = add_app(*s, t0);
   const auto ep = add_endpoint(*s, app.id, kUrl, "key-1", t0);
-  endpoints.rotate_key(ep.id, "key-2", 1000, t0 + 10);
+  endpoints.rotate_key(ep.id, hmac_key("key-2"), 1000, t0 + 10);
 
   const auto keys = endpoints.stored_keys(ep.id);
   REQUIRE(keys.size() == 2);  // oldest first
@@ -793,9 +789,57 @@ TEST_CASE("EndpointStore stored_keys and insert_stored_key carry keys as they li
   CHECK(copied[1].sealed == keys[0].sealed);
   CHECK(copied[1].created_at == keys[0].created_at);
   CHECK(copied[1].expires_at == keys[0].expires_at);
-  CHECK(endpoints.current_key(copy.id) == std::optional<std::string>("key-0"));
-  CHECK(endpoints.signing_keys(copy.id, t0 + 1009) == std::vector<std::string>{"key-0", "key-1"});
-  CHECK(endpoints.signing_keys(copy.id, t0 + 1010) == std::vector<std::string>{"key-0"});
+  CHECK(endpoints.current_key(copy.id) == opt_hmac_key("key-0"));
+  CHECK(endpoints.signing_keys(copy.id, t0 + 1009) == hmac_keys({"key-0", "key-1"}));
+  CHECK(endpoints.signing_keys(copy.id, t0 + 1010) == hmac_keys({"key-0"}));
+}
+
+TEST_CASE("EndpointStore keeps the signature scheme, its header and each key's kind") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  Endpoint ep = make_endpoint(app.id, t0, "signed");
+  ep.signature_scheme = SignatureScheme::kStripe;
+  ep.signature_header = "X-Acme-Signature";
+  endpoints.insert(ep, hmac_key("hmac-key"));
+  auto read = endpoints.get(app.id, ep.id);
+  REQUIRE(read);
+  CHECK(read->signature_scheme == SignatureScheme::kStripe);
+  CHECK(read->signature_header == std::optional<std::string>("X-Acme-Signature"));
+
+  // A standard endpoint by default, with no header of its own.
+  const auto plain = add_endpoint(*s, app.id, kUrl, "k", t0);
+  CHECK(endpoints.get(app.id, plain.id)->signature_scheme == SignatureScheme::kStandard);
+  CHECK_FALSE(endpoints.get(app.id, plain.id)->signature_header);
+
+  // Rotated to an Ed25519 key, the old HMAC key signs on for its grace, each with its kind.
+  const SigningKey ed{KeyKind::kEd25519, std::string(32, 'e')};
+  read->signature_scheme = SignatureScheme::kEd25519;
+  read->signature_header.reset();
+  CHECK(endpoints.update(*read));
+  endpoints.rotate_key(ep.id, ed, 1000, t0 + 10);
+  read = endpoints.get(app.id, ep.id);
+  CHECK(read->signature_scheme == SignatureScheme::kEd25519);
+  CHECK_FALSE(read->signature_header);
+  CHECK(endpoints.current_key(ep.id) == std::optional<SigningKey>(ed));
+  CHECK(endpoints.signing_keys(ep.id, t0 + 10) ==
+        std::vector<SigningKey>{ed, hmac_key("hmac-key")});
+
+  // Copied as stored, kinds included.
+  const auto stored = endpoints.stored_keys(ep.id);
+  REQUIRE(stored.size() == 2);
+  CHECK(stored[0].kind == KeyKind::kHmac);
+  CHECK(stored[1].kind == KeyKind::kEd25519);
+  Endpoint copy = *read;
+  copy.id = new_id(kEndpointPrefix, t0);
+  copy.uid.reset();
+  endpoints.import_endpoint(copy, stored);
+  CHECK(endpoints.get(app.id, copy.id)->signature_scheme == SignatureScheme::kEd25519);
+  CHECK(endpoints.signing_keys(copy.id, t0 + 10) ==
+        std::vector<SigningKey>{ed, hmac_key("hmac-key")});
 }
 
 TEST_CASE("EndpointStore under a master key: keys lie sealed, with a key check") {
@@ -816,7 +860,7 @@ TEST_CASE("EndpointStore under a master key: keys lie sealed, with a key check")
   CHECK(stored[0].sealed);
   CHECK(stored[0].bytes.find(key) == std::string::npos);
   CHECK(box->open(stored[0].bytes, ep.id) == std::optional<std::string>(key));
-  CHECK(endpoints.current_key(ep.id) == std::optional<std::string>(key));
+  CHECK(endpoints.current_key(ep.id) == opt_hmac_key(key));
   CHECK(endpoints.has_sealed_keys());
   CHECK(endpoints.sealed_keys_open());
 
@@ -883,7 +927,7 @@ TEST_CASE("EndpointStore disable flips only enabled endpoints") {
   auto manual = make_endpoint(app.id, t0, std::nullopt);
   manual.disabled = true;
   manual.disabled_reason = "by hand";
-  endpoints.insert(manual, "k");
+  endpoints.insert(manual, hmac_key("k"));
   endpoints.note_failure(ep.id, t0 + 1);
 
   CHECK(endpoints.disable(ep.id, "the endpoint answered 410 Gone", t0 + 10));
@@ -1619,10 +1663,10 @@ TEST_CASE("Enqueuer publishes to the enabled endpoints that accept the message")
   const auto all = add_endpoint(*s, app.id, kUrl, "k", now);
   auto typed = make_endpoint(app.id, now, std::nullopt);
   typed.event_types = std::vector<std::string>{"a.b"};
-  s->endpoints().insert(typed, "k");
+  s->endpoints().insert(typed, hmac_key("k"));
   auto eu = make_endpoint(app.id, now, std::nullopt);
   eu.channels = std::vector<std::string>{"eu"};
-  s->endpoints().insert(eu, "k");
+  s->endpoints().insert(eu, hmac_key("k"));
   add_endpoint(*s, app.id, kUrl, "k", now, {}, true);  // disabled: never a target
   const auto targets = [&](const Message& m) {
     std::set<std::string> out;
@@ -1726,7 +1770,7 @@ TEST_CASE("Enqueuer::enabled_endpoints is kept while the app's endpoints_version
   CHECK(enqueuer.enabled_endpoints(*s, app.id)->front().url == changed.url);
 
   v = version(*s);
-  o->endpoints().rotate_key(second.id, "new key", 0, now);
+  o->endpoints().rotate_key(second.id, hmac_key("new key"), 0, now);
   CHECK(version(*s) > v);
 
   // A write that rolls back bumps nothing, and the list kept stays.
@@ -2431,17 +2475,17 @@ Seeded seed_source(Database& db, TimeMs now, int bulk) {
   x.healthy.headers = {{"X-Acme", "1"}, {"X-Other", "two words"}};
   x.healthy.updated_at = now - 44'000;
   x.healthy_key = random_bytes(24);
-  s->endpoints().insert(x.healthy, x.healthy_key);
+  s->endpoints().insert(x.healthy, hmac_key(x.healthy_key));
 
   x.failing = make_endpoint(x.app.id, now, "failing");
   x.failing_old_key = random_bytes(24);
   x.failing_new_key = random_bytes(24);
-  s->endpoints().insert(x.failing, x.failing_old_key);
-  s->endpoints().rotate_key(x.failing.id, x.failing_new_key, kDayMs, now + 5);
+  s->endpoints().insert(x.failing, hmac_key(x.failing_old_key));
+  s->endpoints().rotate_key(x.failing.id, hmac_key(x.failing_new_key), kDayMs, now + 5);
   REQUIRE(s->endpoints().note_failure(x.failing.id, now - 60'000));
 
   x.disabled = make_endpoint(x.app.id, now, std::nullopt);
-  s->endpoints().insert(x.disabled, random_bytes(24));
+  s->endpoints().insert(x.disabled, hmac_key(random_bytes(24)));
   REQUIRE(s->endpoints().disable(x.disabled.id, "failing since 5 days", now + 6));
 
   x.legacy = make_endpoint(x.app.id, now, "legacy");
@@ -2449,7 +2493,7 @@ Seeded seed_source(Database& db, TimeMs now, int bulk) {
   s->endpoints().import_endpoint(x.legacy, {StoredKey{x.legacy_key, false, now - 90'000, {}}});
 
   x.other_ep = make_endpoint(x.other.id, now, std::nullopt, "https://other.example/in");
-  s->endpoints().insert(x.other_ep, random_bytes(24));
+  s->endpoints().insert(x.other_ep, hmac_key(random_bytes(24)));
   n.endpoints += 5;
   n.endpoint_keys += 6;
 
@@ -2614,10 +2658,10 @@ TEST_CASE("copy_store copies every kind of row from SQLite into the store under 
   CHECK_FALSE(legacy_keys[0].sealed);
   CHECK(legacy_keys[0].bytes == x.legacy_key);
   CHECK(s->endpoints().sealed_keys_open());
-  CHECK(s->endpoints().current_key(x.healthy.id) == std::optional<std::string>(x.healthy_key));
-  CHECK(s->endpoints().current_key(x.legacy.id) == std::optional<std::string>(x.legacy_key));
+  CHECK(s->endpoints().current_key(x.healthy.id) == opt_hmac_key(x.healthy_key));
+  CHECK(s->endpoints().current_key(x.legacy.id) == opt_hmac_key(x.legacy_key));
   CHECK(s->endpoints().signing_keys(x.failing.id, now + 10) ==
-        std::vector<std::string>{x.failing_new_key, x.failing_old_key});
+        hmac_keys({x.failing_new_key, x.failing_old_key}));
 
   // The queue goes on where it stood: the parked delivery is parked, the rest are due when
   // they were (the sending one when its lease lapses), and nothing finished is due again.
@@ -2998,7 +3042,7 @@ TEST_SUITE("sqlite") {
     CHECK(got->disabled);
     CHECK(got->disabled_reason == std::optional<std::string>("by hand"));
     CHECK_FALSE(got->failing_since.has_value());
-    CHECK(endpoints.current_key(ep.id) == std::optional<std::string>("key-v1"));
+    CHECK(endpoints.current_key(ep.id) == opt_hmac_key("key-v1"));
     auto msg = s->messages().get(app_id, m.id);
     REQUIRE(msg);
     CHECK(msg->payload == m.payload);

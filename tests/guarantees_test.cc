@@ -89,7 +89,8 @@ struct OperatorFixture : Fixture {
 
   void start() {
     rx.start();
-    ops = ensure_operator_channel(*db, clock, rx.url("/ops"), ops_key);
+    ops = ensure_operator_channel(*db, clock, rx.url("/ops"), SignatureScheme::kStandard,
+                                  hmac_key(ops_key));
   }
 
   Scheduler::Options options() const {
@@ -590,8 +591,10 @@ TEST_CASE("ensure_operator_channel creates the channel once and follows url and 
   TestStore store;
   auto db = store.open(2);
   ManualClock clock(clock_start());
-  auto a = ensure_operator_channel(*db, clock, "http://127.0.0.1:1/first", "key-one-0123456789");
-  auto b = ensure_operator_channel(*db, clock, "http://127.0.0.1:1/second", "key-two-0123456789");
+  auto a = ensure_operator_channel(*db, clock, "http://127.0.0.1:1/first",
+                                   SignatureScheme::kStandard, hmac_key("key-one-0123456789"));
+  auto b = ensure_operator_channel(*db, clock, "http://127.0.0.1:1/second",
+                                   SignatureScheme::kStandard, hmac_key("key-two-0123456789"));
   CHECK(a.app_id == b.app_id);
   CHECK(a.endpoint_id == b.endpoint_id);
   auto s = db->session();
@@ -602,15 +605,14 @@ TEST_CASE("ensure_operator_channel creates the channel once and follows url and 
   auto ep = endpoints.get(a.app_id, a.endpoint_id);
   REQUIRE(ep);
   CHECK(ep->url == "http://127.0.0.1:1/second");
-  CHECK(endpoints.signing_keys(ep->id, clock.now_ms() + 1) ==
-        std::vector<std::string>{"key-two-0123456789"});
+  CHECK(endpoints.signing_keys(ep->id, clock.now_ms() + 1) == hmac_keys({"key-two-0123456789"}));
 
   // A disabled operator endpoint is enabled again, with a fresh health window.
   endpoints.note_failure(ep->id, clock.now_ms());
   REQUIRE(endpoints.disable(ep->id, "failing", clock.now_ms()));
   REQUIRE(endpoints.get(a.app_id, a.endpoint_id)->disabled);
-  auto again =
-      ensure_operator_channel(*db, clock, "http://127.0.0.1:1/second", "key-two-0123456789");
+  auto again = ensure_operator_channel(*db, clock, "http://127.0.0.1:1/second",
+                                       SignatureScheme::kStandard, hmac_key("key-two-0123456789"));
   CHECK(again.endpoint_id == a.endpoint_id);
   ep = endpoints.get(a.app_id, a.endpoint_id);
   REQUIRE(ep);

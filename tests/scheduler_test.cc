@@ -357,7 +357,7 @@ TEST_CASE("after a rotation both keys sign, current key first, until the grace p
   const std::string new_key = random_key();
   auto ep = f.add_endpoint(f.rx.url("/rotated"), old_key);
   constexpr int64_t kGraceMs = 10'000;
-  f.db->session()->endpoints().rotate_key(ep.id, new_key, kGraceMs, f.clock.now_ms());
+  f.db->session()->endpoints().rotate_key(ep.id, hmac_key(new_key), kGraceMs, f.clock.now_ms());
   auto m = f.add_message(R"({"rotated":true})");
   auto d = f.add_delivery(m, ep);
 

@@ -119,7 +119,8 @@ Fixture fill(Database& db) {
   // The first endpoint's secret is rotated: its old key keeps signing for a day.
   f.rotated_out = f.keys[0].second;
   f.keys[0].second = random_bytes(24);
-  s->endpoints().rotate_key(f.keys[0].first, f.keys[0].second, 86'400'000, now_ms());
+  s->endpoints().rotate_key(f.keys[0].first, test::hmac_key(f.keys[0].second), 86'400'000,
+                            now_ms());
   return f;
 }
 
@@ -134,10 +135,10 @@ void check_keys(Database& db, const Fixture& f) {
   auto s = db.session();
   EndpointStore& endpoints = s->endpoints();
   for (const auto& [id, key] : f.keys) {
-    CHECK(endpoints.current_key(id) == std::optional<std::string>(key));
+    CHECK(endpoints.current_key(id) == test::opt_hmac_key(key));
   }
   CHECK(endpoints.signing_keys(f.keys[0].first, now_ms()) ==
-        std::vector<std::string>{f.keys[0].second, f.rotated_out});
+        test::hmac_keys({f.keys[0].second, f.rotated_out}));
 }
 
 // The keys of `f` as the store holds them, by endpoint.
@@ -390,10 +391,11 @@ TEST_CASE("a server still on the old key cannot write secrets after a rotation")
   auto s = stale->session();
   EndpointStore& endpoints = s->endpoints();
   const auto ep = make_endpoint(f.app_id);
-  CHECK_THROWS_AS(endpoints.insert(ep, random_bytes(32)), MasterKeyMismatch);
+  CHECK_THROWS_AS(endpoints.insert(ep, test::hmac_key(random_bytes(32))), MasterKeyMismatch);
   CHECK_FALSE(endpoints.get(f.app_id, ep.id));  // nothing half-written
-  CHECK_THROWS_AS(endpoints.rotate_key(f.keys[1].first, random_bytes(32), 0, now_ms()),
-                  MasterKeyMismatch);
+  CHECK_THROWS_AS(
+      endpoints.rotate_key(f.keys[1].first, test::hmac_key(random_bytes(32)), 0, now_ms()),
+      MasterKeyMismatch);
   CHECK_THROWS_AS(endpoints.current_key(f.keys[1].first), MasterKeyMismatch);
 }
 
@@ -840,7 +842,7 @@ TEST_SUITE("sqlite") {
       CHECK(scalar(c, "SELECT count(*) FROM endpoint_secrets WHERE sealed = 0") == 0);
       auto s = db->session();
       for (size_t i = 0; i < ids.size(); ++i) {
-        CHECK(s->endpoints().current_key(ids[i]) == std::optional<std::string>(keys[i]));
+        CHECK(s->endpoints().current_key(ids[i]) == test::opt_hmac_key(keys[i]));
       }
       const std::string bytes = db_bytes(path);
       for (const auto& k : {keys[0], keys[1], deleted_key}) {
@@ -849,7 +851,7 @@ TEST_SUITE("sqlite") {
     }
     // Opening again seals nothing more and reads the same keys.
     auto again = open_sqlite(path, 1, box_of(master));
-    CHECK(again->session()->endpoints().current_key(ids[1]) == std::optional<std::string>(keys[1]));
+    CHECK(again->session()->endpoints().current_key(ids[1]) == test::opt_hmac_key(keys[1]));
   }
 
   TEST_CASE("a rotation leaves nothing sealed with the old key in the file or its WAL") {

@@ -11,8 +11,8 @@ namespace {
 
 constexpr const char* kColumns =
     "SELECT id, app_id, uid, url, description, throttle_rate, disabled, disabled_reason, "
-    "event_types, channels, metadata, headers, created_at, updated_at, failing_since "
-    "FROM endpoints";
+    "event_types, channels, metadata, headers, created_at, updated_at, failing_since, "
+    "signature_scheme, signature_header FROM endpoints";
 
 Endpoint read_endpoint(const Result& r, int row) {
   Endpoint e;
@@ -31,6 +31,8 @@ Endpoint read_endpoint(const Result& r, int row) {
   e.created_at = r.get_int(row, 12);
   e.updated_at = r.get_int(row, 13);
   e.failing_since = r.get_opt_int(row, 14);
+  e.signature_scheme = parse_scheme(r.get_text(row, 15)).value_or(SignatureScheme::kStandard);
+  e.signature_header = r.get_opt_text(row, 16);
   return e;
 }
 
@@ -48,9 +50,9 @@ std::optional<int64_t> opt_int(const std::optional<int>& v) {
 
 }  // namespace
 
-void PgEndpointStore::insert(const Endpoint& ep, const std::string& key) {
-  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), ep.id, key);
-  import_endpoint(ep, {StoredKey{bytes, sealed, ep.created_at, std::nullopt}});
+void PgEndpointStore::insert(const Endpoint& ep, const SigningKey& key) {
+  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), ep.id, key.bytes);
+  import_endpoint(ep, {StoredKey{bytes, sealed, ep.created_at, std::nullopt, key.kind}});
 }
 
 std::optional<Endpoint> PgEndpointStore::get(const std::string& app_id, const std::string& key) {
@@ -90,8 +92,8 @@ bool PgEndpointStore::update(const Endpoint& ep) {
                  "UPDATE endpoints SET uid = $1, url = $2, description = $3, throttle_rate = $4, "
                  "disabled = $5, disabled_reason = $6, event_types = $7, channels = $8, "
                  "metadata = $9, headers = $10, updated_at = $11, failing_since = CASE WHEN "
-                 "disabled AND NOT $5 THEN NULL ELSE failing_since END WHERE id = $12 AND "
-                 "app_id = $13",
+                 "disabled AND NOT $5 THEN NULL ELSE failing_since END, signature_scheme = $14, "
+                 "signature_header = $15 WHERE id = $12 AND app_id = $13",
                  Params()
                      .add(ep.uid)
                      .add(ep.url)
@@ -105,7 +107,9 @@ bool PgEndpointStore::update(const Endpoint& ep) {
                      .add(to_json_text(ep.headers))
                      .add(ep.updated_at)
                      .add(ep.id)
-                     .add(ep.app_id))
+                     .add(ep.app_id)
+                     .add(scheme_name(ep.signature_scheme))
+                     .add(ep.signature_header))
              .affected() > 0;
 }
 
@@ -152,41 +156,46 @@ bool PgEndpointStore::disable(const std::string& endpoint_id, const std::string&
              .affected() > 0;
 }
 
-std::vector<std::string> PgEndpointStore::signing_keys(const std::string& endpoint_id, TimeMs now) {
+std::vector<SigningKey> PgEndpointStore::signing_keys(const std::string& endpoint_id, TimeMs now) {
   auto r = x_.conn.query(
-      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = $1 AND (expires_at IS NULL OR "
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = $1 AND (expires_at IS "
+      "NULL OR "
       "expires_at > $2) ORDER BY expires_at IS NOT NULL, created_at DESC, id DESC",
       Params().add(endpoint_id).add(now));
-  std::vector<std::string> keys;
-  for (int i = 0; i < r.rows(); ++i) {
-    keys.push_back(
-        open_endpoint_key(x_.db.secret_box(), endpoint_id, r.get_bytea(i, 0), r.get_bool(i, 1)));
-  }
+  std::vector<SigningKey> keys;
+  for (int i = 0; i < r.rows(); ++i) keys.push_back(read_key(r, i, endpoint_id));
   return keys;
 }
 
-std::optional<std::string> PgEndpointStore::current_key(const std::string& endpoint_id) {
+std::optional<SigningKey> PgEndpointStore::current_key(const std::string& endpoint_id) {
   auto r = x_.conn.query(
-      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = $1 AND expires_at IS NULL "
-      "ORDER BY created_at DESC, id DESC LIMIT 1",
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = $1 AND expires_at IS "
+      "NULL ORDER BY created_at DESC, id DESC LIMIT 1",
       Params().add(endpoint_id));
   if (r.rows() == 0) return std::nullopt;
-  return open_endpoint_key(x_.db.secret_box(), endpoint_id, r.get_bytea(0, 0), r.get_bool(0, 1));
+  return read_key(r, 0, endpoint_id);
 }
 
-void PgEndpointStore::rotate_key(const std::string& endpoint_id, const std::string& key,
+SigningKey PgEndpointStore::read_key(const Result& r, int row, const std::string& endpoint_id) {
+  return SigningKey{
+      parse_key_kind(r.get_text(row, 2)).value_or(KeyKind::kHmac),
+      open_endpoint_key(x_.db.secret_box(), endpoint_id, r.get_bytea(row, 0), r.get_bool(row, 1))};
+}
+
+void PgEndpointStore::rotate_key(const std::string& endpoint_id, const SigningKey& key,
                                  int64_t grace_ms, TimeMs now) {
   changed_endpoint(endpoint_id);
-  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, key);
+  const auto [bytes, sealed] =
+      seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, key.bytes);
   x_.conn.query("DELETE FROM endpoint_secrets WHERE endpoint_id = $1 AND expires_at <= $2",
                 Params().add(endpoint_id).add(now));
   x_.conn.query(
       "UPDATE endpoint_secrets SET expires_at = $1 WHERE endpoint_id = $2 AND expires_at IS NULL",
       Params().add(now + grace_ms).add(endpoint_id));
   x_.conn.query(
-      "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at) VALUES ($1, $2, $3, "
-      "$4)",
-      Params().add(endpoint_id).add_bytea(bytes).add(sealed).add(now));
+      "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at, kind) VALUES ($1, $2, "
+      "$3, $4, $5)",
+      Params().add(endpoint_id).add_bytea(bytes).add(sealed).add(now).add(key_kind_name(key.kind)));
 }
 
 int PgEndpointStore::seal_plaintext_keys() {
@@ -257,13 +266,14 @@ void PgEndpointStore::set_key_check(const std::string& sealed) {
 
 std::vector<StoredKey> PgEndpointStore::stored_keys(const std::string& endpoint_id) {
   auto r = x_.conn.query(
-      "SELECT key, sealed, created_at, expires_at FROM endpoint_secrets WHERE endpoint_id = $1 "
-      "ORDER BY id",
+      "SELECT key, sealed, created_at, expires_at, kind FROM endpoint_secrets WHERE endpoint_id "
+      "= $1 ORDER BY id",
       Params().add(endpoint_id));
   std::vector<StoredKey> out;
   for (int i = 0; i < r.rows(); ++i) {
-    out.push_back(
-        StoredKey{r.get_bytea(i, 0), r.get_bool(i, 1), r.get_int(i, 2), r.get_opt_int(i, 3)});
+    out.push_back(StoredKey{r.get_bytea(i, 0), r.get_bool(i, 1), r.get_int(i, 2),
+                            r.get_opt_int(i, 3),
+                            parse_key_kind(r.get_text(i, 4)).value_or(KeyKind::kHmac)});
   }
   return out;
 }
@@ -275,14 +285,15 @@ void PgEndpointStore::insert_stored_key(const std::string& endpoint_id, const St
 
 void PgEndpointStore::insert_key_row(const std::string& endpoint_id, const StoredKey& key) {
   x_.conn.query(
-      "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at, expires_at) VALUES "
-      "($1, $2, $3, $4, $5)",
+      "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at, expires_at, kind) "
+      "VALUES ($1, $2, $3, $4, $5, $6)",
       Params()
           .add(endpoint_id)
           .add_bytea(key.bytes)
           .add(key.sealed)
           .add(key.created_at)
-          .add(key.expires_at));
+          .add(key.expires_at)
+          .add(key_kind_name(key.kind)));
 }
 
 void PgEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<StoredKey>& keys) {
@@ -290,7 +301,8 @@ void PgEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<Stor
   x_.conn.query(
       "INSERT INTO endpoints (id, app_id, uid, url, description, throttle_rate, disabled, "
       "disabled_reason, event_types, channels, metadata, headers, created_at, updated_at, "
-      "failing_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+      "failing_since, signature_scheme, signature_header) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+      "$9, $10, $11, $12, $13, $14, $15, $16, $17)",
       Params()
           .add(ep.id)
           .add(ep.app_id)
@@ -306,7 +318,9 @@ void PgEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<Stor
           .add(to_json_text(ep.headers))
           .add(ep.created_at)
           .add(ep.updated_at)
-          .add(ep.failing_since));
+          .add(ep.failing_since)
+          .add(scheme_name(ep.signature_scheme))
+          .add(ep.signature_header));
   for (const auto& k : keys) insert_key_row(ep.id, k);
 }
 

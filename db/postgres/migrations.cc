@@ -178,6 +178,13 @@ ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_endpoint_id_fkey;
     R"sql(
 ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_app_id_fkey;
 )sql",
+    // 4: signature schemes: how an endpoint's deliveries are signed, the header that carries
+    // the signature when renamed, and what kind each signing key is.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS signature_scheme TEXT NOT NULL DEFAULT 'standard';
+ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS signature_header TEXT;
+ALTER TABLE endpoint_secrets ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'hmac';
+)sql",
 };
 
 }  // namespace

@@ -12,8 +12,8 @@ namespace {
 
 constexpr const char* kColumns =
     "SELECT id, app_id, uid, url, description, throttle_rate, disabled, disabled_reason, "
-    "event_types, channels, metadata, headers, created_at, updated_at, failing_since "
-    "FROM endpoints";
+    "event_types, channels, metadata, headers, created_at, updated_at, failing_since, "
+    "signature_scheme, signature_header FROM endpoints";
 
 Endpoint read_endpoint(const Stmt& st) {
   Endpoint e;
@@ -32,6 +32,8 @@ Endpoint read_endpoint(const Stmt& st) {
   e.created_at = st.get_int(12);
   e.updated_at = st.get_int(13);
   e.failing_since = st.get_opt_int(14);
+  e.signature_scheme = parse_scheme(st.get_text(15)).value_or(SignatureScheme::kStandard);
+  e.signature_header = st.get_opt_text(16);
   return e;
 }
 
@@ -42,9 +44,9 @@ std::optional<int64_t> opt_int(const std::optional<int>& v) {
 
 }  // namespace
 
-void SqliteEndpointStore::insert(const Endpoint& ep, const std::string& key) {
-  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), ep.id, key);
-  import_endpoint(ep, {StoredKey{bytes, sealed, ep.created_at, std::nullopt}});
+void SqliteEndpointStore::insert(const Endpoint& ep, const SigningKey& key) {
+  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), ep.id, key.bytes);
+  import_endpoint(ep, {StoredKey{bytes, sealed, ep.created_at, std::nullopt, key.kind}});
 }
 
 std::optional<Endpoint> SqliteEndpointStore::get(const std::string& app_id,
@@ -90,7 +92,8 @@ bool SqliteEndpointStore::update(const Endpoint& ep) {
           "?, "
           "disabled_reason = ?, event_types = ?, channels = ?, metadata = ?, headers = ?, "
           "updated_at = ?, failing_since = CASE WHEN disabled = 1 AND ?5 = 0 THEN NULL ELSE "
-          "failing_since END WHERE id = ? AND app_id = ?")
+          "failing_since END, signature_scheme = ?14, signature_header = ?15 WHERE id = ?12 AND "
+          "app_id = ?13")
       .bind(1, ep.uid)
       .bind(2, ep.url)
       .bind(3, ep.description)
@@ -104,6 +107,8 @@ bool SqliteEndpointStore::update(const Endpoint& ep) {
       .bind(11, ep.updated_at)
       .bind(12, ep.id)
       .bind(13, ep.app_id)
+      .bind(14, scheme_name(ep.signature_scheme))
+      .bind(15, ep.signature_header)
       .run();
   return x_.conn.changes() > 0;
 }
@@ -117,32 +122,37 @@ bool SqliteEndpointStore::remove(const std::string& app_id, const std::string& i
   return x_.conn.changes() > 0;
 }
 
-std::vector<std::string> SqliteEndpointStore::signing_keys(const std::string& endpoint_id,
-                                                           TimeMs now) {
+std::vector<SigningKey> SqliteEndpointStore::signing_keys(const std::string& endpoint_id,
+                                                          TimeMs now) {
   auto st = x_.conn.prepare(
-      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = ? AND "
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = ? AND "
       "(expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NOT NULL, created_at DESC");
   st.bind(1, endpoint_id).bind(2, now);
-  std::vector<std::string> keys;
-  while (st.step())
-    keys.push_back(
-        open_endpoint_key(x_.db.secret_box(), endpoint_id, st.get_text(0), st.get_int(1) != 0));
+  std::vector<SigningKey> keys;
+  while (st.step()) keys.push_back(read_key(st, endpoint_id));
   return keys;
 }
 
-std::optional<std::string> SqliteEndpointStore::current_key(const std::string& endpoint_id) {
+std::optional<SigningKey> SqliteEndpointStore::current_key(const std::string& endpoint_id) {
   auto st = x_.conn.prepare(
-      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at IS NULL "
-      "ORDER BY created_at DESC LIMIT 1");
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at IS "
+      "NULL ORDER BY created_at DESC LIMIT 1");
   st.bind(1, endpoint_id);
   if (!st.step()) return std::nullopt;
-  return open_endpoint_key(x_.db.secret_box(), endpoint_id, st.get_text(0), st.get_int(1) != 0);
+  return read_key(st, endpoint_id);
 }
 
-void SqliteEndpointStore::rotate_key(const std::string& endpoint_id, const std::string& key,
+SigningKey SqliteEndpointStore::read_key(const Stmt& st, const std::string& endpoint_id) {
+  return SigningKey{
+      parse_key_kind(st.get_text(2)).value_or(KeyKind::kHmac),
+      open_endpoint_key(x_.db.secret_box(), endpoint_id, st.get_text(0), st.get_int(1) != 0)};
+}
+
+void SqliteEndpointStore::rotate_key(const std::string& endpoint_id, const SigningKey& key,
                                      int64_t grace_ms, TimeMs now) {
   changed_endpoint(endpoint_id);
-  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, key);
+  const auto [bytes, sealed] =
+      seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, key.bytes);
   x_.conn.prepare("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?")
       .bind(1, endpoint_id)
       .bind(2, now)
@@ -155,11 +165,13 @@ void SqliteEndpointStore::rotate_key(const std::string& endpoint_id, const std::
       .run();
   x_.conn
       .prepare(
-          "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at) VALUES (?, ?, ?, ?)")
+          "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at, kind) VALUES (?, ?, "
+          "?, ?, ?)")
       .bind(1, endpoint_id)
       .bind_blob(2, bytes)
       .bind(3, sealed ? 1 : 0)
       .bind(4, now)
+      .bind(5, key_kind_name(key.kind))
       .run();
 }
 
@@ -283,12 +295,13 @@ void SqliteEndpointStore::set_key_check(const std::string& sealed) {
 
 std::vector<StoredKey> SqliteEndpointStore::stored_keys(const std::string& endpoint_id) {
   auto st = x_.conn.prepare(
-      "SELECT key, sealed, created_at, expires_at FROM endpoint_secrets WHERE endpoint_id = ? "
-      "ORDER BY rowid");
+      "SELECT key, sealed, created_at, expires_at, kind FROM endpoint_secrets WHERE endpoint_id "
+      "= ? ORDER BY rowid");
   st.bind(1, endpoint_id);
   std::vector<StoredKey> out;
   while (st.step()) {
-    out.push_back(StoredKey{st.get_text(0), st.get_int(1) != 0, st.get_int(2), st.get_opt_int(3)});
+    out.push_back(StoredKey{st.get_text(0), st.get_int(1) != 0, st.get_int(2), st.get_opt_int(3),
+                            parse_key_kind(st.get_text(4)).value_or(KeyKind::kHmac)});
   }
   return out;
 }
@@ -301,13 +314,14 @@ void SqliteEndpointStore::insert_stored_key(const std::string& endpoint_id, cons
 void SqliteEndpointStore::insert_key_row(const std::string& endpoint_id, const StoredKey& key) {
   x_.conn
       .prepare(
-          "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at, expires_at) "
-          "VALUES (?, ?, ?, ?, ?)")
+          "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at, expires_at, kind) "
+          "VALUES (?, ?, ?, ?, ?, ?)")
       .bind(1, endpoint_id)
       .bind_blob(2, key.bytes)
       .bind(3, key.sealed ? 1 : 0)
       .bind(4, key.created_at)
       .bind(5, key.expires_at)
+      .bind(6, key_kind_name(key.kind))
       .run();
 }
 
@@ -317,7 +331,8 @@ void SqliteEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<
       .prepare(
           "INSERT INTO endpoints (id, app_id, uid, url, description, throttle_rate, disabled, "
           "disabled_reason, event_types, channels, metadata, headers, created_at, updated_at, "
-          "failing_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          "failing_since, signature_scheme, signature_header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, ep.id)
       .bind(2, ep.app_id)
       .bind(3, ep.uid)
@@ -333,6 +348,8 @@ void SqliteEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<
       .bind(13, ep.created_at)
       .bind(14, ep.updated_at)
       .bind(15, ep.failing_since)
+      .bind(16, scheme_name(ep.signature_scheme))
+      .bind(17, ep.signature_header)
       .run();
   for (const auto& k : keys) insert_key_row(ep.id, k);
 }

@@ -156,6 +156,13 @@ ALTER TABLE api_tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
     R"sql(
 ALTER TABLE applications ADD COLUMN endpoints_version INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 7: signature schemes: how an endpoint's deliveries are signed, the header
+    // that carries the signature when renamed, and what kind each signing key is.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN signature_scheme TEXT NOT NULL DEFAULT 'standard';
+ALTER TABLE endpoints ADD COLUMN signature_header TEXT;
+ALTER TABLE endpoint_secrets ADD COLUMN kind TEXT NOT NULL DEFAULT 'hmac';
+)sql",
 };
 
 }  // namespace

@@ -25,6 +25,7 @@ class Session;
 namespace herald::sqlite {
 
 class Connection;
+class Stmt;
 class SqliteDatabase;
 
 // What every store of a session works with.
@@ -53,7 +54,7 @@ class SqliteAppStore final : public AppStore {
 class SqliteEndpointStore final : public EndpointStore {
  public:
   explicit SqliteEndpointStore(Context& x) : x_(x) {}
-  void insert(const Endpoint& ep, const std::string& key) override;
+  void insert(const Endpoint& ep, const SigningKey& key) override;
   std::optional<Endpoint> get(const std::string& app_id, const std::string& key) override;
   ListPage<Endpoint> list(const std::string& app_id, const ListParams& p) override;
   std::vector<Endpoint> enabled_for_app(const std::string& app_id) override;
@@ -62,9 +63,9 @@ class SqliteEndpointStore final : public EndpointStore {
   std::optional<TimeMs> note_failure(const std::string& endpoint_id, TimeMs at) override;
   void note_successes(const std::vector<std::string>& endpoint_ids) override;
   bool disable(const std::string& endpoint_id, const std::string& reason, TimeMs now) override;
-  std::vector<std::string> signing_keys(const std::string& endpoint_id, TimeMs now) override;
-  std::optional<std::string> current_key(const std::string& endpoint_id) override;
-  void rotate_key(const std::string& endpoint_id, const std::string& key, int64_t grace_ms,
+  std::vector<SigningKey> signing_keys(const std::string& endpoint_id, TimeMs now) override;
+  std::optional<SigningKey> current_key(const std::string& endpoint_id) override;
+  void rotate_key(const std::string& endpoint_id, const SigningKey& key, int64_t grace_ms,
                   TimeMs now) override;
   int seal_plaintext_keys() override;
   int reseal_keys(const SecretBox& to) override;
@@ -81,6 +82,8 @@ class SqliteEndpointStore final : public EndpointStore {
   void changed_app(const std::string& app_id);
   void changed_endpoint(const std::string& endpoint_id);
   void insert_key_row(const std::string& endpoint_id, const StoredKey& key);
+  // A signing key from a row of (key, sealed, kind).
+  SigningKey read_key(const Stmt& st, const std::string& endpoint_id);
   Context& x_;
 };
 

@@ -32,7 +32,7 @@ Endpoint add_endpoint(Session& s, const std::string& app_id, const std::string& 
   ep.headers = std::move(headers);
   ep.disabled = disabled;
   ep.created_at = ep.updated_at = now;
-  s.endpoints().insert(ep, key);
+  s.endpoints().insert(ep, SigningKey{KeyKind::kHmac, key});
   return ep;
 }
 

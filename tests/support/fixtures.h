@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/types.h"
@@ -13,6 +15,21 @@ class Session;
 }  // namespace herald
 
 namespace herald::test {
+
+// An HMAC signing key of these bytes; and a list of them, for comparing with what a store
+// returns.
+inline SigningKey hmac_key(std::string bytes) {
+  return SigningKey{KeyKind::kHmac, std::move(bytes)};
+}
+inline std::vector<SigningKey> hmac_keys(std::vector<std::string> bytes) {
+  std::vector<SigningKey> out;
+  for (auto& b : bytes) out.push_back(hmac_key(std::move(b)));
+  return out;
+}
+inline std::optional<SigningKey> opt_hmac_key(std::optional<std::string> bytes) {
+  if (!bytes) return std::nullopt;
+  return hmac_key(std::move(*bytes));
+}
 
 // Rows written straight through the stores, for tests to start from. Each is made at `now`
 // with a fresh id and returned as written.
