@@ -78,6 +78,9 @@ struct SigningChange {
   std::optional<SignatureScheme> scheme;  // signatureScheme, when given
   std::optional<SigningKey> key;          // secret (or a rotation's key), when given
   std::string key_text;                   // that key as written
+  // The field a clash between the signature's header and the endpoint's own headers is
+  // blamed on: the one of the two the body set (signatureHeader first), else the scheme.
+  const char* header_field = "signatureScheme";
 };
 
 std::string key_kind_text(KeyKind kind) {
@@ -135,18 +138,18 @@ void check_key_text(const SigningChange& change, SignatureScheme scheme, const c
   }
 }
 
-// Throws 422 if one of the endpoint's own headers has the name its signature is sent under.
-void check_signature_header_free(const Endpoint& ep) {
+// Throws 422, naming `field`, if one of the endpoint's own headers has the name its signature
+// is sent under.
+void check_signature_header_free(const Endpoint& ep, const char* field) {
   const auto taken = Signer::header_names(ep.signature_scheme, ep.signature_header);
   for (const auto& [name, value] : ep.headers) {
     std::string lower = name;
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (std::find(taken.begin(), taken.end(), lower) != taken.end()) {
-      throw invalid_field(ep.signature_header ? "signatureHeader" : "headers",
-                          "'" + name + "' carries this endpoint's signature (signatureScheme " +
-                              scheme_name(ep.signature_scheme) +
-                              "); it cannot also be one of its headers");
+      throw invalid_field(
+          field, "'" + name + "' carries this endpoint's signature (signatureScheme " +
+                     scheme_name(ep.signature_scheme) + "); it cannot also be one of its headers");
     }
   }
 }
@@ -198,6 +201,8 @@ SigningChange read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch, b
     ep.headers = read_headers(r, "headers").value_or(std::map<std::string, std::string>{});
   }
   SigningChange change;
+  if (r.present("headers")) change.header_field = "headers";
+  if (r.present("signatureHeader")) change.header_field = "signatureHeader";
   change.scheme = read_scheme(r);
   change.key = read_secret(r, "secret", change.scheme, change.key_text);
   if (r.present("signatureHeader")) {
@@ -222,7 +227,7 @@ std::optional<std::pair<SigningKey, int64_t>> apply_signing(
     Endpoint& ep, const SigningChange& change, const std::optional<SigningKey>& current) {
   ep.signature_scheme = scheme_after(change, ep.signature_scheme);
   check_key_text(change, ep.signature_scheme, "secret");
-  check_signature_header_free(ep);
+  check_signature_header_free(ep, change.header_field);
   const KeyKind kind = key_kind_for(ep.signature_scheme);
   if (change.key) {
     if (current == change.key) return std::nullopt;
@@ -397,7 +402,7 @@ void register_endpoint_routes(ApiServer& s) {
     check_key_text(change, scheme, "key");
     if (scheme != ep.signature_scheme) {
       ep.signature_scheme = scheme;
-      check_signature_header_free(ep);
+      check_signature_header_free(ep, "key");
       ep.updated_at = now;
       endpoints.update(ep);
     }
@@ -438,7 +443,7 @@ void register_endpoint_routes(ApiServer& s) {
       ep.headers[name] = value;
     }
     if (ep.headers.size() > kMaxHeaders) throw invalid_field("headers", "too many headers");
-    check_signature_header_free(ep);
+    check_signature_header_free(ep, "headers");
     ep.updated_at = s.clock().now_ms();
     session->endpoints().update(ep);
     session->commit();

@@ -457,7 +457,8 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
   }
   if (config.operator_secret) {
     std::string why;
-    const KeyKind kind = parse_secret(*config.operator_secret, &why)->kind;
+    const SigningKey key = *parse_secret(*config.operator_secret, &why);  // checked when read
+    const KeyKind kind = key.kind;
     if (!config.operator_scheme) {
       config.operator_scheme =
           kind == KeyKind::kEd25519 ? SignatureScheme::kEd25519 : SignatureScheme::kStandard;
@@ -466,6 +467,12 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
                   scheme_name(*config.operator_scheme) + " signs with " +
                   (kind == KeyKind::kEd25519 ? "a whsec_ secret" : "a whsk_ Ed25519 key") +
                   ", and HERALD_OPERATOR_SECRET is not one");
+    }
+    const bool keyed_by_text = config.operator_scheme == SignatureScheme::kStripe ||
+                               config.operator_scheme == SignatureScheme::kGithub;
+    if (keyed_by_text && shown_secret(key) != *config.operator_secret) {
+      return fail(std::string("HERALD_OPERATOR_SECRET: ") + scheme_name(*config.operator_scheme) +
+                  " keys HMAC with the secret's text, so write it in canonical padded base64");
     }
   }
   return config;

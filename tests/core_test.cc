@@ -996,14 +996,23 @@ TEST_CASE("status_text names each delivery status") {
   CHECK(std::string(status_text(DeliveryStatus::kSending)) == "sending");
 }
 
-TEST_CASE("config: delivery-guarantee settings") {
-  using herald::Config;
-  std::map<std::string, std::string> env;
-  auto lookup = [&env](const std::string& k) -> std::optional<std::string> {
+namespace {
+
+// A lookup of environment variables that reads `env` (as it is when called).
+herald::EnvLookup lookup_in(const std::map<std::string, std::string>& env) {
+  return [&env](const std::string& k) -> std::optional<std::string> {
     auto it = env.find(k);
     if (it == env.end()) return std::nullopt;
     return it->second;
   };
+}
+
+}  // namespace
+
+TEST_CASE("config: delivery-guarantee settings") {
+  using herald::Config;
+  std::map<std::string, std::string> env;
+  const auto lookup = lookup_in(env);
   std::string error;
   auto c = herald::parse_serve_config({}, lookup, &error);
   REQUIRE(c);
@@ -1033,6 +1042,54 @@ TEST_CASE("config: delivery-guarantee settings") {
   env = {{"HERALD_RETENTION", "forever"}};
   CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
   CHECK(error.find("HERALD_RETENTION") != std::string::npos);
+}
+
+TEST_CASE("config: the operational webhooks' signature scheme follows the secret or is checked") {
+  using herald::SignatureScheme;
+  std::map<std::string, std::string> env;
+  const auto lookup = lookup_in(env);
+  const std::string hmac = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const herald::SigningKey ed = herald::generate_key(herald::KeyKind::kEd25519);
+  const std::string whsk =
+      "whsk_" + herald::base64_encode(ed.bytes + herald::ed25519_public_key(ed.bytes));
+  const std::string whpk = herald::shown_secret(ed);  // a public key is no secret to sign with
+  std::string error;
+
+  env = {{"HERALD_OPERATOR_SECRET", hmac}};
+  auto c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->operator_scheme == std::optional(SignatureScheme::kStandard));
+  env["HERALD_OPERATOR_SIGNATURE_SCHEME"] = "stripe";
+  c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->operator_scheme == std::optional(SignatureScheme::kStripe));
+
+  // Stripe and GitHub key HMAC with the secret's text: it must be the canonical base64.
+  const std::string padded = "whsec_" + herald::base64_encode(std::string(25, 'k'));
+  REQUIRE(padded.substr(padded.size() - 2) == "==");
+  env["HERALD_OPERATOR_SECRET"] = padded;
+  CHECK(herald::parse_serve_config({}, lookup, &error));
+  env["HERALD_OPERATOR_SECRET"] = padded.substr(0, padded.size() - 2);
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  CHECK(error.find("canonical") != std::string::npos);
+  env["HERALD_OPERATOR_SIGNATURE_SCHEME"] = "standard";  // keyed with the bytes: either will do
+  CHECK(herald::parse_serve_config({}, lookup, &error));
+
+  // An Ed25519 key implies ed25519 and fits no HMAC scheme.
+  env = {{"HERALD_OPERATOR_SECRET", whsk}};
+  c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->operator_scheme == std::optional(SignatureScheme::kEd25519));
+  env["HERALD_OPERATOR_SIGNATURE_SCHEME"] = "github";
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  CHECK(error.find("HERALD_OPERATOR_SIGNATURE_SCHEME") != std::string::npos);
+  env = {{"HERALD_OPERATOR_SECRET", hmac}, {"HERALD_OPERATOR_SIGNATURE_SCHEME", "ed25519"}};
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  env = {{"HERALD_OPERATOR_SECRET", hmac}, {"HERALD_OPERATOR_SIGNATURE_SCHEME", "hmac"}};
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  CHECK(error.find("HERALD_OPERATOR_SIGNATURE_SCHEME") != std::string::npos);
+  env = {{"HERALD_OPERATOR_SECRET", whpk}};
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
 }
 
 TEST_CASE("verify_signature_header accepts any valid v1 entry and nothing else") {
