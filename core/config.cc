@@ -333,7 +333,7 @@ const Setting kSettings[] = {
      }},
     {"operator-secret", "HERALD_OPERATOR_SECRET", "SECRET", [] { return std::string("none"); },
      "Signing secret of the operational webhooks (whsec_..., or a whsk_... Ed25519 key);\n"
-     "needed with --operator-url.",
+     "      needed with --operator-url.",
      [](std::string_view v, Config& c, std::string* why) {
        if (!parse_secret(v, why)) return false;
        c.operator_secret = std::string(v);
@@ -341,7 +341,8 @@ const Setting kSettings[] = {
      }},
     {"operator-signature-scheme", "HERALD_OPERATOR_SIGNATURE_SCHEME", "SCHEME",
      [] { return std::string("from the secret"); },
-     "How operational webhooks are signed: standard, stripe, github or ed25519.",
+     "How operational webhooks are signed: standard, stripe, github or ed25519\n"
+     "      (docs/SIGNATURES.md); by default standard, or ed25519 for a whsk_ key.",
      [](std::string_view v, Config& c, std::string* why) {
        c.operator_scheme = parse_scheme(v);
        if (!c.operator_scheme) *why = "must be one of standard, stripe, github, ed25519";

@@ -105,7 +105,11 @@ struct Fixture {
   std::string app_id;
   std::vector<std::pair<std::string, std::string>> keys;  // endpoint id, current key
   std::string rotated_out;                                // still signing, in its grace period
+  std::pair<std::string, SigningKey> ed25519;             // an endpoint with an Ed25519 key
 };
+
+// How many keys fill() stores: three endpoints' keys, one rotated-out key, the Ed25519 key.
+constexpr int kFixtureKeys = 5;
 
 Fixture fill(Database& db) {
   auto s = db.session();
@@ -121,11 +125,16 @@ Fixture fill(Database& db) {
   f.keys[0].second = random_bytes(24);
   s->endpoints().rotate_key(f.keys[0].first, test::hmac_key(f.keys[0].second), 86'400'000,
                             now_ms());
+  // An Ed25519 private key is sealed like any secret.
+  Endpoint ed = make_endpoint(f.app_id);
+  ed.signature_scheme = SignatureScheme::kEd25519;
+  f.ed25519 = {ed.id, generate_key(KeyKind::kEd25519)};
+  s->endpoints().insert(ed, f.ed25519.second);
   return f;
 }
 
 std::vector<std::string> all_keys(const Fixture& f) {
-  std::vector<std::string> out{f.rotated_out};
+  std::vector<std::string> out{f.rotated_out, f.ed25519.second.bytes};
   for (const auto& [id, key] : f.keys) out.push_back(key);
   return out;
 }
@@ -139,6 +148,7 @@ void check_keys(Database& db, const Fixture& f) {
   }
   CHECK(endpoints.signing_keys(f.keys[0].first, now_ms()) ==
         test::hmac_keys({f.keys[0].second, f.rotated_out}));
+  CHECK(endpoints.current_key(f.ed25519.first) == std::optional(f.ed25519.second));
 }
 
 // The keys of `f` as the store holds them, by endpoint.
@@ -146,6 +156,7 @@ std::map<std::string, std::vector<StoredKey>> stored(Database& db, const Fixture
   auto s = db.session();
   std::map<std::string, std::vector<StoredKey>> out;
   for (const auto& [id, key] : f.keys) out[id] = s->endpoints().stored_keys(id);
+  out[f.ed25519.first] = s->endpoints().stored_keys(f.ed25519.first);
   return out;
 }
 
@@ -161,7 +172,7 @@ void check_sealed_at_rest(Database& db, const Fixture& f) {
       }
     }
   }
-  CHECK(n == 4);
+  CHECK(n == kFixtureKeys);
 }
 
 // Redirects std::cout and std::cerr while alive.
@@ -356,7 +367,7 @@ TEST_CASE("reseal_all: the old key no longer opens, the new one does, every key 
     auto db = store.open(1, new_box(&old_key));
     f = fill(*db);
     before = stored(*db, f);
-    CHECK(reseal_all(*db, SecretBox(new_key)) == 4);
+    CHECK(reseal_all(*db, SecretBox(new_key)) == kFixtureKeys);
   }
   CHECK_THROWS_AS(store.open(1, box_of(old_key)), MasterKeyMismatch);
   auto db = store.open(1, box_of(new_key));
@@ -386,7 +397,7 @@ TEST_CASE("a server still on the old key cannot write secrets after a rotation")
   {
     // herald master-key rotate, from another process.
     auto other = store.open(1, box_of(key));
-    CHECK(reseal_all(*other, SecretBox(random_bytes(32))) == 4);
+    CHECK(reseal_all(*other, SecretBox(random_bytes(32))) == kFixtureKeys);
   }
   auto s = stale->session();
   EndpointStore& endpoints = s->endpoints();
@@ -587,7 +598,7 @@ TEST_CASE("herald master-key rotate with a key file") {
   }
   CHECK_MESSAGE(status == 0, err);
   CHECK(out.empty());  // the key stays in the file
-  CHECK(contains(err, "re-sealed 4 endpoint secrets"));
+  CHECK(contains(err, "re-sealed " + std::to_string(kFixtureKeys) + " endpoint secrets"));
   CHECK_FALSE(fs::exists(key_file + ".new"));
   CHECK(file_mode(key_file) == 0600);
   const auto new_key = read_key_file(key_file, &missing, &error);
@@ -864,7 +875,7 @@ TEST_SUITE("sqlite") {
     for (const auto& [id, keys] : stored(*db, f)) {
       for (const auto& k : keys) old_sealed.push_back(k.bytes.substr(1, 28));
     }
-    REQUIRE(old_sealed.size() == 4);
+    REQUIRE(old_sealed.size() == kFixtureKeys);
     // How many of them a copy taken now (the file and its WAL) would hold.
     const auto lingering = [&] {
       const std::string bytes = db_bytes(path);
@@ -872,12 +883,12 @@ TEST_SUITE("sqlite") {
       for (const auto& sealed : old_sealed) n += contains(bytes, sealed) ? 1 : 0;
       return n;
     };
-    REQUIRE(lingering() == 4);  // the control: the search finds them
+    REQUIRE(lingering() == kFixtureKeys);  // the control: the search finds them
 
     std::string new_key;
     SUBCASE("reseal_all, then Database::scrub") {
       new_key = random_bytes(32);
-      CHECK(reseal_all(*db, SecretBox(new_key)) == 4);
+      CHECK(reseal_all(*db, SecretBox(new_key)) == kFixtureKeys);
       REQUIRE(lingering() > 0);  // re-sealed, but the old values are still in the file or WAL
       db->scrub();
     }
