@@ -303,6 +303,34 @@ describe("customer link", () => {
     const ep = await call("GET", `/api/v1/app/${A.id}/endpoint/acme-second`);
     assert.equal(ep.url, url);
     assert.deepEqual(ep.eventTypes, ["invoice.paid"]);
+    assert.equal(ep.signatureScheme, "standard", "the form's default scheme");
+    assert.match(await page.locator("#signature-scheme").innerText(), /Standard Webhooks, in webhook-signature/);
+  });
+
+  test("adds an endpoint that signs with Ed25519 and shows its public key", async () => {
+    const { page } = customer;
+    await page.goto(`${herald.url}/portal/#/app/${A.id}/endpoints/new`);
+    await page.locator("#field-signatureScheme").waitFor({ timeout: WAIT });
+    const offered = await page.locator("#field-signatureScheme option").evaluateAll((os) => os.map((o) => o.value));
+    assert.deepEqual(offered, ["standard", "stripe", "github", "ed25519"]);
+    const url = receiver.url("/acme-ed25519");
+    receiver.respond("/acme-ed25519", 204);
+    await page.fill("#field-url", url);
+    await page.fill("#field-uid", "acme-ed25519");
+    await page.check('input[type=checkbox][value="invoice.paid"]');
+    await page.selectOption("#field-signatureScheme", "ed25519");
+    await page.click("form.endpoint-form button[type=submit]");
+    await page.locator("h1", { hasText: url }).waitFor({ timeout: WAIT });
+    const ep = await call("GET", `/api/v1/app/${A.id}/endpoint/acme-ed25519`);
+    assert.equal(ep.signatureScheme, "ed25519");
+    assert.match(await page.locator("#signature-scheme").innerText(), /Ed25519/);
+
+    await page.locator("h3", { hasText: "Public key" }).waitFor({ timeout: WAIT });
+    await page.click("#reveal-secret");
+    const shown = await page.locator("code.secret").innerText();
+    assert.match(shown, /^whpk_/);
+    assert.equal(shown, (await call("GET", `/api/v1/app/${A.id}/endpoint/${ep.id}/secret`)).key);
+    await shot(page, "endpoint-ed25519");
   });
 
   test("the endpoint page: chart, disable and enable, test event, secret", async () => {

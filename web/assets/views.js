@@ -371,6 +371,23 @@ function detailList(pairs) {
   return h("dl.details", pairs.filter(Boolean).map(([k, v]) => [h("dt", k), h("dd", v)]));
 }
 
+// How each signatureScheme is named, and where its signature goes (docs/SIGNATURES.md).
+const SCHEMES = {
+  standard: { label: "Standard Webhooks", header: "webhook-signature" },
+  stripe: { label: "Stripe", header: "Stripe-Signature" },
+  github: { label: "GitHub", header: "X-Hub-Signature-256" },
+  ed25519: { label: "Ed25519 (Standard Webhooks v1a)", header: "webhook-signature" },
+};
+
+function schemeOf(ep) {
+  return SCHEMES[ep.signatureScheme] || SCHEMES.standard;
+}
+
+function signatureText(ep) {
+  const scheme = schemeOf(ep);
+  return `${scheme.label}, in ${ep.signatureHeader || scheme.header}`;
+}
+
 function secretBlock(app, ep) {
   const out = h("div.secret-out");
   const reveal = h("button.secondary", { type: "button", id: "reveal-secret", onclick: async () => {
@@ -383,9 +400,13 @@ function secretBlock(app, ep) {
     }
   } }, "Reveal");
   out.append(reveal);
+  const header = ep.signatureHeader || schemeOf(ep).header;
+  const asymmetric = ep.signatureScheme === "ed25519";
   return h("div.secret",
-    h("h3", "Signing secret"),
-    h("p.small.muted", "Use it to verify the webhook-signature header of each delivery. Keep it private."),
+    h("h3", asymmetric ? "Public key" : "Signing secret"),
+    h("p.small.muted", asymmetric
+      ? `Use it to verify the v1a signatures in the ${header} header of each delivery. It is public: herald keeps the private key.`
+      : `Use it to verify the ${header} header of each delivery. Keep it private.`),
     out);
 }
 
@@ -406,7 +427,9 @@ function actionsCard(ctx, app, ep, types) {
   const confirmArea = h("div.confirm-area");
   const rotate = h("button.secondary", { type: "button", id: "rotate-secret", onclick: () => {
     clear(confirmArea).append(h("div.confirm", { role: "alertdialog", "aria-label": "confirm rotation" },
-      h("p", "Rotate the signing secret? The current secret keeps signing alongside the new one for 24 hours, so receivers can switch over."),
+      h("p", ep.signatureScheme === "github"
+        ? "Rotate the signing secret? GitHub's format carries one signature: from now on only the new secret verifies."
+        : "Rotate the signing secret? The current secret keeps signing alongside the new one for 24 hours, so receivers can switch over."),
       h("button", { type: "button", id: "confirm-rotate", onclick: async (e) => {
         e.currentTarget.disabled = true;
         try {
@@ -477,6 +500,7 @@ export async function endpointView(ctx, { app: appKey, ep: epKey, range }) {
       ["Event types", ep.eventTypes && ep.eventTypes.length ? ep.eventTypes.map((t) => h("code.event", t)) : "all event types"],
       ep.channels ? ["Channels", ep.channels.join(", ")] : null,
       ep.throttleRate ? ["Rate limit", `${ep.throttleRate} per second`] : null,
+      ["Signature", h("span", { id: "signature-scheme" }, signatureText(ep))],
       ["Created", timeEl(ep.createdAt)],
       ["Updated", timeEl(ep.updatedAt)],
     ])));
@@ -486,7 +510,7 @@ export async function endpointView(ctx, { app: appKey, ep: epKey, range }) {
 // Add an endpoint
 
 const FIELD_OF = { url: "url", description: "description", uid: "uid", eventTypes: "eventTypes", filterTypes: "eventTypes",
-  channels: "channels", throttleRate: "throttleRate", rateLimit: "throttleRate" };
+  channels: "channels", throttleRate: "throttleRate", rateLimit: "throttleRate", signatureScheme: "signatureScheme" };
 
 export async function newEndpointView(ctx, { app: appKey }) {
   const app = await api("GET", `app/${enc(appKey)}`);
@@ -505,6 +529,8 @@ export async function newEndpointView(ctx, { app: appKey }) {
   const description = h("input", { type: "text" });
   const uid = h("input", { type: "text", autocomplete: "off" });
   const rate = h("input", { type: "number", min: "1" });
+  const scheme = h("select", Object.entries(SCHEMES).map(([value, s]) =>
+    h("option", { value }, `${s.label} (${s.header})`)));
   const checks = types.data.map((t) => h("label.check", h("input", { type: "checkbox", value: t.name }), " ", t.name));
   const otherTypes = h("input", { type: "text", placeholder: "user.created, invoice.paid" });
   const general = h("div.form-error", { role: "alert", id: "form-error" });
@@ -523,6 +549,7 @@ export async function newEndpointView(ctx, { app: appKey }) {
       if (uid.value.trim()) body.uid = uid.value.trim();
       if (eventTypes.length) body.eventTypes = eventTypes;
       if (rate.value.trim()) body.throttleRate = Number(rate.value);
+      if (scheme.value !== "standard") body.signatureScheme = scheme.value;
       submit.disabled = true;
       try {
         const ep = await api("POST", `app/${enc(app.id)}/endpoint`, { body });
@@ -555,6 +582,8 @@ export async function newEndpointView(ctx, { app: appKey }) {
       "Comma-separated. None selected: the endpoint receives every event type.")),
   field("uid", "UID (optional)", uid, "Your own identifier for this endpoint."),
   field("throttleRate", "Rate limit (optional)", rate, "Most deliveries per second."),
+  field("signatureScheme", "Signature", scheme,
+    "How deliveries are signed: the format the receiver already verifies. Standard Webhooks unless it expects another."),
   general,
   h("div.row", submit, h("a.button.secondary", { href: href("app", app.id) }, "Cancel")));
   return h("div", pageHead("Add an endpoint", h("p.muted", `For ${app.name}`)), card(null, form));
