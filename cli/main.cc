@@ -71,7 +71,7 @@ int serve(const std::vector<std::string>& args) {
   std::vector<std::string> key_notes;
   std::string key_error;
   db = herald::open_with_master_key(*config, herald::default_db_pool(*config), &key_notes,
-                                    &key_error);
+                                    &key_error, /*exclusive=*/true);
   for (const auto& note : key_notes) std::cout << note << std::endl;
   if (!db) return fail(key_error);
   try {

@@ -46,17 +46,19 @@ bool exists(const std::string& path) {
 
 // The database opened under `key`; nullptr if it is sealed under another. Other failures throw.
 std::unique_ptr<Database> try_open(const Config& config, int max_connections,
-                                   const std::string& key) {
+                                   const std::string& key, bool exclusive) {
   try {
-    return open_database(config.db_path,
-                         DatabaseOptions{max_connections, std::make_shared<const SecretBox>(key)});
+    return open_database(
+        config.db_path,
+        DatabaseOptions{max_connections, std::make_shared<const SecretBox>(key), exclusive});
   } catch (const MasterKeyMismatch&) {
     return nullptr;
   }
 }
 
 std::unique_ptr<Database> open_from_key_file(const Config& config, int max_connections,
-                                             std::vector<std::string>* notes, std::string* error) {
+                                             bool exclusive, std::vector<std::string>* notes,
+                                             std::string* error) {
   const std::string& file = config.master_key_file;
   const std::string pending = file + ".new";
   const auto mismatch = [&](const std::string& what) {
@@ -76,7 +78,7 @@ std::unique_ptr<Database> open_from_key_file(const Config& config, int max_conne
   }
 
   if (current) {
-    if (auto db = try_open(config, max_connections, *current)) {
+    if (auto db = try_open(config, max_connections, *current, exclusive)) {
       if (next) {
         if (!remove_key_file(pending, error)) return nullptr;
         notes->push_back("removed " + pending + ", left by a master key rotation that did not " +
@@ -87,7 +89,7 @@ std::unique_ptr<Database> open_from_key_file(const Config& config, int max_conne
     if (!next) return mismatch("the master key in " + file);
   }
   if (next) {
-    auto db = try_open(config, max_connections, *next);
+    auto db = try_open(config, max_connections, *next, exclusive);
     if (!db)
       return mismatch("the master key in " +
                       (current ? file + " (and in " + pending + ")" : pending));
@@ -98,7 +100,7 @@ std::unique_ptr<Database> open_from_key_file(const Config& config, int max_conne
 
   // No key file: the first start, unless secrets were sealed already.
   {
-    auto plain = open_database(config.db_path, DatabaseOptions{1, nullptr});
+    auto plain = open_database(config.db_path, DatabaseOptions{1, nullptr, exclusive});
     auto session = plain->session();
     if (is_sealed(*session)) {
       *error = "the database " + describe_location(config.db_path) +
@@ -111,7 +113,7 @@ std::unique_ptr<Database> open_from_key_file(const Config& config, int max_conne
   if (!create_key_file(file, key, error)) return nullptr;
   notes->push_back("created the master key file " + file +
                    " (mode 0600); back it up: without it the endpoint secrets cannot be read");
-  auto db = try_open(config, max_connections, key);
+  auto db = try_open(config, max_connections, key, exclusive);
   if (!db) return mismatch("the new master key in " + file);
   return db;
 }
@@ -185,11 +187,13 @@ int rotate(const Config& config) {
 }  // namespace
 
 std::unique_ptr<Database> open_with_master_key(const Config& config, int max_connections,
-                                               std::vector<std::string>* notes,
-                                               std::string* error) {
+                                               std::vector<std::string>* notes, std::string* error,
+                                               bool exclusive) {
   try {
-    if (!config.master_key) return open_from_key_file(config, max_connections, notes, error);
-    auto db = try_open(config, max_connections, *config.master_key);
+    if (!config.master_key) {
+      return open_from_key_file(config, max_connections, exclusive, notes, error);
+    }
+    auto db = try_open(config, max_connections, *config.master_key, exclusive);
     if (!db) {
       *error = "HERALD_MASTER_KEY does not match the database " +
                describe_location(config.db_path) +

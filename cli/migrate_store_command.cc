@@ -88,12 +88,13 @@ int migrate_store_command(const std::vector<std::string>& args, const EnvLookup&
   auto config = parse_serve_config(flags, key_env, &error);
   if (!config) return fail(error, 2);
   std::vector<std::string> notes;
-  auto source = open_with_master_key(*config, 2, &notes, &error);
+  // Held, so that no herald serves from it while it is copied.
+  auto source = open_with_master_key(*config, 2, &notes, &error, /*exclusive=*/true);
   for (const auto& note : notes) std::cerr << "herald: " << note << "\n";
   if (!source) return fail(error);
 
   try {
-    auto target = open_database(to, DatabaseOptions{2, source->shared_secret_box()});
+    auto target = open_database(to, DatabaseOptions{2, source->shared_secret_box(), true});
     std::cerr << "herald: copying " << source->describe() << " into " << target->describe() << "\n";
     const CopyResult r = copy_store(
         *source, *target, [](const std::string& line) { std::cerr << "herald: " << line << "\n"; });

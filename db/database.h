@@ -20,6 +20,12 @@ struct DatabaseOptions {
   // The master key that seals endpoint secrets; null: they are written in plaintext and
   // sealed ones cannot be read. Opening adopts it (see adopt_master_key in db/sealing.h).
   std::shared_ptr<const SecretBox> box;
+  // SQLite: hold the file for this process alone (a second holder, in this process or another,
+  // is refused with a DbError naming the holder's pid), and since no other process can be
+  // using it, make every delivery still claimed in it (by a process that died sending it) due
+  // at once rather than when its lease lapses. `herald serve` opens its store so. PostgreSQL,
+  // shared by design, ignores it.
+  bool exclusive = false;
 };
 
 // herald's store: SQLite (a file one process owns) or PostgreSQL (shared by any number of

@@ -4,6 +4,7 @@
 // PRAGMAs, its migrations and its queue hand-over; a PostgreSQL run leaves it out.
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -45,6 +46,7 @@
 #include "db/session.h"
 #include "db/sqlite/connection.h"
 #include "db/sqlite/database.h"
+#include "db/sqlite/file_lock.h"
 #include "db/sqlite/migrations.h"
 #include "db/token_store.h"
 #include "db/write_batcher.h"
@@ -2923,6 +2925,71 @@ TEST_SUITE("sqlite") {
     CHECK(db->describe() == path);
     CHECK_FALSE(db->shared());
     CHECK(db->session()->shared_limits() == nullptr);
+  }
+
+  TEST_CASE("an exclusive hold refuses a second holder, naming its pid, and ends with it") {
+    TempDir dir;
+    const std::string path = dir.file("herald.db");
+    auto open_held = [](const std::string& p) {
+      return open_database(p, DatabaseOptions{1, nullptr, /*exclusive=*/true});
+    };
+    {
+      auto held = open_held(path);
+      for (const std::string& spelling : {path, dir.file("./herald.db")}) {
+        CAPTURE(spelling);
+        try {
+          open_held(spelling);
+          FAIL("a second exclusive open succeeded");
+        } catch (const sqlite::DatabaseInUse& e) {
+          CHECK(e.pid() == static_cast<long>(::getpid()));
+          CHECK(std::string(e.what()).find("(pid " + std::to_string(::getpid()) + ")") !=
+                std::string::npos);
+        }
+      }
+      // Tools that do not hold the file (herald token, master-key rotate) still open it.
+      CHECK(open_sqlite(path)->session()->apps().list(ListParams{}).items.empty());
+    }
+    // Closed, the hold is gone; the lock file stays, naming the last holder.
+    CHECK(fs::exists(path + ".lock"));
+    auto again = open_held(path);
+    CHECK(again->describe() == path);
+  }
+
+  TEST_CASE("held exclusively, deliveries a dead process had claimed are due at once") {
+    TempDir dir;
+    const std::string path = dir.file("herald.db");
+    const TimeMs t0 = wall_now() - 1000;
+    std::string claimed_id;
+    std::string pending_id;
+    {
+      auto db = open_sqlite(path);
+      auto s = db->session();
+      const auto app = add_app(*s, t0);
+      const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+      const auto m = add_message(*s, app.id, R"({"n":1})", t0, "a.b");
+      claimed_id = add_delivery(*s, m, ep.id, t0).id;
+      const auto later = add_message(*s, app.id, R"({"n":2})", t0, "a.b");
+      // A retry an hour away: not in flight, left alone.
+      pending_id = add_delivery(*s, later, ep.id, t0, DeliveryStatus::kPending, t0 + 3'600'000).id;
+      auto claimed = claim_due(*s, t0, /*lease_ms=*/600'000);
+      REQUIRE(claimed.size() == 1);
+      REQUIRE(claimed[0].id == claimed_id);
+      CHECK(s->deliveries().get(claimed_id)->status == DeliveryStatus::kSending);
+    }
+    // Not held (a tool): the lease stands.
+    CHECK(open_sqlite(path)->session()->deliveries().get(claimed_id)->status ==
+          DeliveryStatus::kSending);
+
+    auto db = open_database(path, DatabaseOptions{1, nullptr, /*exclusive=*/true});
+    auto s = db->session();
+    const auto d = s->deliveries().get(claimed_id);
+    CHECK(d->status == DeliveryStatus::kPending);
+    CHECK(d->attempts == 0);  // the try that was cut short is not counted
+    CHECK(d->next_attempt_at <= wall_now());
+    CHECK(s->deliveries().get(pending_id)->next_attempt_at == t0 + 3'600'000);
+    const auto due = claim_due(*s, wall_now(), 60'000);
+    REQUIRE(due.size() == 1);
+    CHECK(due[0].id == claimed_id);
   }
 
   TEST_CASE("every connection is in WAL mode with foreign keys on and synchronous FULL") {

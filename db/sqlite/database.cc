@@ -1,5 +1,8 @@
 #include "db/sqlite/database.h"
 
+#include <spdlog/spdlog.h>
+
+#include "core/clock.h"
 #include "db/inventory.h"
 #include "db/sealing.h"
 #include "db/sqlite/migrations.h"
@@ -104,9 +107,23 @@ class SqliteSession final : public Session {
 SqliteDatabase::SqliteDatabase(std::string path, const DatabaseOptions& options)
     : Database(options.box),
       path_(std::move(path)),
+      hold_(options.exclusive ? std::make_unique<FileLock>(path_) : nullptr),
       max_connections_(options.max_connections < 1 ? 1 : options.max_connections) {
   auto first = open_connection();
   migrate(*first);
+  if (hold_) {
+    // The file is ours alone, so whatever is claimed in it was claimed by a process that died
+    // (kill -9, a crash, the machine's power): those deliveries are due now.
+    const TimeMs now = SystemClock().now_ms();
+    first->prepare("UPDATE deliveries SET status = 1, due_at = ?, updated_at = ? WHERE status = 3")
+        .bind(1, now)
+        .bind(2, now)
+        .step();
+    if (const int64_t n = first->changes(); n > 0) {
+      spdlog::info("deliveries that were being sent when the last process stopped, due again: {}",
+                   n);
+    }
+  }
   idle_.push_back(std::move(first));
   open_ = 1;
   if (secret_box() != nullptr) adopt_master_key(*this);

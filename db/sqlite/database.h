@@ -8,6 +8,7 @@
 
 #include "db/database.h"
 #include "db/sqlite/connection.h"
+#include "db/sqlite/file_lock.h"
 
 namespace herald::sqlite {
 
@@ -34,6 +35,7 @@ class SqliteDatabase final : public Database {
   std::unique_ptr<Connection> acquire();
 
   std::string path_;
+  std::unique_ptr<FileLock> hold_;  // with DatabaseOptions::exclusive
   int max_connections_;
   FairMutex write_mu_;  // held by every write transaction on this database's connections
   std::mutex mu_;

@@ -10,6 +10,8 @@ import assert from "node:assert/strict";
 
 import {
   eventually,
+  onSqlite,
+  runHerald,
   startHerald,
   startReceiver,
   uniq,
@@ -170,6 +172,50 @@ describe("crash safety", () => {
     const msg = [...acked.keys()][0];
     const got = await h2.svix.message.get(app.id, msg, { withContent: true });
     assert.deepEqual(got.payload, acked.get(msg));
+  });
+});
+
+// SQLite only: a PostgreSQL database is meant to be shared, and its leases are the only way to
+// tell a dead node's claims from a live one's (tests/cluster covers those).
+describe("a SQLite database belongs to one process", { skip: !onSqlite && "a SQLite guarantee" }, () => {
+  test("a second herald on the same file exits non-zero, naming the pid that holds it", async () => {
+    const h1 = track(await startHerald({ nodes: 1 }));
+    const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", h1.dbPath], {
+      env: { HERALD_ADMIN_TOKEN: h1.token, HERALD_LOG_LEVEL: "warn" },
+    });
+    assert.notEqual(r.code, 0, `the second herald must not start: ${r.stdout}${r.stderr}`);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
+    assert.match(lines[0], new RegExp(`in use by another herald process \\(pid ${h1.proc.pid}\\)`));
+    assert.doesNotMatch(r.stdout, /listening/);
+    // The first one is untouched.
+    await h1.svix.application.create({ name: "still here" });
+  });
+
+  test("after a kill -9, the delivery that was in flight is sent again at once, not after its lease", async () => {
+    const env = { HERALD_LEASE: "1m" };
+    const h1 = await startHerald({ env, nodes: 1 });
+    cleanups.push(() => h1.stop({ keepDir: true }));
+    const rx = await startReceiver();
+    cleanups.push(() => rx.close());
+    const app = await h1.svix.application.create({ name: "orphans" });
+    const path = `/${uniq("orphan")}`;
+    rx.respond(path, [{ status: 200, delayMs: 30_000 }, 200]); // the first attempt hangs
+    await h1.svix.endpoint.create(app.id, { url: rx.url(path) });
+    const msg = await h1.svix.message.create(app.id, { eventType: "orphan", payload: { n: 1 } });
+    await rx.waitFor(path, 1);
+    h1.proc.kill("SIGKILL");
+    await exitWithin(h1, 5000, "SIGKILL");
+
+    const restarted = Date.now();
+    const h2 = track(await startHerald({ env, nodes: 1, dbPath: h1.dbPath, token: h1.token }));
+    const [, again] = await rx.waitFor(path, 2, 10_000);
+    const after = again.time - restarted;
+    assert.equal(again.headers["webhook-id"], msg.id);
+    assert.ok(after < 10_000, `sent again ${after} ms after the restart; the lease is 60 s`);
+    await eventually(async () => (await attemptsOf(h2.svix, app.id, msg.id)).some((a) => a.status === 0), {
+      message: "the second try recorded as a success",
+    });
   });
 });
 
