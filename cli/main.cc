@@ -100,6 +100,7 @@ int serve(const std::vector<std::string>& args) {
   auto policy = herald::AddressPolicy::parse(config->allow_private_cidrs, &policy_error);
   if (!policy) return fail("HERALD_ALLOW_PRIVATE_CIDRS: " + policy_error);
   sopts.sender.address_policy = std::make_shared<const herald::AddressPolicy>(std::move(*policy));
+  sopts.sender.ca_file = config->ca_file;
   if (!config->operator_url.empty()) {
     try {
       std::string why;

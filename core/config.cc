@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/address_policy.h"
+#include "core/certificates.h"
 #include "core/encoding.h"
 #include "core/signing.h"
 #include "core/time_format.h"
@@ -246,6 +247,17 @@ const Setting kSettings[] = {
          }
        }
        c.allow_private_cidrs = std::move(cidrs);
+       return true;
+     }},
+    {"ca-file", "HERALD_CA_FILE", "PATH", [] { return std::string("the system's CAs"); },
+     "PEM bundle of the certificate authorities trusted for https endpoints, in place of\n"
+     "      the system's (for a private PKI; add the system's bundle to it to trust both).",
+     [](std::string_view v, Config& c, std::string* why) {
+       if (auto problem = ca_bundle_problem(std::string(v))) {
+         *why = *problem;
+         return false;
+       }
+       c.ca_file = std::string(v);
        return true;
      }},
     {"https-only", "HERALD_HTTPS_ONLY", "BOOL", [] { return std::string("false"); },

@@ -19,7 +19,7 @@ bench_pkgs=(nginx-light wrk sqlite3 curl)
 # chromium: the portal's browser tests drive Debian's build (no browser is ever downloaded).
 # postgresql: the tests start a throwaway server of their own (scripts/pg-test-server.sh).
 # python3: docs/SIGNATURES.md's Python receivers are run against real deliveries.
-test_pkgs=(sqlite3 curl chromium fonts-dejavu-core postgresql python3 "${bench_pkgs[@]}")
+test_pkgs=(sqlite3 curl openssl chromium fonts-dejavu-core postgresql python3 "${bench_pkgs[@]}")
 
 case "$mode" in
   runtime) want=("${runtime_pkgs[@]}") ;;

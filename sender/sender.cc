@@ -346,6 +346,10 @@ void Sender::Impl::set_constant_options(Transfer& t) {
   set_str(easy, CURLOPT_USERAGENT, kUserAgent);
   set_long(easy, CURLOPT_NOSIGNAL, 1L);
   set_long(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  set_long(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  set_long(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  set_long(easy, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  if (!options_.ca_file.empty()) set_str(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
   set_ptr(easy, CURLOPT_ERRORBUFFER, t.error);
   set_callback(easy, CURLOPT_WRITEFUNCTION, &on_write);
   set_ptr(easy, CURLOPT_WRITEDATA, &t);

@@ -31,7 +31,7 @@ struct DeliveryResult {
   std::string error;    // why, when status_code == 0 (curl's text or the SSRF guard's)
   int64_t duration_ms = 0;
   std::optional<int64_t> retry_after_s;  // parsed Retry-After (delta-seconds or HTTP date)
-  bool aborted = false;  // never sent, or cut short by stop(): not a real attempt
+  bool aborted = false;                  // never sent, or cut short by stop(): not a real attempt
   bool success() const { return status_code >= 200 && status_code < 300; }
 };
 
@@ -51,6 +51,9 @@ class Sender {
     // so rebinding cannot slip through); a refused one fails the job with status 0 and the
     // policy's reason as the error. nullptr: no guard.
     std::shared_ptr<const AddressPolicy> address_policy;
+    // https: the chain and the host name are always verified, over TLS 1.2 or newer. The PEM
+    // bundle of the authorities trusted, in place of the system's; "": the system's.
+    std::string ca_file;
   };
   using ResultSink = std::function<void(std::vector<DeliveryResult>&&)>;
 
