@@ -51,7 +51,7 @@ void require_app_owner(const Caller& caller) {
 void register_app_routes(ApiServer& s) {
   s.route("GET", "/api/v1/app/?", [&s](ApiRequest& r) {
     require_admin(r.caller);
-    auto p = r.list_params();
+    auto p = r.list_params(kAppPrefix);
     auto session = s.db().session();
     auto page = session->apps().list(p);
     json data = json::array();
@@ -96,6 +96,9 @@ void register_app_routes(ApiServer& s) {
       require_app_owner(r.caller);
       Application app = *existing;
       read_app_body(r.body, app, false);
+      // A PUT that leaves uid out keeps it (the application may be addressed by it); an
+      // explicit null clears it.
+      if (!r.body.contains("uid")) app.uid = existing->uid;
       app.updated_at = now;
       apps.update(app);
       session->commit();

@@ -2,6 +2,7 @@
 #include "api/errors.h"
 #include "api/json_mapping.h"
 #include "api/server.h"
+#include "core/ids.h"
 #include "db/attempt_store.h"
 #include "db/database.h"
 #include "db/endpoint_store.h"
@@ -43,7 +44,7 @@ json page_json(const ListPage<Attempt>& page, const ListParams& p, bool with_con
 
 void register_attempt_routes(ApiServer& s) {
   auto by_message = [&s](ApiRequest& r) {
-    auto p = r.list_params();
+    auto p = r.list_params(kAttemptPrefix);
     AttemptFilter f = read_filter(r);
     const bool with_content = r.query_bool("with_content", true);
     auto session = s.db().session();
@@ -62,7 +63,7 @@ void register_attempt_routes(ApiServer& s) {
   s.route("GET", "/api/v1/app/([^/]+)/msg/([^/]+)/attempt/?", by_message);
 
   s.route("GET", "/api/v1/app/([^/]+)/attempt/endpoint/([^/]+)/?", [&s](ApiRequest& r) {
-    auto p = r.list_params();
+    auto p = r.list_params(kAttemptPrefix);
     AttemptFilter f = read_filter(r);
     const bool with_content = r.query_bool("with_content", true);
     auto session = s.db().session();

@@ -301,7 +301,7 @@ void register_endpoint_routes(ApiServer& s) {
   const std::string one = base + "/([^/]+)";
 
   s.route("GET", base + "/?", [&s](ApiRequest& r) {
-    auto p = r.list_params();
+    auto p = r.list_params(kEndpointPrefix);
     const bool with_health = r.query_bool("with_health", false);
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));
@@ -381,6 +381,11 @@ void register_endpoint_routes(ApiServer& s) {
     Endpoint ep = load_endpoint(*session, app, r.param(2));
     auto key = session->endpoints().current_key(ep.id);
     if (!key) throw ApiError(500, "internal", "endpoint has no signing key");
+    // A read-only token (a portal link for looking) does not get what signs: whoever holds an
+    // HMAC secret can forge deliveries. A public key is no secret.
+    if (r.caller.read_only && key->kind != KeyKind::kEd25519) {
+      throw ApiError(403, "forbidden", "a read-only token cannot read signing secrets");
+    }
     // An Ed25519 endpoint's is its public key: the private one never leaves herald.
     return ApiReply{200, json{{"key", shown_secret(*key)}}};
   });

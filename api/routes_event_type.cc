@@ -46,7 +46,7 @@ void register_event_type_routes(ApiServer& s) {
   const std::string one = "/api/v1/event-type/([^/]+)/?";
 
   s.route("GET", "/api/v1/event-type/?", [&s](ApiRequest& r) {
-    auto p = r.list_params();
+    auto p = r.list_params("");
     bool archived = r.query_bool("include_archived", false);
     auto session = s.db().session();
     auto page = session->event_types().list(p, archived);

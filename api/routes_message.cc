@@ -174,7 +174,7 @@ void register_message_routes(ApiServer& s) {
   });
 
   s.route("GET", base + "/?", [&s](ApiRequest& r) {
-    auto p = r.list_params();
+    auto p = r.list_params(kMessagePrefix);
     MessageFilter f;
     f.event_types = comma_list(r.query("event_types"));
     f.channel = r.query("channel");

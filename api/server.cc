@@ -3,11 +3,14 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
 #include "api/errors.h"
+#include "api/json_mapping.h"
 #include "core/encoding.h"
+#include "core/ids.h"
 #include "core/metrics.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
@@ -67,6 +70,22 @@ constexpr const char* kUnavailableRetryAfterS = "1";
 
 // The reply for a storage failure: 409 for a conflict, 503 (and Retry-After) while the store
 // cannot be reached or written, else 500. Nothing was written: the request can be repeated.
+// Why `text`, which does not parse, is not JSON: where its encoding breaks, or where its syntax
+// does (a byte offset, never the bytes themselves, which may not be UTF-8).
+std::string json_problem(const std::string& text) {
+  if (auto at = first_invalid_utf8(text)) {
+    return "the body is not valid JSON: it is not UTF-8 (byte " + std::to_string(*at) +
+           " starts no UTF-8 character)";
+  }
+  try {
+    const auto parsed = nlohmann::json::parse(text);  // throws, saying where
+    static_cast<void>(parsed);
+  } catch (const nlohmann::json::parse_error& e) {
+    return "the body is not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")";
+  }
+  return "the body is not valid JSON";
+}
+
 ApiReply db_error_reply(const DbError& e, const httplib::Request& req) {
   if (e.is_constraint()) return error_reply(conflict("a resource with this identifier exists"));
   spdlog::error("api {} {}: {}", req.method, req.path, e.what());
@@ -90,7 +109,7 @@ std::optional<std::string> ApiRequest::query(const std::string& name) const {
   return http.get_param_value(name);
 }
 
-ListParams ApiRequest::list_params() const {
+ListParams ApiRequest::list_params(std::string_view id_prefix) const {
   ListParams p;
   if (auto limit = query("limit")) {
     int n = 0;
@@ -112,6 +131,12 @@ ListParams ApiRequest::list_params() const {
       p.cursor = it->substr(1);
     } else {
       p.cursor = *it;
+    }
+    const bool fits =
+        id_prefix.empty() ? valid_name(*p.cursor) : is_id_with_prefix(*p.cursor, id_prefix);
+    if (!fits) {
+      throw invalid_query("iterator",
+                          "must be the iterator or prevIterator of a page of this list");
     }
   }
   return p;
@@ -269,13 +294,24 @@ void ApiServer::route(const std::string& method, const std::string& pattern, Api
 
 Caller ApiServer::authenticate(const httplib::Request& req) {
   const std::string header = req.get_header_value("Authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) {
+  // "Bearer <token>": the scheme in any case (RFC 9110 11.1), then one or more spaces.
+  constexpr std::string_view kBearer = "bearer";
+  std::string_view credentials(header);
+  const bool bearer =
+      credentials.size() > kBearer.size() && credentials[kBearer.size()] == ' ' &&
+      std::equal(kBearer.begin(), kBearer.end(), credentials.begin(), [](char a, char b) {
+        return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
+      });
+  if (bearer) {
+    const size_t start = credentials.find_first_not_of(' ', kBearer.size());
+    credentials = start == std::string_view::npos ? std::string_view() : credentials.substr(start);
+  }
+  if (!bearer || credentials.empty() || credentials.find(' ') != std::string_view::npos) {
     throw ApiError(401, "authentication_failed", "missing or malformed bearer token");
   }
   // Only hashes are stored. The lookup is by hash, so its timing says nothing about the token;
   // the comparison after it is constant-time all the same.
-  std::string hash = sha256(std::string_view(header).substr(kBearer.size()));
+  std::string hash = sha256(credentials);
   auto session = db_.session();
   auto token = session->tokens().find_by_hash(hash);
   if (!token || !constant_time_equal(token->hash, hash) ||
@@ -322,7 +358,7 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
                             " levels");
         }
         body = nlohmann::ordered_json::parse(req.body, nullptr, false);
-        if (body.is_discarded()) throw bad_request("the body is not valid JSON");
+        if (body.is_discarded()) throw bad_request(json_problem(req.body));
       }
     }
     ApiRequest r{req, caller, std::move(body)};

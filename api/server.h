@@ -54,8 +54,10 @@ struct ApiRequest {
   // Path capture `i` (1-based), URL-decoded.
   std::string param(int i) const;
   std::optional<std::string> query(const std::string& name) const;
-  // Reads limit/iterator. Throws 422 for a bad limit.
-  ListParams list_params() const;
+  // Reads limit/iterator. Throws 422 for a bad limit, or an iterator that no page of this
+  // list could have returned: one that is not an id with `id_prefix` (an event type's name,
+  // when `id_prefix` is empty), "-" before it for the previous page.
+  ListParams list_params(std::string_view id_prefix) const;
   // A boolean query parameter ("true"/"false"); `fallback` when absent.
   bool query_bool(const std::string& name, bool fallback) const;
   // An RFC 3339 query parameter; throws 422 when malformed.

@@ -20,6 +20,10 @@ std::string random_bytes(size_t n);
 // SHA-256 digest (32 raw bytes).
 std::string sha256(std::string_view data);
 
+// The offset of the first byte of `text` that is not part of a well-formed UTF-8 character
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF); nullopt if all are.
+std::optional<size_t> first_invalid_utf8(std::string_view text);
+
 // Constant-time comparison of two byte strings (different lengths compare unequal).
 bool constant_time_equal(std::string_view a, std::string_view b);
 

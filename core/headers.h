@@ -12,4 +12,7 @@ bool is_sensitive_header(std::string_view name);
 // What herald shows and records instead of a sensitive header's value.
 inline constexpr std::string_view kMaskedHeaderValue = "********";
 
+// The User-Agent of every delivery.
+inline constexpr const char* kUserAgent = "herald/0.1";
+
 }  // namespace herald

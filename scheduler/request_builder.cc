@@ -57,9 +57,10 @@ BuiltRequest build_request(const Delivery& d, const Target& target,
   job.timeout_ms = timeout_ms;
   job.connect_timeout_ms = connect_timeout_ms;
   const std::string ts = std::to_string(timestamp_s);
-  job.headers.reserve(ep.headers.size() + 7);
+  job.headers.reserve(ep.headers.size() + 8);
   for (const auto& [name, value] : ep.headers) job.headers.emplace_back(name, value);
   job.headers.emplace_back("content-type", "application/json");
+  job.headers.emplace_back("user-agent", kUserAgent);  // sent as given, so recorded as sent
   // The id and timestamp go with every scheme, so receivers can deduplicate and refuse stale
   // deliveries whatever signs them.
   job.headers.emplace_back("webhook-id", d.msg_id);

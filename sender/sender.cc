@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "core/address_policy.h"
+#include "core/headers.h"
 
 namespace herald {
 namespace {
@@ -31,7 +32,6 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int kPollTimeoutMs = 1000;
 // Idle easy handles kept for reuse; beyond this they are cleaned up when their transfer ends.
 constexpr size_t kMaxIdleHandles = 256;
-constexpr const char* kUserAgent = "herald/0.1";
 constexpr const char* kStoppedError = "sender stopped";
 constexpr const char* kAbortedError = "aborted at shutdown";
 

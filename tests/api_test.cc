@@ -744,6 +744,73 @@ TEST_CASE("http: a missing, malformed or wrong token gets 401 authentication_fai
   CHECK(f.get("/api/v1/app").status == 200);
 }
 
+TEST_CASE("http: the bearer scheme is case-insensitive, as RFC 9110 has it") {
+  ApiFixture f;
+  for (const std::string scheme : {"Bearer ", "bearer ", "BEARER ", "bEaReR   "}) {
+    INFO("Authorization: " << scheme << "<token>");
+    CHECK(f.call("GET", "/api/v1/app", "", scheme + kAdminToken).status == 200);
+  }
+  for (const std::string& bad :
+       {std::string("Bearer"), std::string("bearer    "), std::string("Bearerx ") + kAdminToken,
+        std::string("Bearer ") + kAdminToken + " extra"}) {
+    INFO("Authorization: " << bad);
+    check_error(f.call("GET", "/api/v1/app", "", bad), 401, "authentication_failed");
+  }
+}
+
+TEST_CASE("http: an iterator no page returned is a 422, on every list") {
+  ApiFixture f;
+  json app = f.make_app("Acme", "acme");
+  json ep = f.make_endpoint("acme", {{"url", "https://example.com/hook"}});
+  json msg = f.make_message("acme", {{"eventType", "e"}, {"payload", json::object()}});
+  const std::string m = msg["id"], e = ep["id"];
+  const std::string lists[] = {"/api/v1/app", "/api/v1/app/acme/endpoint", "/api/v1/app/acme/msg",
+                               "/api/v1/app/acme/attempt/msg/" + m,
+                               "/api/v1/app/acme/attempt/endpoint/" + e};
+  for (const auto& list : lists) {
+    INFO(list);
+    for (const char* it : {"garbage", "-garbage", "app_", "msg_0358", "a%20b"}) {
+      check_validation(f.get(list + "?iterator=" + it), json{"query", "iterator"});
+    }
+    // What a page hands out goes back in.
+    Reply page = f.get(list + "?limit=1");
+    REQUIRE(page.status == 200);
+    if (page.j["iterator"].is_string()) {
+      CHECK(f.get(list + "?iterator=" + page.j["iterator"].get<std::string>()).status == 200);
+      CHECK(f.get(list + "?iterator=" + page.j["prevIterator"].get<std::string>()).status == 200);
+    }
+  }
+  // An id of the wrong kind is no iterator of this list either.
+  check_validation(f.get("/api/v1/app?iterator=" + m), json{"query", "iterator"});
+  // Event types page by name: any name may be one, but not what no name can be.
+  CHECK(f.get("/api/v1/event-type?iterator=garbage").status == 200);
+  check_validation(f.get("/api/v1/event-type?iterator=a%20b"), json{"query", "iterator"});
+  check_validation(f.get("/api/v1/event-type?iterator=-a%2Fb"), json{"query", "iterator"});
+}
+
+TEST_CASE("http: a body that is not JSON says where, without echoing its bytes") {
+  ApiFixture f;
+  Reply r = f.call("POST", "/api/v1/app", "{\"name\": \"caf\xC3\x28\"}");
+  check_error(r, 400, "bad_request");
+  CHECK(r.j["detail"].get<std::string>().find("not UTF-8 (byte 13") != std::string::npos);
+  r = f.call("POST", "/api/v1/app", R"({"name": "x",})");
+  check_error(r, 400, "bad_request");
+  CHECK(r.j["detail"].get<std::string>().find("syntax error at byte 14") != std::string::npos);
+  CHECK(f.app_count() == 0);
+}
+
+TEST_CASE("http: PUT of an application leaves out uid and keeps it") {
+  ApiFixture f;
+  f.make_app("Acme", "acme");
+  Reply r = f.put("/api/v1/app/acme", {{"name", "Acme 2"}});
+  REQUIRE(r.status == 200);
+  CHECK(r.j["uid"] == "acme");
+  CHECK(f.get("/api/v1/app/acme").j["name"] == "Acme 2");
+  r = f.put("/api/v1/app/acme", {{"name", "Acme 3"}, {"uid", nullptr}});
+  REQUIRE(r.status == 200);
+  CHECK(r.j["uid"].is_null());
+}
+
 TEST_CASE("http: health answers without a token") {
   ApiFixture f;
   for (const char* path : {"/api/v1/health", "/api/v1/health/"}) {
@@ -1877,6 +1944,17 @@ TEST_CASE("http: app portal access hands out a link with a token scoped to the a
     check_error(f.call("DELETE", "/api/v1/app/mine", "", bearer(read_only)), 403, "forbidden");
     CHECK(f.list("/api/v1/app/mine/msg").empty());
     CHECK(f.get("/api/v1/app/mine").j["name"] == "Mine");
+    // It does not get what signs deliveries; a public key it does.
+    json ep = f.make_endpoint("mine", {{"url", "https://example.com/ro"}});
+    const std::string secret_path =
+        "/api/v1/app/mine/endpoint/" + ep["id"].get<std::string>() + "/secret";
+    check_error(f.call("GET", secret_path, "", bearer(read_only)), 403, "forbidden");
+    CHECK(f.patch("/api/v1/app/mine/endpoint/" + ep["id"].get<std::string>(),
+                  {{"signatureScheme", "ed25519"}})
+              .status == 200);
+    Reply pk = f.call("GET", secret_path, "", bearer(read_only));
+    REQUIRE(pk.status == 200);
+    CHECK(pk.j["key"].get<std::string>().rfind("whpk_", 0) == 0);
   }
 
   SUBCASE("a response holding a token is never replayed from the idempotency store") {

@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "core/encoding.h"
+#include "core/headers.h"
 #include "core/ids.h"
 #include "core/retry.h"
 #include "core/signing.h"
@@ -141,6 +142,10 @@ TEST_CASE("a due delivery is sent once, signed, and recorded as one successful a
   CHECK(headers.value("webhook-signature", "") == sig);
   CHECK(headers.value("webhook-id", "") == m.id);
   CHECK(headers.value("webhook-timestamp", "") == std::to_string(ts));
+  // Every header the receiver got is recorded as it got it, the user agent included.
+  CHECK(r.header("user-agent") == kUserAgent);
+  CHECK(r.header_count("user-agent") == 1);
+  CHECK(headers.value("user-agent", "") == kUserAgent);
   CHECK(a.request_headers_json.find(base64_encode(key)) == std::string::npos);
 
   auto after = f.delivery(d.id);

@@ -262,7 +262,11 @@ describe("secrets at rest", () => {
   });
 
   test("a wrong or malformed HERALD_MASTER_KEY, or an open key file: exit non-zero, one line", async () => {
-    const serve = ["serve", "--listen", "127.0.0.1:0", "--db", h.dbPath];
+    // A database no herald holds (on SQLite a running one's would be refused as in use first).
+    const stopped = await startHerald();
+    await stopped.svix.application.create({ name: "sealed" });
+    await stopped.stop({ keepDir: true });
+    const serve = ["serve", "--listen", "127.0.0.1:0", "--db", stopped.dbPath];
     const cases = [
       ["wrong key", { HERALD_MASTER_KEY: crypto.randomBytes(32).toString("base64") }, /HERALD_MASTER_KEY/],
       ["malformed key", { HERALD_MASTER_KEY: "c2hvcnQ=" }, /HERALD_MASTER_KEY/],
@@ -276,6 +280,8 @@ describe("secrets at rest", () => {
       assert.match(out, pattern, `${what}: names the setting: ${out}`);
       if (what === "wrong key") assert.match(out, /does not match/, out);
     }
+    rmSync(stopped.dir, { recursive: true, force: true });
+    if (onPostgres) await dropPgDatabase(stopped.dbPath);
     const { keyFile, env } = keyed;
     chmodSync(keyFile, 0o644);
     try {

@@ -412,6 +412,23 @@ describe("read-only and broken links", () => {
     await page.locator(`a[href$="/msg/${A.msgId}"]`).first().click();
     await page.locator("section.delivery").first().waitFor({ timeout: WAIT });
     assert.equal(await page.locator("button.resend").count(), 0, "no resend for a read-only link");
+
+    // The endpoint page: no secret to reveal, nothing to act on; an Ed25519 endpoint's public
+    // key it shows.
+    await page.goto(`${herald.url}/portal/#/app/${A.id}/endpoint/${A.endpointId}`);
+    await page.locator("h1", { hasText: A.endpointUrl }).waitFor({ timeout: WAIT });
+    await page.locator("#signature-scheme").waitFor({ timeout: WAIT });
+    for (const id of ["#reveal-secret", "#rotate-secret", "#toggle-endpoint", "#send-test"]) {
+      assert.equal(await page.locator(id).count(), 0, `${id} on a read-only link`);
+    }
+    const readOnly = await rawRequest(herald, "GET", `/api/v1/app/${A.id}/endpoint/${A.endpointId}/secret`, {
+      token: access.token,
+    });
+    assert.equal(readOnly.status, 403, `a read-only token reading a secret: ${readOnly.text}`);
+    await page.goto(`${herald.url}/portal/#/app/${A.id}/endpoint/acme-ed25519`);
+    await page.locator("h2", { hasText: "Public key" }).waitFor({ timeout: WAIT });
+    await page.click("#reveal-secret");
+    assert.match(await page.locator("code.secret").innerText(), /^whpk_/);
     await context.close();
   });
 

@@ -490,7 +490,10 @@ export async function endpointView(ctx, { app: appKey, ep: epKey, range }) {
     pageHead(h("span.url", ep.url),
       h("div.meta", endpointState(ep), ep.description ? h("span", ep.description) : null)),
     await chartCard(app, ep, range || "24h"),
-    ctx.whoami.readOnly ? card(h("h2", "Signing secret"), secretBlock(app, ep)) : actionsCard(ctx, app, ep, types.data.map((t) => t.name)),
+    // A read-only link shows no secret (the API refuses it); a public key it may show.
+    ctx.whoami.readOnly
+      ? (ep.signatureScheme === "ed25519" ? card(h("h2", "Public key"), secretBlock(app, ep)) : null)
+      : actionsCard(ctx, app, ep, types.data.map((t) => t.name)),
     card(h("h2", "Recent attempts"), attempts.data.length
       ? table(["Result", "HTTP", "Duration", "Message", "Time"], rows, ".recent")
       : emptyState("No attempts yet.")),
