@@ -22,6 +22,7 @@ import {
   onPostgres,
   onSqlite,
   pgDump,
+  rawRequest,
   runHerald,
   sleep,
   startHerald,
@@ -390,6 +391,43 @@ describe("secrets at rest", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
       if (onPostgres) await dropPgDatabase(dbPath);
+    }
+  });
+});
+
+describe("the generated admin token and HERALD_ADMIN_TOKEN", () => {
+  test("setting HERALD_ADMIN_TOKEN later adds it; the generated one works until revoked", async () => {
+    // The first start without HERALD_ADMIN_TOKEN prints a generated admin token.
+    const first = await startHerald({ env: { HERALD_ADMIN_TOKEN: undefined } });
+    let restarted;
+    try {
+      const printed = first.logs().stdout.match(/admin token \(shown once, store it now\): (sk_\S+)/);
+      assert.ok(printed, `the first start prints a generated token:\n${first.logs().stdout}`);
+      const generated = printed[1];
+      await first.stop({ keepDir: true });
+
+      const configured = `configured-${crypto.randomBytes(16).toString("hex")}`;
+      restarted = await startHerald({ dbPath: first.dbPath, token: configured });
+      assert.doesNotMatch(restarted.logs().stdout, /admin token \(shown once/, "no new token is generated");
+      for (const [what, token] of [["HERALD_ADMIN_TOKEN", configured], ["the generated token", generated]]) {
+        const apps = await rawRequest(restarted, "GET", "/api/v1/app", { token });
+        assert.equal(apps.status, 200, `${what} is an admin token: ${apps.text}`);
+      }
+      const list = await runHerald(["token", "list", "--db", first.dbPath], { env: { HERALD_MASTER_KEY: restarted.masterKey } });
+      const admins = list.stdout.split("\n").filter((l) => /\badmin\b/.test(l));
+      assert.equal(admins.length, 2, `both are listed:\n${list.stdout}`);
+      const generatedLine = admins.find((l) => l.includes("generated"));
+      assert.ok(generatedLine, `the generated one is named so:\n${list.stdout}`);
+
+      // Retired by hand, as documented: revoke it.
+      const id = generatedLine.match(/\btok_\S+/)[0];
+      const revoked = await runHerald(["token", "revoke", "--db", first.dbPath, id]);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.equal((await rawRequest(restarted, "GET", "/api/v1/app", { token: generated })).status, 401);
+      assert.equal((await rawRequest(restarted, "GET", "/api/v1/app", { token: configured })).status, 200);
+    } finally {
+      await restarted?.stop();
+      if (!restarted) await first.stop();
     }
   });
 });
