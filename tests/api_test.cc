@@ -1,9 +1,14 @@
 // Tests of herald's REST API: the JSON mapping and validation helpers on their own, then the
 // routes over HTTP against a real ApiServer on a loopback port and the store under test
 // (tests/support/store.h).
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -809,6 +814,67 @@ TEST_CASE("http: PUT of an application leaves out uid and keeps it") {
   r = f.put("/api/v1/app/acme", {{"name", "Acme 3"}, {"uid", nullptr}});
   REQUIRE(r.status == 200);
   CHECK(r.j["uid"].is_null());
+}
+
+namespace {
+
+// Writes `request` to a new connection to 127.0.0.1:`port` as raw bytes, then reads until the
+// server closes it or `timeout_ms` passes. Returns everything read.
+std::string raw_exchange(int port, const std::string& request, int timeout_ms = 3000) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;  // closed, or the timeout
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("http: a POST, PUT or PATCH without a body is answered at once, as an empty body") {
+  ApiFixture f;
+  f.make_app("Acme", "acme");
+  json ep = f.make_endpoint("acme", {{"url", "https://example.com/hook"}});
+  const std::string secret_path =
+      "/api/v1/app/acme/endpoint/" + ep["id"].get<std::string>() + "/secret";
+  const std::string secret = f.get(secret_path).j["key"];
+  // Neither Content-Length nor Transfer-Encoding: a request with no body (RFC 9112 6.3).
+  auto bodiless = [&](const std::string& method, const std::string& path) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string out = raw_exchange(f.port(), method + " " + path +
+                                                 " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                                                 kAdminToken + "\r\nConnection: close\r\n\r\n");
+    CHECK_MESSAGE(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000),
+                  method << " " << path << " waited for a body");
+    return out;
+  };
+  std::string out = bodiless("POST", secret_path + "/rotate");
+  CHECK_MESSAGE(out.rfind("HTTP/1.1 204", 0) == 0, out);  // {} is a valid rotate body
+  CHECK(f.get(secret_path).j["key"] != secret);
+  out = bodiless("POST", "/api/v1/app");
+  CHECK_MESSAGE(out.rfind("HTTP/1.1 422", 0) == 0, out);  // an application needs a name
+  CHECK(out.find("\"name\"") != std::string::npos);
+  out = bodiless("PATCH", "/api/v1/app/acme");
+  CHECK_MESSAGE(out.rfind("HTTP/1.1 200", 0) == 0, out);  // a PATCH of nothing changes nothing
+  out = bodiless("PUT", "/api/v1/app/acme");
+  CHECK_MESSAGE(out.rfind("HTTP/1.1 422", 0) == 0, out);
+  out = bodiless("POST", "/api/v1/nothing");
+  CHECK_MESSAGE(out.rfind("HTTP/1.1 404", 0) == 0, out);
+  CHECK(f.app_count() == 1);
+  CHECK(f.get("/api/v1/app/acme").j["name"] == "Acme");
 }
 
 TEST_CASE("http: health answers without a token") {
