@@ -5,7 +5,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -17,7 +16,6 @@
 namespace httplib {
 class Server;
 struct Request;
-struct Response;
 }  // namespace httplib
 
 namespace herald {
@@ -111,18 +109,8 @@ class ApiServer {
   std::string base_url() const;
 
  private:
-  struct Route {
-    std::string method;
-    std::regex pattern;
-    ApiHandler handler;
-  };
-
   ApiReply dispatch(const httplib::Request& req, const ApiHandler& h);
   Caller authenticate(const httplib::Request& req);
-  // A POST, PUT or PATCH with neither Content-Length nor Transfer-Encoding has no body (RFC
-  // 9112 6.3): it is answered at once, as if its body were empty, instead of waiting on a body
-  // that is not coming. False for any other request.
-  bool answer_bodiless(const httplib::Request& req, httplib::Response& res);
 
   Database& db_;
   Clock& clock_;
@@ -130,7 +118,6 @@ class ApiServer {
   std::unique_ptr<WriteBatcher> writer_;
   std::unique_ptr<Enqueuer> enqueuer_;
   std::unique_ptr<httplib::Server> http_;
-  std::vector<Route> routes_;  // what route() registered, for answer_bodiless
   std::string bound_url_;
   int listen_socket_ = -1;  // the listening socket, once bound
 };
