@@ -407,8 +407,11 @@ TEST_CASE("an endpoint with no token left is parked, not claimed again and again
 // once as room frees up, and an endpoint at its cap does not hold back another.
 TEST_CASE("deliveries over an endpoint's cap are parked and each is sent exactly once") {
   Fixture f;
-  f.rx.on("/slow", [&f](int, const httplib::Request&, httplib::Response& res) {
-    f.rx.gate.wait_for(kDeadline);
+  // The slow endpoint holds its slots until released, however long the rest takes (under the
+  // sanitizers on PostgreSQL, seconds): its requests must not time out meanwhile.
+  constexpr auto kHold = std::chrono::seconds(30);
+  f.rx.on("/slow", [&f, kHold](int, const httplib::Request&, httplib::Response& res) {
+    f.rx.gate.wait_for(kHold);
     res.status = 200;
   });
   f.rx.start();
@@ -424,10 +427,11 @@ TEST_CASE("deliveries over an endpoint's cap are parked and each is sent exactly
   auto opts = Fixture::options();
   opts.endpoint_concurrency = 4;
   opts.claim_batch = 8;
+  opts.request_timeout_ms = std::chrono::milliseconds(kHold).count() + 5000;
   Scheduler sched(*f.db, f.clock, opts);
   sched.wake();
   // The fast endpoint gets everything while the slow one holds its 4 slots.
-  REQUIRE(wait_until([&] { return f.stats(fast).success == kMessages; }));
+  REQUIRE(wait_until([&] { return f.stats(fast).success == kMessages; }, 3 * kDeadline));
   REQUIRE(wait_until([&] { return f.rx.count("/slow") == 4; }));
   // The rest of the slow endpoint's deliveries wait parked: pending, no due time.
   REQUIRE(wait_until([&] { return f.parked() == kMessages - 4; }));
