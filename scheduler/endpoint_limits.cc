@@ -80,6 +80,13 @@ void SharedLimits::finished(const std::string& endpoint_id) {
   std::lock_guard lock(mu_);
   if (finished_.size() > 10000) finished_.clear();  // bounded: at worst room() waits a read
   ++finished_[endpoint_id];
+  ++unrecorded_[endpoint_id];
+}
+
+void SharedLimits::recorded(const std::string& endpoint_id) {
+  std::lock_guard lock(mu_);
+  auto it = unrecorded_.find(endpoint_id);
+  if (it != unrecorded_.end() && --it->second <= 0) unrecorded_.erase(it);
 }
 
 void SharedLimits::begin_round(Session& s, const std::vector<std::string>& endpoint_ids,
@@ -88,9 +95,17 @@ void SharedLimits::begin_round(Session& s, const std::vector<std::string>& endpo
   if (store == nullptr || endpoint_ids.empty()) return;
   auto loads = store->lock(endpoint_ids, now);
   {
-    // What was read includes every request that ended before it was recorded this round.
+    // What was read counts every request that ended and was recorded before the read as
+    // free, and every one not recorded yet (its result came after this round took its
+    // results) as in flight: those stay counted free here.
     std::lock_guard lock(mu_);
-    for (const auto& load : loads) finished_.erase(load.endpoint_id);
+    for (const auto& load : loads) {
+      if (auto u = unrecorded_.find(load.endpoint_id); u != unrecorded_.end()) {
+        finished_[load.endpoint_id] = u->second;
+      } else {
+        finished_.erase(load.endpoint_id);
+      }
+    }
   }
   for (auto& load : loads) {
     Seen& seen = seen_[load.endpoint_id];

@@ -23,8 +23,9 @@ struct EndpointLoad;
 //   3. asks admit() for each delivery (false: park it),
 //   4. calls end_round() in the same transaction, and, once the round committed,
 //   5. started() for each request handed to the sender;
-// finished() comes when a request ends. Two implementations: LocalLimits keeps everything in
-// this process's memory (a database one process owns), SharedLimits keeps it in the store, so
+// finished() comes when a request ends, recorded() when the round that records its result
+// takes it (before that round's begin_round()). Two implementations: LocalLimits keeps everything
+// in this process's memory (a database one process owns), SharedLimits keeps it in the store, so
 // the limits hold across every process sharing the database.
 class EndpointLimits {
  public:
@@ -45,6 +46,9 @@ class EndpointLimits {
   // free again, before its result is recorded). Thread-safe.
   virtual void started(const std::string& endpoint_id) = 0;
   virtual void finished(const std::string& endpoint_id) = 0;
+  // The result of a request that finished() is being recorded by the current round: once that
+  // round's transaction holds it, the store no longer counts the request as in flight.
+  virtual void recorded(const std::string& endpoint_id) = 0;
   // When a throttled endpoint out of tokens gets its next one; nullopt if it is not throttled
   // or has a token.
   virtual std::optional<TimeMs> next_token_at(const std::string& endpoint_id, TimeMs now) = 0;
@@ -63,6 +67,7 @@ class LocalLimits final : public EndpointLimits {
   void end_round(Session&) override {}
   void started(const std::string& endpoint_id) override;
   void finished(const std::string& endpoint_id) override;
+  void recorded(const std::string&) override {}
   std::optional<TimeMs> next_token_at(const std::string& endpoint_id, TimeMs now) override;
   // This process parks every delivery of its store itself, and knows which.
   bool saturated(const std::string&) override { return false; }
@@ -94,6 +99,7 @@ class SharedLimits final : public EndpointLimits {
   void end_round(Session& s) override;
   void started(const std::string&) override {}
   void finished(const std::string& endpoint_id) override;
+  void recorded(const std::string& endpoint_id) override;
   std::optional<TimeMs> next_token_at(const std::string& endpoint_id, TimeMs now) override;
   bool saturated(const std::string& endpoint_id) override;
 
@@ -109,10 +115,14 @@ class SharedLimits final : public EndpointLimits {
     bool bucket_taken = false;  // this round took a token: write the bucket back
   };
   const int concurrency_;
-  // Requests of this process that ended since their endpoint was last read: room() counts
-  // them free at once instead of after kSeenForMs.
+  // Requests of this process that ended since their endpoint was last read, or before it but
+  // unrecorded then (the read counted them in flight): room() counts them free at once
+  // instead of after kSeenForMs.
   std::mutex mu_;
   std::unordered_map<std::string, int> finished_;  // REQUIRES: mu_ held
+  // Requests of this process that ended and whose results no round has taken yet: the store
+  // still counts them in flight.
+  std::unordered_map<std::string, int> unrecorded_;  // REQUIRES: mu_ held
   // Only the scheduler thread.
   std::unordered_map<std::string, Seen> seen_;
 };

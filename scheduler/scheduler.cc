@@ -169,6 +169,7 @@ std::vector<ResultRecorder::Finished> Scheduler::take_finished(
     auto it = in_flight_.find(r.tag);
     if (it == in_flight_.end()) continue;
     release_endpoint_slot(it->second);
+    limits_->recorded(it->second.delivery.endpoint_id);
     InFlight& f = it->second;
     done.push_back(ResultRecorder::Finished{std::move(r), std::move(f.delivery), std::move(f.url),
                                             std::move(f.request_headers_json), f.sent_at});

@@ -36,6 +36,7 @@
 #include "db/enqueue.h"
 #include "db/session.h"
 #include "db/sqlite/connection.h"
+#include "scheduler/endpoint_limits.h"
 #include "tests/support/receiver.h"
 #include "tests/support/scheduler_fixture.h"
 #include "tests/support/store.h"
@@ -930,4 +931,54 @@ TEST_CASE("the scheduler hears of deliveries created while it runs, once they co
 
   sched.stop(0);
   CHECK(f.db->queue_listener() == nullptr);
+}
+
+// On a shared store an endpoint's load is read under its lock each round. A request that ends
+// after the round took its results but before that read is still leased in the store, so the
+// read counts it in flight: its slot must stay counted free, or a parked endpoint whose load is
+// not read again (nothing of it claimed) waits for a reread that no round makes.
+TEST_CASE("shared limits: a request that ends while a round records others keeps its slot free") {
+  Fixture f;
+  if (!f.db->shared()) return;  // LocalLimits counts in memory only (the test of it is above)
+  auto ep = f.add_endpoint(f.rx.url("/"));
+  for (int i = 0; i < 4; ++i) f.add_delivery(f.add_message(R"({"n":1})"), ep);
+  const TimeMs now = f.clock.now_ms();
+  SharedLimits limits(4);
+  auto s = f.db->session();
+
+  s->begin();  // the round that claims and starts all four
+  auto got = s->queue().claim(now, 60'000, 4);
+  REQUIRE(got.size() == 4);
+  limits.begin_round(*s, {ep.id}, now);
+  for (int i = 0; i < 4; ++i) CHECK(limits.admit(ep.id, std::nullopt, now));
+  CHECK_FALSE(limits.admit(ep.id, std::nullopt, now));
+  limits.end_round(*s);
+  s->commit();
+  for (int i = 0; i < 4; ++i) limits.started(ep.id);
+  CHECK(limits.room(ep.id, now) == 0);
+  CHECK(limits.saturated(ep.id));
+
+  limits.finished(ep.id);  // request 0 ends
+  CHECK(limits.room(ep.id, now) == 1);
+
+  s->begin();  // a round records request 0; request 1 ends before it reads the load
+  limits.recorded(ep.id);
+  s->queue().complete({{got[0].id, DeliveryStatus::kSuccess, 1, std::nullopt, got[0].claim}}, now);
+  limits.finished(ep.id);
+  limits.begin_round(*s, {ep.id}, now);  // three leases live: 1 (ended), 2 and 3
+  limits.end_round(*s);
+  s->commit();
+  CHECK(limits.room(ep.id, now) == 2);
+
+  s->begin();  // the next round records request 1 and reads nothing of the endpoint
+  limits.recorded(ep.id);
+  s->queue().complete({{got[1].id, DeliveryStatus::kSuccess, 1, std::nullopt, got[1].claim}}, now);
+  s->commit();
+  CHECK(limits.room(ep.id, now) == 2);
+
+  s->begin();  // nor does a read after it count anything twice
+  limits.begin_round(*s, {ep.id}, now);
+  limits.end_round(*s);
+  s->commit();
+  CHECK(limits.room(ep.id, now) == 2);
 }
