@@ -199,6 +199,35 @@ TEST_CASE("Retry-After too large for milliseconds is capped, not wrapped") {
   CHECK(f.rx.count("/big") == 2);
 }
 
+// Retry-After may lengthen the wait, never shorten it (docs/DELIVERY.md).
+TEST_CASE("Retry-After shorter than the schedule's wait leaves the schedule's") {
+  Fixture f;
+  f.rx.on("/soon", retry_after_once(503, "1"));
+  f.rx.on("/past", retry_after_once(429, "Wed, 21 Oct 2015 07:28:00 GMT"));
+  f.rx.start();
+  std::vector<Delivery> ds;
+  for (const char* path : {"/soon", "/past"}) {
+    auto ep = f.add_endpoint(f.rx.url(path));
+    ds.push_back(f.add_delivery(f.add_message(R"({"ra":"short"})"), ep));
+  }
+  const TimeMs t0 = f.clock.now_ms();
+
+  auto opts = Fixture::options();
+  opts.retry = RetryPolicy({2000, 4000}, 0);
+  Scheduler sched(*f.db, f.clock, opts);
+  sched.wake();
+  for (const auto& d : ds) {
+    REQUIRE(f.wait_attempts(d, 1));
+    CHECK(f.delivery(d.id).next_attempt_at == t0 + 2000);  // not 1 s, not at once
+  }
+  f.advance(sched, 1999);
+  REQUIRE(f.settle(sched));
+  CHECK(f.rx.count("/soon") == 1);
+  CHECK(f.rx.count("/past") == 1);
+  f.advance(sched, 1);
+  for (const auto& d : ds) REQUIRE(f.wait_status(d, DeliveryStatus::kSuccess));
+}
+
 TEST_CASE("Retry-After on a status other than 429 or 503 is ignored") {
   Fixture f;
   f.rx.on("/err", retry_after_once(500, "2"));
