@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "api/errors.h"
+#include "core/ascii.h"
 #include "core/headers.h"
 #include "core/ids.h"
 #include "core/time_format.h"
@@ -302,9 +303,7 @@ bool valid_name(const std::string& name) {
 
 std::optional<std::string> url_problem(const std::string& url) {
   if (url.size() > 2048) return "the URL must be at most 2048 characters";
-  std::string lower = url;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = ascii_lower(url);
   size_t scheme_len;
   if (lower.rfind("http://", 0) == 0) {
     scheme_len = 7;
@@ -362,9 +361,7 @@ std::optional<std::string> header_name_problem(const std::string& name) {
       return "'" + name + "' is not a valid header name";
     }
   }
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = ascii_lower(name);
   for (const char* r : kReserved) {
     if (lower == r) return "'" + name + "' is set by herald or is hop-by-hop, and cannot be used";
   }

@@ -8,6 +8,7 @@
 #include "api/errors.h"
 #include "api/json_mapping.h"
 #include "api/server.h"
+#include "core/ascii.h"
 #include "core/encoding.h"
 #include "core/headers.h"
 #include "core/ids.h"
@@ -64,13 +65,7 @@ std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* fi
 
 // The scheme is https, in any case.
 bool is_https_url(const std::string& url) {
-  constexpr std::string_view kScheme = "https://";
-  if (url.size() < kScheme.size()) return false;
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    const char c = url[i] >= 'A' && url[i] <= 'Z' ? static_cast<char>(url[i] - 'A' + 'a') : url[i];
-    if (c != kScheme[i]) return false;
-  }
-  return true;
+  return starts_with_ascii_ci(url, "https://");
 }
 
 // What a body asks of an endpoint's signing.
@@ -143,9 +138,7 @@ void check_key_text(const SigningChange& change, SignatureScheme scheme, const c
 void check_signature_header_free(const Endpoint& ep, const char* field) {
   const auto taken = Signer::header_names(ep.signature_scheme, ep.signature_header);
   for (const auto& [name, value] : ep.headers) {
-    std::string lower = name;
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string lower = ascii_lower(name);
     if (std::find(taken.begin(), taken.end(), lower) != taken.end()) {
       throw invalid_field(
           field, "'" + name + "' carries this endpoint's signature (signatureScheme " +

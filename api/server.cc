@@ -9,6 +9,7 @@
 
 #include "api/errors.h"
 #include "api/json_mapping.h"
+#include "core/ascii.h"
 #include "core/encoding.h"
 #include "core/ids.h"
 #include "core/metrics.h"
@@ -310,11 +311,8 @@ Caller ApiServer::authenticate(const httplib::Request& req) {
   // "Bearer <token>": the scheme in any case (RFC 9110 11.1), then one or more spaces.
   constexpr std::string_view kBearer = "bearer";
   std::string_view credentials(header);
-  const bool bearer =
-      credentials.size() > kBearer.size() && credentials[kBearer.size()] == ' ' &&
-      std::equal(kBearer.begin(), kBearer.end(), credentials.begin(), [](char a, char b) {
-        return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
-      });
+  const bool bearer = credentials.size() > kBearer.size() && credentials[kBearer.size()] == ' ' &&
+                      starts_with_ascii_ci(credentials, kBearer);
   if (bearer) {
     const size_t start = credentials.find_first_not_of(' ', kBearer.size());
     credentials = start == std::string_view::npos ? std::string_view() : credentials.substr(start);

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/address_policy.h"
+#include "core/ascii.h"
 #include "core/certificates.h"
 #include "core/encoding.h"
 #include "core/signing.h"
@@ -263,10 +264,7 @@ const Setting kSettings[] = {
     {"https-only", "HERALD_HTTPS_ONLY", "BOOL", [] { return std::string("false"); },
      "Reject endpoint URLs that are not https:// (true or false; the bare flag is true).",
      [](std::string_view v, Config& c, std::string* why) {
-       std::string lower(v);
-       std::transform(lower.begin(), lower.end(), lower.begin(), [](char ch) {
-         return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
-       });
+       const std::string lower = ascii_lower(v);
        if (lower == "true" || lower == "1") {
          c.https_only = true;
        } else if (lower == "false" || lower == "0") {
@@ -363,10 +361,7 @@ const Setting kSettings[] = {
     {"log-level", "HERALD_LOG_LEVEL", "LEVEL", [] { return Config().log_level; },
      "One of trace, debug, info, warn, error, off.",
      [](std::string_view v, Config& c, std::string* why) {
-       std::string lower(v);
-       std::transform(lower.begin(), lower.end(), lower.begin(), [](char ch) {
-         return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
-       });
+       const std::string lower = ascii_lower(v);
        if (std::find(std::begin(kLogLevels), std::end(kLogLevels), lower) == std::end(kLogLevels)) {
          *why = "is not a log level (use trace, debug, info, warn, error or off)";
          return false;

@@ -2,14 +2,12 @@
 
 #include <string>
 
+#include "core/ascii.h"
+
 namespace herald {
 
 bool is_sensitive_header(std::string_view name) {
-  std::string lower;
-  lower.reserve(name.size());
-  for (char c : name) {
-    lower += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-  }
+  const std::string lower = ascii_lower(name);
   return lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" ||
          lower.find("secret") != std::string::npos || lower.find("token") != std::string::npos ||
          lower.find("password") != std::string::npos ||

@@ -1,21 +1,9 @@
 #include "core/signer.h"
 
-#include <algorithm>
-#include <cctype>
-
+#include "core/ascii.h"
 #include "core/encoding.h"
 
 namespace herald {
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-}  // namespace
 
 Signer::Signer(SignatureScheme scheme, std::optional<std::string> header,
                std::vector<SigningKey> keys)
@@ -88,7 +76,7 @@ void Signer::sign(std::string_view msg_id, int64_t timestamp_s, std::string_view
 
 std::vector<std::string> Signer::header_names(SignatureScheme scheme,
                                               const std::optional<std::string>& header) {
-  if (header) return {lower(*header)};
+  if (header) return {ascii_lower(*header)};
   switch (scheme) {
     case SignatureScheme::kStripe:
       return {"stripe-signature"};
