@@ -219,11 +219,22 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
   // what the request means, Content-Length: 0, before it reads, lets it route at once; the route
   // then sees an empty body, which is {}. (The request object is httplib's own, not const: the
   // handler is only handed a const view of it.)
+  //
+  // Every body is read as JSON whatever its Content-Type says, so the limit is the same for every
+  // type: cpp-httplib would parse a form-encoded body into parameters, refusing one over 8 KB
+  // with a 413, and a multipart one into parts, refusing JSON with a 400. Without those two
+  // Content-Types it hands the body over as it came (curl -d sends the form type by default).
   http_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
     const bool may_have_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
-    if (may_have_body && !req.has_header("Content-Length") &&
-        !req.has_header("Transfer-Encoding")) {
-      const_cast<httplib::Request&>(req).headers.emplace("Content-Length", "0");
+    if (!may_have_body) return httplib::Server::HandlerResponse::Unhandled;
+    auto& headers = const_cast<httplib::Request&>(req).headers;
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      headers.emplace("Content-Length", "0");
+    }
+    const std::string type = req.get_header_value("Content-Type");
+    if (starts_with_ascii_ci(type, "application/x-www-form-urlencoded") ||
+        starts_with_ascii_ci(type, "multipart/form-data")) {
+      headers.erase("Content-Type");
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
