@@ -814,8 +814,9 @@ export async function collectAll(fetchPage, { maxPages = 100 } = {}) {
  *   request on that path, the last step repeats. Default for unplanned paths: 204 with no body.
  *   Pending delays end (without a response) when the receiver is closed.
  * Each record has `time` (its body fully received) and, once answered, `answeredAt`.
+ * It listens on `host` (default 127.0.0.1) at `port` (default: any free one).
  */
-export async function startReceiver() {
+export async function startReceiver({ host = "127.0.0.1", port: wanted = 0 } = {}) {
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const all = [];
@@ -883,12 +884,16 @@ export async function startReceiver() {
     });
   });
   server.keepAliveTimeout = 5000;
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(wanted, host, resolve);
+  });
   const port = server.address().port;
+  const authority = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 
   return {
     port,
-    url: (p = "/") => `http://127.0.0.1:${port}${p}`,
+    url: (p = "/") => `http://${authority}${p}`,
     respond(p, plan) {
       plans.set(p, Array.isArray(plan) ? plan : [plan]);
     },

@@ -3,13 +3,12 @@
 // creation (422) or every attempt fails without a request reaching the receiver.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import dns from "node:dns/promises";
 
 import {
-  ApiException,
   assertValidationBody,
   eventually,
   expectApiError,
-  sleep,
   startHerald,
   startReceiver,
 } from "./harness.mjs";
@@ -31,48 +30,64 @@ after(async () => {
 });
 
 describe("SSRF guard", () => {
-  test("loopback destinations are blocked in every spelling", async () => {
+  test("loopback destinations are refused in every spelling, each of which reaches a receiver", async () => {
     const app = await svix.application.create({ name: "ssrf" });
     const port = rx.port;
-    const spellings = {
-      dotted: `http://127.0.0.1:${port}/ssrf/dotted`,
-      localhost: `http://localhost:${port}/ssrf/localhost`,
-      other127: `http://127.0.0.2:${port}/ssrf/other127`,
-      decimal: `http://2130706433:${port}/ssrf/decimal`,
-      hex: `http://0x7f000001:${port}/ssrf/hex`,
-      short: `http://127.1:${port}/ssrf/short`,
-      mapped: `http://[::ffff:127.0.0.1]:${port}/ssrf/mapped`,
-    };
-    const created = {};
-    const refused = [];
-    for (const [name, url] of Object.entries(spellings)) {
-      try {
-        created[name] = await svix.endpoint.create(app.id, { url });
-      } catch (e) {
-        if (e instanceof ApiException && e.code === 422) refused.push(name);
-        else throw e;
+    // A receiver on every address a spelling names, all on one port, so that a delivery the
+    // guard let through would arrive: 127.0.0.2 and whatever localhost resolves to here.
+    const localhost = (await dns.lookup("localhost", { all: true })).map((a) => a.address);
+    const others = [];
+    for (const host of new Set(["127.0.0.2", ...localhost])) {
+      if (host !== "127.0.0.1") others.push(await startReceiver({ host, port }));
+    }
+    const receivers = [rx, ...others];
+    try {
+      const spellings = {
+        dotted: `http://127.0.0.1:${port}/ssrf/dotted`,
+        localhost: `http://localhost:${port}/ssrf/localhost`,
+        other127: `http://127.0.0.2:${port}/ssrf/other127`,
+        decimal: `http://2130706433:${port}/ssrf/decimal`,
+        hex: `http://0x7f000001:${port}/ssrf/hex`,
+        short: `http://127.1:${port}/ssrf/short`,
+        mapped: `http://[::ffff:127.0.0.1]:${port}/ssrf/mapped`,
+      };
+      // Without the guard each spelling is reached: Node's client reads them as curl does.
+      for (const [name, url] of Object.entries(spellings)) {
+        const res = await fetch(url.replace("/ssrf/", "/control/"), { method: "POST", body: "{}" });
+        assert.equal(res.status, 204, `${name}: ${url} reaches a receiver when nothing guards it`);
       }
+      const eps = {};
+      for (const [name, url] of Object.entries(spellings)) {
+        eps[name] = await svix.endpoint.create(app.id, { url });
+      }
+      await svix.message.create(app.id, { eventType: "user.created", payload: { ssrf: true } });
+      for (const [name, ep] of Object.entries(eps)) {
+        const attempts = await eventually(
+          async () => {
+            const r = await svix.messageAttempt.listByEndpoint(app.id, ep.id, { withContent: true });
+            return r.data.length === 4 ? r.data : null;
+          },
+          { timeoutMs: 5000, message: `${name}: 4 refused attempts (the first try and 3 retries)` },
+        );
+        for (const a of attempts) {
+          assert.equal(a.status, 2, `${name}: ${JSON.stringify(a)}`);
+          assert.equal(a.responseStatusCode, 0, `${name}: no response arrived`);
+          // The guard's own reason, not a refused or timed-out connection.
+          assert.match(
+            a.response,
+            /^refused by the SSRF guard: (127\.\d+\.\d+\.\d+|::1) is a loopback address|^refused by the SSRF guard: ::ffff:127\.0\.0\.1 is the IPv4-mapped form of 127\.0\.0\.1, a loopback address/,
+            `${name}: the attempt's response is the guard's: ${JSON.stringify(a.response)}`,
+          );
+        }
+      }
+      // Every attempt of the schedule is recorded: none of them reached a receiver.
+      const leaked = receivers.flatMap((r) => r.requests().filter((q) => q.path.startsWith("/ssrf/")));
+      assert.deepEqual(leaked.map((q) => q.path), [], "the SSRF guard let requests reach loopback");
+      const controls = receivers.flatMap((r) => r.requests().filter((q) => q.path.startsWith("/control/")));
+      assert.equal(controls.length, Object.keys(spellings).length);
+    } finally {
+      for (const r of others) await r.close();
     }
-    await svix.message.create(app.id, { eventType: "user.created", payload: { ssrf: true } });
-    // whole schedule is 100+200+400 ms
-    await sleep(1500);
-    const leaked = rx.requests().filter((r) => r.path.startsWith("/ssrf/")).map((r) => r.path);
-    assert.deepEqual(leaked, [], `the SSRF guard let requests reach loopback: ${leaked.join(", ")}`);
-
-    for (const [name, ep] of Object.entries(created)) {
-      const attempts = await eventually(
-        async () => {
-          const r = await svix.messageAttempt.listByEndpoint(app.id, ep.id);
-          return r.data.length ? r.data : null;
-        },
-        { timeoutMs: 3000, message: `a recorded (failed) attempt for the blocked ${name} endpoint` },
-      );
-      assert.ok(
-        attempts.every((a) => a.status === 2),
-        `${name}: blocked deliveries must be recorded as failures: ${JSON.stringify(attempts)}`,
-      );
-    }
-    assert.ok(Object.keys(created).length + refused.length === Object.keys(spellings).length);
   });
 
   test("a refused delivery is a failed attempt whose response names the SSRF guard", async () => {
@@ -153,7 +168,13 @@ describe("SSRF guard: on by default", () => {
       { timeoutMs: 3000, message: "a refused attempt" },
     );
     assert.match(attempts[0].response, /^refused by the SSRF guard: /);
-    await sleep(1000); // the rest of the 100+200+400 ms schedule
+    await eventually(
+      async () => {
+        const r = await h2.svix.messageAttempt.listByEndpoint(app.id, ep.id, { withContent: true });
+        return r.data.length === 4 && r.data.every((a) => /^refused by the SSRF guard: /.test(a.response));
+      },
+      { timeoutMs: 5000, message: "the whole schedule's 4 attempts, each refused" },
+    );
     assert.equal(rx2.requests().length, 0, "nothing reached the loopback receiver");
   });
 });
