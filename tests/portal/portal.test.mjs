@@ -399,12 +399,17 @@ describe("customer link", () => {
     await page.reload();
     await page.locator("#token").waitFor({ timeout: WAIT });
   });
+
+  test("no page of the customer's visit threw a JavaScript error", () => {
+    // Every page above, the refused ones for app B included, ran in this one browser page.
+    assert.deepEqual(customer.errors.map(String), []);
+  });
 });
 
 describe("read-only and broken links", () => {
   test("a read-only link shows deliveries without any action", async () => {
     const access = await call("POST", `/api/v1/auth/app-portal-access/${A.id}`, { readOnly: true });
-    const { context, page } = await newPage();
+    const { context, page, errors } = await newPage();
     await page.goto(access.url);
     await page.locator("h1", { hasText: A.name }).waitFor({ timeout: WAIT });
     await page.locator(".who .tag", { hasText: "read-only" }).waitFor();
@@ -429,14 +434,16 @@ describe("read-only and broken links", () => {
     await page.locator("h2", { hasText: "Public key" }).waitFor({ timeout: WAIT });
     await page.click("#reveal-secret");
     assert.match(await page.locator("code.secret").innerText(), /^whpk_/);
+    assert.deepEqual(errors.map(String), [], "JavaScript errors on the read-only link's pages");
     await context.close();
   });
 
   test("an invalid link says so", async () => {
-    const { context, page } = await newPage();
+    const { context, page, errors } = await newPage();
     await page.goto(`${herald.url}/portal/#key=ak_this_is_not_a_token`);
     await page.locator("#signin-error", { hasText: "expired or is not valid" }).waitFor({ timeout: WAIT });
     assert.ok(!page.url().includes("ak_this_is_not_a_token"));
+    assert.deepEqual(errors.map(String), []);
     await context.close();
   });
 });
