@@ -11,6 +11,7 @@
 
 #include "api/server.h"
 #include "api/tokens.h"
+#include "cli/exit_status.h"
 #include "cli/master_key_command.h"
 #include "cli/migrate_store_command.h"
 #include "cli/token_command.h"
@@ -41,9 +42,9 @@ constexpr const char* kUsage =
     "  version    print the version\n"
     "  help       print this text\n";
 
-int fail(const std::string& message) {
-  std::cerr << "herald: " << message << "\n";
-  return 2;
+// Every failure of serve is one before it runs: it cannot start.
+int cannot_start(const std::string& message) {
+  return herald::fail(message, herald::kExitCannotStart);
 }
 
 int serve(const std::vector<std::string>& args) {
@@ -55,7 +56,7 @@ int serve(const std::vector<std::string>& args) {
   }
   std::string error;
   auto config = herald::parse_serve_config(args, herald::process_env(), &error);
-  if (!config) return fail(error);
+  if (!config) return cannot_start(error);
   spdlog::set_level(spdlog::level::from_str(config->log_level));
 
   // Signals are taken by one thread with sigwait; every other thread inherits the mask.
@@ -73,7 +74,7 @@ int serve(const std::vector<std::string>& args) {
   db = herald::open_with_master_key(*config, herald::default_db_pool(*config), &key_notes,
                                     &key_error, /*exclusive=*/true);
   for (const auto& note : key_notes) std::cout << note << std::endl;
-  if (!db) return fail(key_error);
+  if (!db) return cannot_start(key_error);
   try {
     if (config->admin_token) {
       herald::ensure_admin_token(*db, clock, *config->admin_token);
@@ -81,7 +82,7 @@ int serve(const std::vector<std::string>& args) {
       std::cout << "admin token (shown once, store it now): " << *token << std::endl;
     }
   } catch (const std::exception& e) {
-    return fail("cannot open database " + db->describe() + ": " + e.what());
+    return cannot_start("cannot open database " + db->describe() + ": " + e.what());
   }
 
   herald::Metrics metrics;
@@ -98,7 +99,7 @@ int serve(const std::vector<std::string>& args) {
   // The SSRF guard is always on; the allow list only opens the ranges it names.
   std::string policy_error;
   auto policy = herald::AddressPolicy::parse(config->allow_private_cidrs, &policy_error);
-  if (!policy) return fail("HERALD_ALLOW_PRIVATE_CIDRS: " + policy_error);
+  if (!policy) return cannot_start("HERALD_ALLOW_PRIVATE_CIDRS: " + policy_error);
   sopts.sender.address_policy = std::make_shared<const herald::AddressPolicy>(std::move(*policy));
   sopts.sender.ca_file = config->ca_file;
   if (!config->operator_url.empty()) {
@@ -108,7 +109,7 @@ int serve(const std::vector<std::string>& args) {
           *db, clock, config->operator_url, *config->operator_scheme,
           *herald::parse_secret(*config->operator_secret, &why));
     } catch (const std::exception& e) {
-      return fail(std::string("cannot set up operational webhooks: ") + e.what());
+      return cannot_start(std::string("cannot set up operational webhooks: ") + e.what());
     }
   }
   herald::Scheduler scheduler(*db, clock, sopts);
@@ -123,8 +124,8 @@ int serve(const std::vector<std::string>& args) {
   int port = api.bind(config->listen_host, config->listen_port);
   if (port <= 0) {
     scheduler.stop(0);
-    return fail("cannot listen on " + config->listen_host + ":" +
-                std::to_string(config->listen_port));
+    return cannot_start("cannot listen on " + config->listen_host + ":" +
+                        std::to_string(config->listen_port));
   }
   std::cout << "herald " << kVersion << " listening on http://" << config->listen_host << ":"
             << port << " (database " << db->describe() << ")" << std::endl;
@@ -169,5 +170,5 @@ int main(int argc, char** argv) {
   if (args[0] == "master-key") {
     return herald::master_key_command({args.begin() + 1, args.end()}, herald::process_env());
   }
-  return fail("unknown command '" + args[0] + "' (see herald --help)");
+  return cannot_start("unknown command '" + args[0] + "' (see herald --help)");
 }

@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "cli/exit_status.h"
 #include "cli/key_file.h"
 #include "core/encoding.h"
 #include "core/secret_box.h"
@@ -33,11 +34,6 @@ constexpr const char* kUsage =
     "  --db PATH|URI            the database (HERALD_DB, default ./herald.db): a SQLite file\n"
     "                           or a postgresql:// URI (stop every herald serve on it first)\n"
     "  --master-key-file PATH   the key file (HERALD_MASTER_KEY_FILE, default <db>.key)\n";
-
-int fail(const std::string& message, int status = 1) {
-  std::cerr << "herald: " << message << "\n";
-  return status;
-}
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -215,10 +211,11 @@ int master_key_command(const std::vector<std::string>& args, const EnvLookup& en
   }
   if (args.empty()) {
     std::cerr << kUsage;
-    return 2;
+    return kExitCannotStart;
   }
   if (args[0] != "rotate") {
-    return fail("unknown master-key command '" + args[0] + "' (see herald master-key --help)", 2);
+    return fail("unknown master-key command '" + args[0] + "' (see herald master-key --help)",
+                kExitCannotStart);
   }
   // Only the settings that locate the database and its key; the rest of serve's are not read.
   std::vector<std::string> flags;
@@ -226,10 +223,12 @@ int master_key_command(const std::vector<std::string>& args, const EnvLookup& en
     const std::string& a = args[i];
     const bool known = a == "--db" || a == "--master-key-file" || a.starts_with("--db=") ||
                        a.starts_with("--master-key-file=");
-    if (!known) return fail("unexpected argument '" + a + "' (see herald master-key --help)", 2);
+    if (!known)
+      return fail("unexpected argument '" + a + "' (see herald master-key --help)",
+                  kExitCannotStart);
     flags.push_back(a);
     if (a.find('=') == std::string::npos) {
-      if (i + 1 == args.size()) return fail("flag " + a + " needs a value", 2);
+      if (i + 1 == args.size()) return fail("flag " + a + " needs a value", kExitCannotStart);
       flags.push_back(args[++i]);
     }
   }
@@ -241,7 +240,7 @@ int master_key_command(const std::vector<std::string>& args, const EnvLookup& en
   };
   std::string error;
   auto config = parse_serve_config(flags, key_env, &error);
-  if (!config) return fail(error, 2);
+  if (!config) return fail(error, kExitCannotStart);
   return rotate(*config);
 }
 

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/exit_status.h"
 #include "cli/master_key_command.h"
 #include "db/copy.h"
 #include "db/database.h"
@@ -34,11 +35,6 @@ constexpr const char* kUsage =
     "  --master-key-file PATH   the source's key file (HERALD_MASTER_KEY_FILE, default\n"
     "                           <from>.key), when HERALD_MASTER_KEY is unset\n";
 
-int fail(const std::string& message, int status = 1) {
-  std::cerr << "herald: " << message << "\n";
-  return status;
-}
-
 }  // namespace
 
 int migrate_store_command(const std::vector<std::string>& args, const EnvLookup& env) {
@@ -56,7 +52,7 @@ int migrate_store_command(const std::vector<std::string>& args, const EnvLookup&
       value = a.substr(eq + 1);
       a = a.substr(0, eq);
     } else if (a.starts_with("--")) {
-      if (i + 1 == args.size()) return fail("flag " + a + " needs a value", 2);
+      if (i + 1 == args.size()) return fail("flag " + a + " needs a value", kExitCannotStart);
       value = args[++i];
     }
     if (a == "--from") {
@@ -66,13 +62,15 @@ int migrate_store_command(const std::vector<std::string>& args, const EnvLookup&
     } else if (a == "--master-key-file") {
       key_file = value;
     } else {
-      return fail("unexpected argument '" + a + "' (see herald migrate-store --help)", 2);
+      return fail("unexpected argument '" + a + "' (see herald migrate-store --help)",
+                  kExitCannotStart);
     }
   }
   if (from.empty() || to.empty()) {
-    return fail("migrate-store needs --from and --to (see herald migrate-store --help)", 2);
+    return fail("migrate-store needs --from and --to (see herald migrate-store --help)",
+                kExitCannotStart);
   }
-  if (from == to) return fail("--from and --to name the same store", 2);
+  if (from == to) return fail("--from and --to name the same store", kExitCannotStart);
   if (struct stat st{}; !is_postgres_uri(from) && ::stat(from.c_str(), &st) != 0) {
     return fail("no database at " + from + " (--from names the store to copy from)");
   }
@@ -86,7 +84,7 @@ int migrate_store_command(const std::vector<std::string>& args, const EnvLookup&
   };
   std::string error;
   auto config = parse_serve_config(flags, key_env, &error);
-  if (!config) return fail(error, 2);
+  if (!config) return fail(error, kExitCannotStart);
   std::vector<std::string> notes;
   // Held, so that no herald serves from it while it is copied.
   auto source = open_with_master_key(*config, 2, &notes, &error, /*exclusive=*/true);

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "api/tokens.h"
+#include "cli/exit_status.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
 #include "db/database.h"
@@ -34,13 +35,8 @@ constexpr const char* kUsage =
     "Every command takes --db PATH|URI (HERALD_DB, default ./herald.db): a SQLite file, or\n"
     "a postgresql:// URI (tokens made there work on every herald sharing the database).\n";
 
-int fail(const std::string& message, int status = 1) {
-  std::cerr << "herald: " << message << "\n";
-  return status;
-}
-
 int usage_error(const std::string& message) {
-  return fail(message + " (see herald token --help)", 2);
+  return fail(message + " (see herald token --help)", kExitCannotStart);
 }
 
 // Flags of one subcommand: "--name value" or "--name=value", and positional words.
@@ -172,7 +168,7 @@ int token_command(const std::vector<std::string>& args, const EnvLookup& env, Cl
   }
   if (args.empty()) {
     std::cerr << kUsage;
-    return 2;
+    return kExitCannotStart;
   }
   const std::string& command = args[0];
   std::vector<std::string> allowed = {"db"};
@@ -185,7 +181,7 @@ int token_command(const std::vector<std::string>& args, const EnvLookup& env, Cl
   auto parsed = parse(args, 1, allowed, &error);
   if (!parsed) return usage_error(error);
   auto path = db_path(*parsed, env, &error);
-  if (!path) return fail(error);
+  if (!path) return fail(error, kExitCannotStart);
   try {
     if (command == "create") return create(*parsed, *path, clock);
     if (command == "list") return list(*parsed, *path, clock);

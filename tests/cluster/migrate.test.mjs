@@ -203,7 +203,7 @@ describe("herald migrate-store from SQLite to PostgreSQL", { skip: NEEDS_POSTGRE
     const wrongKey = await runHerald(["migrate-store", "--from", dbFile, "--to", target], {
       env: heraldEnv({ HERALD_MASTER_KEY: crypto.randomBytes(32).toString("base64") }),
     });
-    assert.notEqual(wrongKey.code, 0, `a wrong HERALD_MASTER_KEY fails: ${wrongKey.stderr}`);
+    assert.equal(wrongKey.code, 1, `a wrong HERALD_MASTER_KEY fails (exit 1): ${wrongKey.stderr}`);
     assert.equal(wrongKey.signal, null);
     assert.equal(lines(wrongKey.stderr).length, 1, `a wrong key: one line: ${wrongKey.stderr}`);
     assert.match(wrongKey.stderr, /HERALD_MASTER_KEY/);
@@ -213,7 +213,7 @@ describe("herald migrate-store from SQLite to PostgreSQL", { skip: NEEDS_POSTGRE
     // target would then adopt a master key made up for that empty store).
     const typo = path.join(dir, "typo.db");
     const noSource = await runHerald(["migrate-store", "--from", typo, "--to", target]);
-    assert.notEqual(noSource.code, 0, `a --from that does not exist fails: ${noSource.stderr}`);
+    assert.equal(noSource.code, 1, `a --from that does not exist fails (exit 1): ${noSource.stderr}`);
     assert.equal(lines(noSource.stderr).length, 1, `a --from that does not exist: one line: ${noSource.stderr}`);
     assert.deepEqual(await tables(target), [], "a --from that does not exist writes nothing to the target");
 

@@ -56,14 +56,14 @@ describe("command line", () => {
     ["HERALD_REQUEST_TIMEOUT=-5", { HERALD_REQUEST_TIMEOUT: "-5" }, "HERALD_REQUEST_TIMEOUT"],
     ["HERALD_ALLOW_PRIVATE_CIDRS=300.1.2.3/99", { HERALD_ALLOW_PRIVATE_CIDRS: "300.1.2.3/99" }, "HERALD_ALLOW_PRIVATE_CIDRS"],
   ]) {
-    test(`bad configuration (${label}) exits non-zero with one clear line`, async () => {
+    test(`bad configuration (${label}) exits 2 with one clear line`, async () => {
       // On PostgreSQL the running cluster's own database and key: only the setting is wrong.
       const db = onPostgres ? h.dbPath : `${h.dir}/bad-config.db`;
       const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", db], {
         env: { HERALD_ADMIN_TOKEN: "x".repeat(40), ...(onPostgres ? { HERALD_MASTER_KEY: h.masterKey } : {}), ...env },
       });
       const out = `${r.stderr}${r.stdout}`.trim();
-      assert.notEqual(r.code, 0, `${label}: herald must exit non-zero (exit ${r.code}, signal ${r.signal}): ${out}`);
+      assert.equal(r.code, 2, `${label}: herald must exit 2, as for all bad configuration (exit ${r.code}, signal ${r.signal}): ${out}`);
       assert.equal(r.signal, null, `${label}: herald must exit, not crash (signal ${r.signal})`);
       assert.equal(out.split("\n").length, 1, `${label}: expected one line of output, got:\n${out}`);
       const base = setting.replace("HERALD_", "").toLowerCase(); // e.g. retry_schedule
@@ -74,6 +74,27 @@ describe("command line", () => {
       );
     });
   }
+
+  test("bad usage of any command exits 2 with one line; a command that ran and failed exits 1", async () => {
+    const db = h.dbPath;
+    for (const args of [
+      ["frobnicate"],
+      ["serve", "--no-such-flag"],
+      ["token", "frobnicate"],
+      ["token", "revoke", "--db", db],
+      ["token", "create", "--db", db, "--expires", "soon"],
+      ["master-key", "frobnicate"],
+      ["migrate-store", "--from", db],
+    ]) {
+      const r = await runHerald(args);
+      const out = `${r.stderr}${r.stdout}`.trim();
+      assert.equal(r.code, 2, `herald ${args.join(" ")}: exit 2 (got ${r.code}): ${out}`);
+      assert.equal(out.split("\n").length, 1, `herald ${args.join(" ")}: one line, got:\n${out}`);
+    }
+    const r = await runHerald(["token", "revoke", "--db", db, "tok_nosuchtoken"]);
+    assert.equal(r.code, 1, `revoking no token: exit 1 (got ${r.code}): ${r.stderr}`);
+    assert.match(r.stderr, /^herald: no token 'tok_nosuchtoken'/);
+  });
 
   test("SIGTERM shuts down cleanly with exit code 0", async () => {
     const other = await startHerald();

@@ -178,12 +178,12 @@ describe("crash safety", () => {
 // SQLite only: a PostgreSQL database is meant to be shared, and its leases are the only way to
 // tell a dead node's claims from a live one's (tests/cluster covers those).
 describe("a SQLite database belongs to one process", { skip: !onSqlite && "a SQLite guarantee" }, () => {
-  test("a second herald on the same file exits non-zero, naming the pid that holds it", async () => {
+  test("a second herald on the same file exits 2, naming the pid that holds it", async () => {
     const h1 = track(await startHerald({ nodes: 1 }));
     const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", h1.dbPath], {
       env: { HERALD_ADMIN_TOKEN: h1.token, HERALD_LOG_LEVEL: "warn" },
     });
-    assert.notEqual(r.code, 0, `the second herald must not start: ${r.stdout}${r.stderr}`);
+    assert.equal(r.code, 2, `the second herald must not start (exit 2): ${r.stdout}${r.stderr}`);
     const lines = r.stderr.trim().split("\n");
     assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
     assert.match(lines[0], new RegExp(`in use by another herald process \\(pid ${h1.proc.pid}\\)`));

@@ -173,7 +173,7 @@ describe("app-scoped tokens across two apps", () => {
     assert.equal(r.code, 0, `token revoke: ${r.stderr}`);
     await expectApiError(clientFor(token).application.get(a.app.id), 401, undefined, "revoked token");
     const again = await runHerald(["token", "revoke", "--db", h.dbPath, id]);
-    assert.notEqual(again.code, 0, "revoking an unknown id fails");
+    assert.equal(again.code, 1, "revoking an unknown id fails (exit 1)");
     assert.equal(again.stderr.trim().split("\n").length, 1, `one line: ${again.stderr}`);
     const list = await runHerald(["token", "list", "--db", h.dbPath]);
     assert.ok(!list.stdout.includes(id), "a revoked token is not listed");
@@ -194,7 +194,7 @@ describe("app-scoped tokens across two apps", () => {
     const apps = await s.application.list();
     assert.ok(apps.data.some((x) => x.id === b.app.id), "an admin token lists every app");
     const r = await runHerald(["token", "create", "--db", h.dbPath, "--app", "app_nosuchapp"]);
-    assert.notEqual(r.code, 0, "unknown app: non-zero exit");
+    assert.equal(r.code, 1, "unknown app: exit 1");
     assert.equal(r.stdout, "", "no token printed");
     assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
     assert.match(r.stderr, /app_nosuchapp/);
@@ -262,7 +262,7 @@ describe("secrets at rest", () => {
     }
   });
 
-  test("a wrong or malformed HERALD_MASTER_KEY, or an open key file: exit non-zero, one line", async () => {
+  test("a wrong or malformed HERALD_MASTER_KEY, or an open key file: exit 2, one line", async () => {
     // A database no herald holds (on SQLite a running one's would be refused as in use first).
     const stopped = await startHerald();
     await stopped.svix.application.create({ name: "sealed" });
@@ -275,7 +275,7 @@ describe("secrets at rest", () => {
     for (const [what, env, pattern] of cases) {
       const r = await runHerald(serve, { env });
       const out = `${r.stderr}${r.stdout}`.trim();
-      assert.notEqual(r.code, 0, `${what}: non-zero exit (got ${r.code}): ${out}`);
+      assert.equal(r.code, 2, `${what}: exit 2 (got ${r.code}): ${out}`);
       assert.equal(r.signal, null, `${what}: an exit, not a crash`);
       assert.equal(out.split("\n").length, 1, `${what}: one line, got:\n${out}`);
       assert.match(out, pattern, `${what}: names the setting: ${out}`);
@@ -288,7 +288,7 @@ describe("secrets at rest", () => {
     try {
       const r = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", keyed.h.dbPath], { env });
       const out = `${r.stderr}${r.stdout}`.trim();
-      assert.notEqual(r.code, 0, `group/world-readable key file: non-zero exit: ${out}`);
+      assert.equal(r.code, 2, `group/world-readable key file: exit 2 (got ${r.code}): ${out}`);
       assert.equal(out.split("\n").length, 1, `one line, got:\n${out}`);
       assert.ok(out.includes(keyFile), `names the file: ${out}`);
     } finally {
@@ -354,7 +354,7 @@ describe("secrets at rest", () => {
       const refused = await runHerald(["serve", "--listen", "127.0.0.1:0", "--db", dbPath], {
         env: { HERALD_MASTER_KEY: oldKey },
       });
-      assert.notEqual(refused.code, 0, `the old key must be refused: ${refused.stdout}${refused.stderr}`);
+      assert.equal(refused.code, 2, `the old key must be refused (exit 2): ${refused.stdout}${refused.stderr}`);
 
       await afterRotation(dbPath, startOpts, state);
     } finally {
@@ -384,7 +384,7 @@ describe("secrets at rest", () => {
         env: { HERALD_MASTER_KEY: oldKey },
       });
       const out = `${refused.stderr}${refused.stdout}`.trim();
-      assert.notEqual(refused.code, 0, `the old key must be refused: ${out}`);
+      assert.equal(refused.code, 2, `the old key must be refused (exit 2): ${out}`);
       assert.match(out, /HERALD_MASTER_KEY.*does not match/, out);
 
       await afterRotation(dbPath, opts(newKey), state);
