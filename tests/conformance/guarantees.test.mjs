@@ -9,6 +9,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
+  collectAll,
   eventually,
   onSqlite,
   runHerald,
@@ -168,10 +169,16 @@ describe("crash safety", () => {
       }
     }
 
-    // The restarted herald agrees: every acknowledged message is listed.
-    const msg = [...acked.keys()][0];
-    const got = await h2.svix.message.get(app.id, msg, { withContent: true });
-    assert.deepEqual(got.payload, acked.get(msg));
+    // The restarted herald agrees: every acknowledged message is listed, with what was sent.
+    const pages = await collectAll((iterator) =>
+      h2.svix.message.list(app.id, { iterator, limit: 250, withContent: true }),
+    );
+    const listed = pages.flatMap((p) => p.data);
+    const byId = new Map(listed.map((m) => [m.id, m]));
+    const unlisted = [...acked.keys()].filter((id) => !byId.has(id));
+    assert.deepEqual(unlisted.slice(0, 20), [], `${unlisted.length} acknowledged messages are not listed`);
+    for (const [id, payload] of acked) assert.deepEqual(byId.get(id).payload, payload, id);
+    assert.equal(byId.size, listed.length, "each message is listed once");
   });
 });
 
