@@ -9,7 +9,7 @@ import {
   eventually,
   expectApiError,
   rawRequest,
-  sleep,
+  settled,
   startHerald,
   startReceiver,
   uniq,
@@ -21,7 +21,6 @@ let rx;
 let svix;
 
 /** How long "nothing arrives" is observed after the expected deliveries landed. */
-const QUIET_MS = 500;
 
 before(async () => {
   h = await startHerald(); // retry schedule 100ms,200ms,400ms
@@ -161,7 +160,7 @@ describe("fan-out and filters", () => {
       () => verifyDelivery(eps.all.secret, ru, { msgId: msg.id }),
       "each endpoint is signed with its own secret",
     );
-    await sleep(QUIET_MS);
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 2, pending: 0, sending: 0, fail: 0 }, "two endpoints subscribed");
     assert.equal(rx.requests(`${base}/invoices`).length, 0, "invoice.paid endpoint must not get user.created");
     assert.equal(rx.requests(`${base}/users`).length, 1, "exactly one delivery per endpoint");
     assert.equal(rx.requests(`${base}/all`).length, 1, "exactly one delivery per endpoint");
@@ -170,7 +169,7 @@ describe("fan-out and filters", () => {
     const [ri] = await rx.waitFor(`${base}/invoices`, 1);
     verifyDelivery(eps.invoices.secret, ri, { msgId: msg2.id, payload: { inv: 1 } });
     await rx.waitFor(`${base}/all`, 2);
-    await sleep(QUIET_MS);
+    assert.deepEqual(await settled(h, app.id, msg2.id), { success: 2, pending: 0, sending: 0, fail: 0 }, "two endpoints subscribed");
     assert.equal(rx.requests(`${base}/users`).length, 1, "user.created endpoint must not get invoice.paid");
   });
 
@@ -190,7 +189,7 @@ describe("fan-out and filters", () => {
     const [r] = await rx.waitFor(`${base}/p1`, 1);
     verifyDelivery(secret, r, { msgId: msg.id, payload: { c: 1 } });
     await rx.waitFor(`${base}/any`, 1);
-    await sleep(QUIET_MS);
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 2, pending: 0, sending: 0, fail: 0 }, "two endpoints take the channel");
     assert.equal(rx.requests(`${base}/p2`).length, 0, "project-2 endpoint must not receive a project-1 message");
   });
 });
@@ -261,7 +260,7 @@ describe("attempts", () => {
     assert.equal(byMsgContent.data.length, 4, "listByMsg endpoint_id filter");
     assert.ok(byMsgContent.data.every((a) => a.response === "receiver is broken"));
 
-    await sleep(QUIET_MS + 400);
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 1, pending: 0, sending: 0, fail: 1 });
     assert.equal(rx.requests(`${base}/bad`).length, 4, "no tries beyond the retry schedule");
     assert.equal(rx.requests(`${base}/ok`).length, 1, "a success is never re-sent");
   });
@@ -286,9 +285,9 @@ describe("endpoint state affects delivery", () => {
     const later = await svix.endpoint.create(app.id, { url: rx.url(`${base}/later`) });
     await svix.endpoint.patch(app.id, later.id, { disabled: true });
 
-    await svix.message.create(app.id, { eventType: "user.created", payload: { d: 1 } });
+    const m1 = await svix.message.create(app.id, { eventType: "user.created", payload: { d: 1 } });
     await rx.waitFor(`${base}/control`, 1);
-    await sleep(QUIET_MS);
+    assert.deepEqual(await settled(h, app.id, m1.id), { success: 1, pending: 0, sending: 0, fail: 0 }, "only the enabled endpoint");
     assert.equal(rx.requests(`${base}/born-disabled`).length, 0, "endpoint created disabled got a delivery");
     assert.equal(rx.requests(`${base}/later`).length, 0, "endpoint patched to disabled got a delivery");
 
@@ -304,7 +303,7 @@ describe("endpoint state affects delivery", () => {
     const base = `/${uniq("mv")}`;
     const ep = await svix.endpoint.create(app.id, { url: rx.url(`${base}/old`) });
     const secret = (await svix.endpoint.getSecret(app.id, ep.id)).key;
-    await svix.message.create(app.id, { eventType: "user.created", payload: { v: 1 } });
+    const m1 = await svix.message.create(app.id, { eventType: "user.created", payload: { v: 1 } });
     await rx.waitFor(`${base}/old`, 1);
 
     await svix.endpoint.upsert(app.id, ep.id, { url: rx.url(`${base}/new`) });
@@ -316,7 +315,7 @@ describe("endpoint state affects delivery", () => {
     const m3 = await svix.message.create(app.id, { eventType: "user.created", payload: { v: 3 } });
     const [r3] = await rx.waitFor(`${base}/newer`, 1);
     verifyDelivery(secret, r3, { msgId: m3.id, payload: { v: 3 } });
-    await sleep(QUIET_MS);
+    for (const m of [m1, m2, m3]) assert.deepEqual(await settled(h, app.id, m.id), { success: 1, pending: 0, sending: 0, fail: 0 });
     assert.equal(rx.requests(`${base}/old`).length, 1, "old url must get nothing after the update");
     assert.equal(rx.requests(`${base}/new`).length, 1, "PUT url must get nothing after the PATCH");
   });
@@ -327,9 +326,9 @@ describe("endpoint state affects delivery", () => {
     await svix.endpoint.create(app.id, { url: rx.url(`${base}/control`) });
     const doomed = await svix.endpoint.create(app.id, { url: rx.url(`${base}/doomed`) });
     await svix.endpoint.delete(app.id, doomed.id);
-    await svix.message.create(app.id, { eventType: "user.created", payload: { x: 1 } });
+    const m = await svix.message.create(app.id, { eventType: "user.created", payload: { x: 1 } });
     await rx.waitFor(`${base}/control`, 1);
-    await sleep(QUIET_MS);
+    assert.deepEqual(await settled(h, app.id, m.id), { success: 1, pending: 0, sending: 0, fail: 0 }, "only the control endpoint");
     assert.equal(rx.requests(`${base}/doomed`).length, 0, "deleted endpoint received a delivery");
   });
 });
@@ -365,7 +364,7 @@ describe("retries", () => {
     assert.equal(newest.statusText, "success", "the final attempt is the success");
     assert.equal(attempts.every((a) => a.endpointId === ep.id), true);
 
-    await sleep(QUIET_MS + 400);
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 1, pending: 0, sending: 0, fail: 0 });
     assert.equal(rx.requests(path).length, 3, "no further tries after the success");
   });
 
@@ -375,7 +374,7 @@ describe("retries", () => {
     rx.respond(path, [{ status: 302, headers: { location: rx.url(target) } }, 200]);
     const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { r: 1 } });
     await rx.waitFor(path, 2, 5000);
-    await sleep(QUIET_MS);
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 1, pending: 0, sending: 0, fail: 0 });
     assert.equal(rx.requests(target).length, 0, "the redirect target must never be called");
     const attempts = await eventually(
       async () => {
@@ -394,13 +393,14 @@ describe("delivery semantics beyond the happy path", () => {
   test("410 Gone disables the endpoint at once, without retries", async () => {
     const { app, ep, path } = await appWithEndpoint("gone410");
     rx.respond(path, [410]);
-    await svix.message.create(app.id, { eventType: "user.created", payload: { g: 1 } });
+    const g1 = await svix.message.create(app.id, { eventType: "user.created", payload: { g: 1 } });
     await rx.waitFor(path, 1);
     await eventually(async () => (await svix.endpoint.get(app.id, ep.id)).disabled === true, {
       message: "endpoint disabled after a 410",
     });
-    await svix.message.create(app.id, { eventType: "user.created", payload: { g: 2 } });
-    await sleep(QUIET_MS + 400); // longer than the whole 100+200+400 ms schedule
+    const g2 = await svix.message.create(app.id, { eventType: "user.created", payload: { g: 2 } });
+    assert.deepEqual(await settled(h, app.id, g1.id), { success: 0, pending: 0, sending: 0, fail: 1 }, "a 410 fails at once");
+    assert.deepEqual(await settled(h, app.id, g2.id), { success: 0, pending: 0, sending: 0, fail: 0 }, "a disabled endpoint gets no delivery");
     assert.equal(rx.requests(path).length, 1, "410: no retry and nothing to the disabled endpoint");
   });
 
@@ -480,7 +480,7 @@ describe("delivery semantics beyond the happy path", () => {
       async () => (await svix.messageAttempt.listByEndpoint(app.id, ep.id, { status: 2 })).data.length === 4,
       { message: "4 failed attempts recorded" },
     );
-    await sleep(200);
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 0, pending: 0, sending: 0, fail: 1 });
     assert.equal(rx.requests(path).length, 4, "schedule exhausted after 4 tries");
     const out = await svix.endpoint.recover(app.id, ep.id, { since: new Date(Date.now() - 60_000) });
     assert.equal(typeof out?.id, "string", `recover returns a task {id,status,task,updatedAt}: ${JSON.stringify(out)}`);
@@ -526,7 +526,7 @@ describe("idempotency", () => {
     assert.equal(b.id, a.id, "the replayed response must carry the first message's id");
     const [r] = await rx.waitFor(path, 1);
     verifyDelivery(secret, r, { msgId: a.id, payload: msgIn.payload });
-    await sleep(QUIET_MS);
+    assert.deepEqual(await settled(h, app.id, a.id), { success: 1, pending: 0, sending: 0, fail: 0 });
     assert.equal(rx.requests(path).length, 1, "one delivery for two requests with the same key");
     assert.equal((await svix.message.list(app.id)).data.length, 1, "one stored message");
 

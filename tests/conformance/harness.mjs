@@ -788,6 +788,26 @@ export async function eventually(fn, { timeoutMs = 5000, intervalMs = 50, messag
   }
 }
 
+/**
+ * Waits until no delivery of message `msgId` waits or is in flight, and returns the message's
+ * `deliveries` counts ({success, pending, sending, fail}, herald's extension of the message
+ * list; all 0 when no endpoint was subscribed). Nothing more is sent for the message after that,
+ * so a test can check what did not arrive without sleeping.
+ */
+export async function settled(h, appId, msgId, { timeoutMs = 5000 } = {}) {
+  return eventually(
+    async () => {
+      const res = await rawRequest(h, "GET", `/api/v1/app/${appId}/msg?limit=250&with_content=false`);
+      assert.equal(res.status, 200, `list messages: ${res.text}`);
+      const m = res.json.data.find((x) => x.id === msgId);
+      assert.ok(m, `message ${msgId} is listed`);
+      const d = m.deliveries ?? { success: 0, pending: 0, sending: 0, fail: 0 };
+      return d.pending === 0 && d.sending === 0 ? d : null;
+    },
+    { timeoutMs, message: `every delivery of ${msgId} final` },
+  );
+}
+
 /** Follow `iterator` through every page of a svix list call: `fetchPage(iterator)`. */
 export async function collectAll(fetchPage, { maxPages = 100 } = {}) {
   const pages = [];
