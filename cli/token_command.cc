@@ -181,7 +181,7 @@ int token_command(const std::vector<std::string>& args, const EnvLookup& env, Cl
   auto parsed = parse(args, 1, allowed, &error);
   if (!parsed) return usage_error(error);
   auto path = db_path(*parsed, env, &error);
-  if (!path) return fail(error, kExitCannotStart);
+  if (!path) return fail(error);
   try {
     if (command == "create") return create(*parsed, *path, clock);
     if (command == "list") return list(*parsed, *path, clock);
