@@ -10,6 +10,7 @@ import {
   ensureEventTypes,
   eventually,
   rawRequest,
+  settled,
   sleep,
   startHerald,
   startReceiver,
@@ -70,7 +71,7 @@ describe("retry semantics (schedule 100ms,100ms)", () => {
     assert.equal(dest?.statusText, "fail", `raw GET .../msg/{msg}/endpoint: ${raw.text}`);
     assert.equal(dest?.nextAttempt ?? null, null, "an exhausted delivery has no next attempt");
 
-    await sleep(700); // 3.5× the whole schedule
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 0, pending: 0, sending: 0, fail: 1 });
     assert.equal(rx.requests(path).length, 3, "no request after the schedule is exhausted");
     const attempts = await attemptsOf(svix, app.id, msg.id);
     assert.deepEqual(
@@ -87,7 +88,7 @@ describe("retry semantics (schedule 100ms,100ms)", () => {
     await svix.messageAttempt.resend(app.id, msg.id, ep.id);
     const all = await rx.waitFor(path, 4, 3000);
     verifyDelivery(secret, all[3], { msgId: msg.id, payload, what: "resend" });
-    await sleep(700);
+    assert.deepEqual(await settled(h, app.id, msg.id), { success: 0, pending: 0, sending: 0, fail: 1 }, "the resend failed");
     assert.equal(rx.requests(path).length, 4, "a failed manual resend must not be retried");
     const withResend = await eventually(
       async () => {
@@ -125,13 +126,16 @@ describe("retry semantics (schedule 100ms,100ms)", () => {
     const ok = await svix.message.create(app.id, { eventType: "x", payload: { which: "ok", ok: true } });
     await waitFinal(recent, 2);
     await waitFinal(ok, 0);
-    await sleep(300);
+    const settleAll = async () => {
+      for (const m of [old, recent, ok]) await settled(h, app.id, m.id);
+    };
+    await settleAll();
     const before = rx.requests(path).length;
     assert.equal(before, 3 + 3 + 1, `3 tries each for the failing messages, 1 for the ok one: ${ids(rx.requests(path))}`);
 
     await svix.endpoint.recover(app.id, ep.id, { since: boundary });
     await rx.waitFor(path, before + 1, 3000);
-    await sleep(600);
+    await settleAll();
     const recovered = rx.requests(path).slice(before);
     assert.deepEqual(
       ids(recovered),
@@ -153,7 +157,7 @@ describe("retry semantics (schedule 100ms,100ms)", () => {
     const mid = rx.requests(path).length;
     await svix.endpoint.recover(app.id, ep.id, { since: new Date(boundary.getTime() - 60_000), until: boundary });
     await rx.waitFor(path, mid + 1, 3000);
-    await sleep(600);
+    await settleAll();
     assert.deepEqual(ids(rx.requests(path).slice(mid)), [old.id], "recover until the boundary: only the old message");
   });
 });
@@ -216,7 +220,7 @@ describe("endpoint health (HERALD_DISABLE_AFTER=1s, schedule 8×200ms)", () => {
     assert.equal((await svix.endpoint.get(app.id, ep.id)).disabled, true, "SDK sees disabled too");
 
     const n1 = tries.length;
-    await sleep(800);
+    assert.deepEqual(await settled(h, app.id, m1.id), { success: 0, pending: 0, sending: 0, fail: 1 }, "the pending delivery ended fail");
     assert.equal(rx.requests(path).length, n1, "no request after the endpoint was disabled");
     assert.equal(await destinationStatus(svix, app.id, m1.id, ep.id), 2, "the pending delivery ended fail");
 
