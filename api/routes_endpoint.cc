@@ -123,13 +123,10 @@ SignatureScheme scheme_after(const SigningChange& change, SignatureScheme curren
 // differently from herald: they key HMAC with the secret's text, and herald with the text it
 // shows back, which is the canonical (padded) base64 of the key.
 void check_key_text(const SigningChange& change, SignatureScheme scheme, const char* field) {
-  if (!change.key || change.key->kind != KeyKind::kHmac) return;
-  if (scheme != SignatureScheme::kStripe && scheme != SignatureScheme::kGithub) return;
-  if (shown_secret(*change.key) != change.key_text) {
+  if (!change.key) return;
+  if (auto problem = secret_text_problem(scheme, *change.key, change.key_text)) {
     throw invalid_field(field,
-                        std::string("signatureScheme ") + scheme_name(scheme) +
-                            " keys HMAC with the secret's text, so write it in canonical padded "
-                            "base64, as the secret route shows it back");
+                        "signatureScheme " + *problem + ", as the secret route shows it back");
   }
 }
 

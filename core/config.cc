@@ -476,11 +476,8 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
                   (kind == KeyKind::kEd25519 ? "a whsec_ secret" : "a whsk_ Ed25519 key") +
                   ", and HERALD_OPERATOR_SECRET is not one");
     }
-    const bool keyed_by_text = config.operator_scheme == SignatureScheme::kStripe ||
-                               config.operator_scheme == SignatureScheme::kGithub;
-    if (keyed_by_text && shown_secret(key) != *config.operator_secret) {
-      return fail(std::string("HERALD_OPERATOR_SECRET: ") + scheme_name(*config.operator_scheme) +
-                  " keys HMAC with the secret's text, so write it in canonical padded base64");
+    if (auto problem = secret_text_problem(*config.operator_scheme, key, *config.operator_secret)) {
+      return fail("HERALD_OPERATOR_SECRET: " + *problem);
     }
   }
   return config;

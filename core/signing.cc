@@ -66,6 +66,16 @@ std::optional<SigningKey> parse_secret(std::string_view text, std::string* probl
   return std::nullopt;
 }
 
+std::optional<std::string> secret_text_problem(SignatureScheme scheme, const SigningKey& key,
+                                               std::string_view text) {
+  const bool keyed_by_text =
+      scheme == SignatureScheme::kStripe || scheme == SignatureScheme::kGithub;
+  if (!keyed_by_text || key.kind != KeyKind::kHmac || shown_secret(key) == text)
+    return std::nullopt;
+  return std::string(scheme_name(scheme)) +
+         " keys HMAC with the secret's text, so write it in canonical padded base64";
+}
+
 std::string shown_secret(const SigningKey& key) {
   if (key.kind == KeyKind::kEd25519) {
     return std::string(kPublicKeyPrefix) + base64_encode(ed25519_public_key(key.bytes));

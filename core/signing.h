@@ -39,6 +39,14 @@ std::optional<SigningKey> parse_secret(std::string_view text, std::string* probl
 // "whpk_..." public key for an Ed25519 one.
 std::string shown_secret(const SigningKey& key);
 
+// Stripe's and GitHub's receivers key their HMAC with the secret's text, not the bytes it
+// encodes, so an HMAC key given for those schemes must be written exactly as shown_secret()
+// shows it back (canonical padded base64), or the receiver's copy would not verify. Returns a
+// sentence saying so ("stripe keys HMAC with ...") when `text` is not; nullopt when it is, or
+// when `scheme` keys by the bytes.
+std::optional<std::string> secret_text_problem(SignatureScheme scheme, const SigningKey& key,
+                                               std::string_view text);
+
 // The 32-byte Ed25519 public key of a 32-byte seed. Throws std::invalid_argument for a seed
 // of another length.
 std::string ed25519_public_key(std::string_view seed);
