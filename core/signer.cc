@@ -7,7 +7,7 @@ namespace herald {
 
 Signer::Signer(SignatureScheme scheme, std::optional<std::string> header,
                std::vector<SigningKey> keys)
-    : scheme_(scheme), header_(std::move(header)) {
+    : scheme_(scheme), names_(names_sent(scheme, header)) {
   const bool standard = scheme == SignatureScheme::kStandard || scheme == SignatureScheme::kEd25519;
   for (auto& k : keys) {
     if (k.kind == KeyKind::kEd25519) {
@@ -55,36 +55,30 @@ void Signer::sign(std::string_view msg_id, int64_t timestamp_s, std::string_view
                   HeaderList& out) const {
   if (keys_.empty()) return;
   std::string v = value(msg_id, timestamp_s, body);
-  if (header_) {
-    out.emplace_back(*header_, std::move(v));
-    return;
-  }
-  switch (scheme_) {
-    case SignatureScheme::kStandard:
-    case SignatureScheme::kEd25519:
-      out.emplace_back("webhook-signature", v);
-      out.emplace_back("svix-signature", std::move(v));
-      break;
-    case SignatureScheme::kStripe:
-      out.emplace_back("stripe-signature", std::move(v));
-      break;
-    case SignatureScheme::kGithub:
-      out.emplace_back("x-hub-signature-256", std::move(v));
-      break;
-  }
+  for (size_t i = 0; i + 1 < names_.size(); ++i) out.emplace_back(names_[i], v);
+  out.emplace_back(names_.back(), std::move(v));
 }
 
-std::vector<std::string> Signer::header_names(SignatureScheme scheme,
-                                              const std::optional<std::string>& header) {
-  if (header) return {ascii_lower(*header)};
+std::vector<std::string> Signer::names_sent(SignatureScheme scheme,
+                                            const std::optional<std::string>& header) {
+  if (header) return {*header};
   switch (scheme) {
     case SignatureScheme::kStripe:
       return {"stripe-signature"};
     case SignatureScheme::kGithub:
       return {"x-hub-signature-256"};
-    default:
-      return {"webhook-signature", "svix-signature"};
+    case SignatureScheme::kStandard:
+    case SignatureScheme::kEd25519:
+      break;
   }
+  return {"webhook-signature", "svix-signature"};
+}
+
+std::vector<std::string> Signer::header_names(SignatureScheme scheme,
+                                              const std::optional<std::string>& header) {
+  std::vector<std::string> names = names_sent(scheme, header);
+  for (auto& n : names) n = ascii_lower(n);
+  return names;
 }
 
 }  // namespace herald

@@ -50,9 +50,12 @@ class Signer {
     std::optional<Ed25519Key> ed25519;
   };
   std::string value(std::string_view msg_id, int64_t timestamp_s, std::string_view body) const;
+  // The names sign() writes, a renamed header as it was given.
+  static std::vector<std::string> names_sent(SignatureScheme scheme,
+                                             const std::optional<std::string>& header);
 
   SignatureScheme scheme_ = SignatureScheme::kStandard;
-  std::optional<std::string> header_;
+  std::vector<std::string> names_;  // the headers the signature goes in
   std::vector<Key> keys_;
 };
 
