@@ -452,6 +452,7 @@ void register_endpoint_routes(ApiServer& s) {
   // Re-delivers every message whose delivery to the endpoint failed in [since, until): each
   // is tried once more, now, as a manual attempt.
   s.route("POST", one + "/recover/?", [&s](ApiRequest& r) {
+    if (auto refusal = s.intake_refusal()) return *refusal;
     BodyReader body(r.body);
     auto read_time = [&body](const char* field, bool required) -> std::optional<TimeMs> {
       auto text = required ? std::optional(body.req_string(field, 64)) : body.opt_string(field, 64);

@@ -155,6 +155,7 @@ void register_message_routes(ApiServer& s) {
 
   s.route("POST", base + "/?", [&s](ApiRequest& r) {
     Message m = read_message_body(r.body, r.http.body);
+    if (auto refusal = s.intake_refusal()) return *refusal;
     const bool with_content = r.query_bool("with_content", true);
     TimeMs now = s.clock().now_ms();
     // Group commit: this message and its deliveries share a transaction with other requests'
@@ -241,6 +242,7 @@ void register_message_routes(ApiServer& s) {
   });
 
   s.route("POST", one + "/endpoint/([^/]+)/resend/?", [&s](ApiRequest& r) {
+    if (auto refusal = s.intake_refusal()) return *refusal;
     {
       auto session = s.db().begin();
       Application app = load_app(*session, r.caller, r.param(1));
@@ -256,6 +258,7 @@ void register_message_routes(ApiServer& s) {
   // Svix's send-example: a new message of `eventType` delivered to this one endpoint only,
   // whatever its filters. `payload` (herald's) replaces the example payload.
   s.route("POST", "/api/v1/app/([^/]+)/endpoint/([^/]+)/send-example/?", [&s](ApiRequest& r) {
+    if (auto refusal = s.intake_refusal()) return *refusal;
     BodyReader body(r.body);
     Message m;
     m.event_type = body.req_string("eventType");

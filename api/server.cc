@@ -69,6 +69,13 @@ ApiReply error_reply(const ApiError& e) {
 // How long a client is asked to wait before trying again when the store is unavailable.
 constexpr const char* kUnavailableRetryAfterS = "1";
 
+// 503 with Retry-After: the request may succeed if sent again later; nothing was written.
+ApiReply unavailable_reply(const std::string& detail) {
+  ApiReply reply = error_reply(ApiError(503, "unavailable", detail));
+  reply.headers.emplace_back("Retry-After", kUnavailableRetryAfterS);
+  return reply;
+}
+
 // The reply for a storage failure: 409 for a conflict, 503 (and Retry-After) while the store
 // cannot be reached or written, else 500. Nothing was written: the request can be repeated.
 // Why `text`, which does not parse, is not JSON: where its encoding breaks, or where its syntax
@@ -90,12 +97,8 @@ std::string json_problem(const std::string& text) {
 ApiReply db_error_reply(const DbError& e, const httplib::Request& req) {
   if (e.is_constraint()) return error_reply(conflict("a resource with this identifier exists"));
   spdlog::error("api {} {}: {}", req.method, req.path, e.what());
-  if (e.is_unavailable()) {
-    ApiReply reply = error_reply(
-        ApiError(503, "unavailable", "the store is unavailable right now; try again shortly"));
-    reply.headers.emplace_back("Retry-After", kUnavailableRetryAfterS);
-    return reply;
-  }
+  if (e.is_unavailable())
+    return unavailable_reply("the store is unavailable right now; try again shortly");
   return error_reply(ApiError(500, "internal", "internal server error"));
 }
 
@@ -290,6 +293,12 @@ bool ApiServer::listen() {
 
 void ApiServer::stop() {
   if (http_->is_running()) http_->stop();
+}
+
+std::optional<ApiReply> ApiServer::intake_refusal() const {
+  auto why = db_.intake_paused();
+  if (!why) return std::nullopt;
+  return unavailable_reply(*why + "; messages already accepted are still being delivered");
 }
 
 void ApiServer::count_accepted() {

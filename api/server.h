@@ -103,6 +103,10 @@ class ApiServer {
   Enqueuer& enqueuer() { return *enqueuer_; }
   Clock& clock() { return clock_; }
   const ApiOptions& options() const { return options_; }
+  // The 503 (with Retry-After) for a request that would make new messages or deliveries while
+  // the store cannot take them (Database::intake_paused); nullopt when it can. Every route that
+  // enqueues asks first.
+  std::optional<ApiReply> intake_refusal() const;
   // Counts an accepted message for /metrics.
   void count_accepted();
   // The base URL for links: options().public_url or the bound address.

@@ -281,6 +281,17 @@ const Setting kSettings[] = {
      [](std::string_view v, Config& c, std::string* why) {
        return apply_positive(v, &c.max_payload_bytes, why);
      }},
+    {"disk-reserve-bytes", "HERALD_DISK_RESERVE_BYTES", "N",
+     [] { return std::to_string(Config().disk_reserve_bytes); },
+     "SQLite: space kept back beside the database (the file <db>.reserve) so that on a\n"
+     "      full disk accepted messages are still delivered while new ones get 503; 0: none.",
+     [](std::string_view v, Config& c, std::string* why) {
+       if (v == "0") {
+         c.disk_reserve_bytes = 0;
+         return true;
+       }
+       return apply_positive(v, &c.disk_reserve_bytes, why);
+     }},
     {"max-in-flight", "HERALD_MAX_IN_FLIGHT", "N",
      [] { return std::to_string(Config().max_in_flight); },
      "Most delivery attempts in progress at once.",

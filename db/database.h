@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
@@ -26,6 +27,10 @@ struct DatabaseOptions {
   // at once rather than when its lease lapses. `herald serve` opens its store so. PostgreSQL,
   // shared by design, ignores it.
   bool exclusive = false;
+  // SQLite: bytes kept back on the file's filesystem (a ballast file, <path>.reserve) so that
+  // on a full disk the deliveries already accepted are still sent and recorded while new
+  // messages are refused (see intake_paused). 0: none. PostgreSQL ignores it.
+  uint64_t disk_reserve_bytes = 0;
 };
 
 // herald's store: SQLite (a file one process owns) or PostgreSQL (shared by any number of
@@ -59,6 +64,9 @@ class Database {
   // Rewrites storage so that no overwritten or deleted value (an old sealed secret) remains in
   // it. Throws DbError. REQUIRES: no session of this database is busy.
   virtual void scrub() = 0;
+  // Why new messages cannot be taken now, or nullopt when they can: the disk holding a SQLite
+  // store is nearly full (DatabaseOptions::disk_reserve_bytes). Cheap; thread-safe.
+  virtual std::optional<std::string> intake_paused() const { return std::nullopt; }
   // The master key the database seals secrets with; null without one.
   const SecretBox* secret_box() const { return box_.get(); }
   const std::shared_ptr<const SecretBox>& shared_secret_box() const { return box_; }

@@ -127,6 +127,14 @@ SqliteDatabase::SqliteDatabase(std::string path, const DatabaseOptions& options)
   idle_.push_back(std::move(first));
   open_ = 1;
   if (secret_box() != nullptr) adopt_master_key(*this);
+  if (options.disk_reserve_bytes > 0) {
+    reserve_ = std::make_unique<DiskReserve>(path_ + ".reserve", options.disk_reserve_bytes);
+  }
+}
+
+std::optional<std::string> SqliteDatabase::intake_paused() const {
+  if (!reserve_ || !reserve_->paused()) return std::nullopt;
+  return "the disk holding " + path_ + " is nearly full: new messages wait until space is freed";
 }
 
 std::unique_ptr<Connection> SqliteDatabase::acquire() {

@@ -8,6 +8,7 @@
 
 #include "db/database.h"
 #include "db/sqlite/connection.h"
+#include "db/sqlite/disk_reserve.h"
 #include "db/sqlite/file_lock.h"
 
 namespace herald::sqlite {
@@ -25,6 +26,7 @@ class SqliteDatabase final : public Database {
   bool shared() const override { return false; }
   std::string describe() const override { return path_; }
   void scrub() override;
+  std::optional<std::string> intake_paused() const override;
 
   // A connection set up like the pool's, outside its count.
   std::unique_ptr<Connection> open_connection();
@@ -35,7 +37,8 @@ class SqliteDatabase final : public Database {
   std::unique_ptr<Connection> acquire();
 
   std::string path_;
-  std::unique_ptr<FileLock> hold_;  // with DatabaseOptions::exclusive
+  std::unique_ptr<FileLock> hold_;        // with DatabaseOptions::exclusive
+  std::unique_ptr<DiskReserve> reserve_;  // with DatabaseOptions::disk_reserve_bytes
   int max_connections_;
   FairMutex write_mu_;  // held by every write transaction on this database's connections
   std::mutex mu_;
