@@ -5,6 +5,7 @@
 
 #include "api/errors.h"
 #include "core/ascii.h"
+#include "core/certificates.h"
 #include "core/headers.h"
 #include "core/ids.h"
 #include "core/time_format.h"
@@ -74,6 +75,16 @@ json to_json(const Endpoint& e) {
   if (e.disabled_reason) j["disabledReason"] = *e.disabled_reason;
   j["signatureScheme"] = scheme_name(e.signature_scheme);
   j["signatureHeader"] = opt(e.signature_header);
+  // Write-only: what the certificate says of itself, never its key.
+  json cert = nullptr;
+  if (e.client_cert) {
+    if (auto info = certificate_info(*e.client_cert)) {
+      cert = json{{"subject", info->subject},
+                  {"fingerprint", info->fingerprint},
+                  {"expiresAt", format_rfc3339(info->not_after_ms)}};
+    }
+  }
+  j["clientCertificate"] = cert;
   return j;
 }
 

@@ -9,6 +9,7 @@
 #include "api/json_mapping.h"
 #include "api/server.h"
 #include "core/ascii.h"
+#include "core/certificates.h"
 #include "core/encoding.h"
 #include "core/headers.h"
 #include "core/ids.h"
@@ -77,6 +78,45 @@ struct SigningChange {
   // blamed on: the one of the two the body set (signatureHeader first), else the scheme.
   const char* header_field = "signatureScheme";
 };
+
+// What a body asks of an endpoint's client certificate (clientCertificate, herald's): nothing
+// (absent, which a PUT leaves as it is too, as Svix's SDKs do not know the field), to drop it
+// (null), or to present `cert` with `key` from now on.
+struct ClientCertChange {
+  bool given = false;
+  std::optional<std::string> cert, key;
+};
+
+constexpr size_t kMaxCertPem = 64 * 1024;
+constexpr size_t kMaxKeyPem = 16 * 1024;
+
+ClientCertChange read_client_cert(BodyReader& r, TimeMs now) {
+  ClientCertChange change;
+  if (!r.present("clientCertificate")) return change;
+  change.given = true;
+  const JsonIn* v = r.raw("clientCertificate");
+  if (v == nullptr) return change;  // null: none from now on
+  const char* field = "clientCertificate";
+  if (!v->is_object() || !v->contains("cert") || !v->contains("key") || !(*v)["cert"].is_string() ||
+      !(*v)["key"].is_string()) {
+    r.error(field, "must be {\"cert\": PEM certificate, \"key\": PEM private key}, or null");
+    return change;
+  }
+  std::string cert = (*v)["cert"].get<std::string>();
+  std::string key = (*v)["key"].get<std::string>();
+  if (cert.size() > kMaxCertPem || key.size() > kMaxKeyPem) {
+    r.error(field, "cert must be at most 64 KB and key at most 16 KB");
+    return change;
+  }
+  std::string part;
+  if (auto problem = client_certificate_problem(cert, key, now, &part)) {
+    r.error(field, part + ": " + *problem);
+    return change;
+  }
+  change.cert = std::move(cert);
+  change.key = std::move(key);
+  return change;
+}
 
 std::string key_kind_text(KeyKind kind) {
   return kind == KeyKind::kEd25519 ? "a whsk_ Ed25519 key" : "a whsec_ secret";
@@ -148,8 +188,11 @@ void check_signature_header_free(const Endpoint& ep, const char* field) {
 // signing; the scheme and key are the caller's to apply (apply_signing). signatureScheme and
 // signatureHeader are herald's: a PUT that leaves them out keeps them, as Svix's SDKs do not
 // know them. `https_only`: a URL that is not https:// is an error.
-SigningChange read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch, bool https_only) {
+SigningChange read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch, bool https_only,
+                                 TimeMs now, ClientCertChange& tls) {
   BodyReader r(body);
+  tls = read_client_cert(r, now);
+  if (tls.given) ep.client_cert = tls.cert;
   if (!patch || r.present("url")) {
     ep.url = r.req_string("url", 4096);
     if (!ep.url.empty()) {
@@ -312,9 +355,11 @@ void register_endpoint_routes(ApiServer& s) {
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));
     Endpoint ep;
-    const SigningChange change = read_endpoint_body(r.body, ep, false, s.options().https_only);
-    auto key = apply_signing(ep, change, std::nullopt);
     TimeMs now = s.clock().now_ms();
+    ClientCertChange tls;
+    const SigningChange change =
+        read_endpoint_body(r.body, ep, false, s.options().https_only, now, tls);
+    auto key = apply_signing(ep, change, std::nullopt);
     ep.id = new_id(kEndpointPrefix, now);
     ep.app_id = app.id;
     ep.created_at = ep.updated_at = now;
@@ -324,6 +369,7 @@ void register_endpoint_routes(ApiServer& s) {
       throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
     }
     endpoints.insert(ep, key->first);
+    if (tls.key) endpoints.set_client_key(ep.id, tls.key, now);
     session->commit();
     return ApiReply{201, to_json(ep)};
   });
@@ -339,7 +385,10 @@ void register_endpoint_routes(ApiServer& s) {
     Application app = load_app(*session, r.caller, r.param(1));
     Endpoint ep = load_endpoint(*session, app, r.param(2));
     auto old_uid = ep.uid;
-    const SigningChange change = read_endpoint_body(r.body, ep, patch, s.options().https_only);
+    TimeMs now = s.clock().now_ms();
+    ClientCertChange tls;
+    const SigningChange change =
+        read_endpoint_body(r.body, ep, patch, s.options().https_only, now, tls);
     EndpointStore& endpoints = session->endpoints();
     auto key = apply_signing(ep, change, endpoints.current_key(ep.id));
     if (ep.uid && ep.uid != old_uid) {
@@ -347,10 +396,10 @@ void register_endpoint_routes(ApiServer& s) {
         throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
       }
     }
-    TimeMs now = s.clock().now_ms();
     ep.updated_at = now;
     endpoints.update(ep);
     if (key) endpoints.rotate_key(ep.id, key->first, key->second, now);
+    if (tls.given) endpoints.set_client_key(ep.id, tls.key, now);
     session->commit();
     return ApiReply{200, to_json(ep)};
   };

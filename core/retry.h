@@ -21,8 +21,7 @@ class RetryPolicy {
 
   // Parses a comma list of durations like "5s,5m,30m,2h" (see parse_duration_ms). Returns
   // nullopt, with a one-line reason in *error, if any item is malformed or the list is empty.
-  static std::optional<RetryPolicy> parse(std::string_view list, double jitter,
-                                          std::string* error);
+  static std::optional<RetryPolicy> parse(std::string_view list, double jitter, std::string* error);
 
   // The wait before the next try after `failed_attempts` failed attempts (1 = the first try
   // failed), jitter applied with `rng`; nullopt when the schedule is exhausted.

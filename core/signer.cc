@@ -10,6 +10,7 @@ Signer::Signer(SignatureScheme scheme, std::optional<std::string> header,
     : scheme_(scheme), names_(names_sent(scheme, header)) {
   const bool standard = scheme == SignatureScheme::kStandard || scheme == SignatureScheme::kEd25519;
   for (auto& k : keys) {
+    if (k.kind == KeyKind::kTlsClient) continue;  // no signing key
     if (k.kind == KeyKind::kEd25519) {
       if (standard) keys_.push_back(Key{k.kind, {}, Ed25519Key(k.bytes)});
     } else if (standard) {

@@ -39,12 +39,21 @@ std::optional<SignatureScheme> parse_scheme(std::string_view name) {
 }
 
 const char* key_kind_name(KeyKind k) {
-  return k == KeyKind::kEd25519 ? "ed25519" : "hmac";
+  switch (k) {
+    case KeyKind::kEd25519:
+      return "ed25519";
+    case KeyKind::kTlsClient:
+      return "tls-client";
+    case KeyKind::kHmac:
+      break;
+  }
+  return "hmac";
 }
 
 std::optional<KeyKind> parse_key_kind(std::string_view name) {
   if (name == "hmac") return KeyKind::kHmac;
   if (name == "ed25519") return KeyKind::kEd25519;
+  if (name == "tls-client") return KeyKind::kTlsClient;
   return std::nullopt;
 }
 

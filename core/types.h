@@ -44,11 +44,12 @@ enum class SignatureScheme : int { kStandard = 0, kStripe = 1, kGithub = 2, kEd2
 const char* scheme_name(SignatureScheme s);
 std::optional<SignatureScheme> parse_scheme(std::string_view name);
 
-// What a signing key is. kEd25519 signs only under kEd25519 (and kStandard, during a
-// rotation between the two); every other scheme signs with kHmac keys.
-enum class KeyKind : int { kHmac = 0, kEd25519 = 1 };
+// What a key an endpoint keeps sealed in the store is. kEd25519 signs only under kEd25519 (and
+// kStandard, during a rotation between the two); every other scheme signs with kHmac keys.
+// kTlsClient is no signing key: the PEM private key of the endpoint's client certificate.
+enum class KeyKind : int { kHmac = 0, kEd25519 = 1, kTlsClient = 2 };
 
-// "hmac", "ed25519"; and back.
+// "hmac", "ed25519", "tls-client"; and back.
 const char* key_kind_name(KeyKind k);
 std::optional<KeyKind> parse_key_kind(std::string_view name);
 
@@ -80,6 +81,9 @@ struct Endpoint {
   // The header that carries the signature instead of the scheme's own (nullopt: the scheme's).
   std::optional<std::string> signature_header;
   std::optional<TimeMs> failing_since;  // first failure since the last success, if failing
+  // The PEM certificate (chain) it presents to TLS servers that ask for one (mTLS); its
+  // private key is a kTlsClient key, sealed in the store. nullopt: none.
+  std::optional<std::string> client_cert;
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
 };

@@ -62,6 +62,13 @@ class EndpointStore {
   virtual void rotate_key(const std::string& endpoint_id, const SigningKey& key, int64_t grace_ms,
                           TimeMs now) = 0;
 
+  // The PEM private key of the endpoint's client certificate (Endpoint::client_cert), opened;
+  // nullopt when it has none.
+  virtual std::optional<std::string> client_key(const std::string& endpoint_id) = 0;
+  // Replaces that key (nullopt: removes it), sealed like the signing keys.
+  virtual void set_client_key(const std::string& endpoint_id, const std::optional<std::string>& pem,
+                              TimeMs now) = 0;
+
   // Keys are sealed with the database's secret box when it has one (after a check that the
   // database still uses that key: MasterKeyMismatch otherwise), else stored as given. Reading
   // a sealed key that does not open, or without a box, throws MasterKeyMismatch.

@@ -56,6 +56,7 @@ BuiltRequest build_request(const Delivery& d, const Target& target,
   job.url = ep.url;
   job.timeout_ms = timeout_ms;
   job.connect_timeout_ms = connect_timeout_ms;
+  job.tls = target.tls;
   const std::string ts = std::to_string(timestamp_s);
   job.headers.reserve(ep.headers.size() + 8);
   for (const auto& [name, value] : ep.headers) job.headers.emplace_back(name, value);

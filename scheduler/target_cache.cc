@@ -36,6 +36,12 @@ const Target* TargetCache::get(Session& s, const std::string& app_id,
     if (auto ep = s.endpoints().get(app_id, endpoint_id)) {
       e.target.signer = Signer(ep->signature_scheme, ep->signature_header,
                                s.endpoints().signing_keys(ep->id, now));
+      e.target.tls.reset();
+      if (ep->client_cert) {
+        if (auto key = s.endpoints().client_key(ep->id)) {
+          e.target.tls = std::make_shared<const TlsIdentity>(TlsIdentity{*ep->client_cert, *key});
+        }
+      }
       e.target.endpoint = std::move(*ep);
       e.found = true;
     }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "core/clock.h"
 #include "core/signer.h"
 #include "core/types.h"
+#include "sender/sender.h"
 
 namespace herald {
 
@@ -16,7 +18,8 @@ class Session;
 // An endpoint as the scheduler signs and sends for it.
 struct Target {
   Endpoint endpoint;
-  Signer signer;  // its scheme with the keys that sign now
+  Signer signer;                           // its scheme with the keys that sign now
+  std::shared_ptr<const TlsIdentity> tls;  // its client certificate, if it has one
 };
 
 // Endpoints and their signing keys, kept between rounds. Each round first checks the

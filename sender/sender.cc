@@ -80,6 +80,15 @@ void set_callback(CURL* easy, CURLoption option, curl_write_callback value) {
 void set_opensocket(CURL* easy, curl_opensocket_callback value) {
   check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, value));
 }
+// A PEM blob option; null clears it. curl copies the bytes.
+void set_blob(CURL* easy, CURLoption option, const std::string* text) {
+  if (text == nullptr) {
+    check(curl_easy_setopt(easy, option, static_cast<curl_blob*>(nullptr)));
+    return;
+  }
+  curl_blob blob{const_cast<char*>(text->data()), text->size(), CURL_BLOB_COPY};
+  check(curl_easy_setopt(easy, option, &blob));
+}
 void set_multi_long(CURLM* multi, CURLMoption option, long value) {
   curl_multi_setopt(multi, option, value);
 }
@@ -140,8 +149,10 @@ struct Transfer {
   char error[CURL_ERROR_SIZE] = {};
   const AddressPolicy* address_policy = nullptr;  // the SSRF guard, if any
   bool refused = false;                           // the guard refused an address of this transfer
-  bool opened = false;        // the guard let a socket be opened for this transfer
-  std::string refuse_reason;  // the guard's reason for the first address it refused
+  bool opened = false;               // the guard let a socket be opened for this transfer
+  std::string refuse_reason;         // the guard's reason for the first address it refused
+  const TlsIdentity* tls = nullptr;  // the client certificate the handle is set up with, if any
+  std::shared_ptr<const TlsIdentity> tls_hold;  // keeps `tls` alive, so it is never reused
 };
 
 size_t on_write(char* data, size_t size, size_t nmemb, void* user) {
@@ -414,6 +425,15 @@ void Sender::Impl::start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>
     set_ptr(easy, CURLOPT_HTTPHEADER, t.headers.get());
     set_long(easy, CURLOPT_TIMEOUT_MS, clamp_to_long(job.timeout_ms));
     set_long(easy, CURLOPT_CONNECTTIMEOUT_MS, clamp_to_long(job.connect_timeout_ms));
+    // The client certificate (mTLS) is the job's endpoint's; a pooled handle may hold the last
+    // job's, which must not be presented to another server. (curl keeps connections made with
+    // one certificate apart from those made with another or none.)
+    if (job.tls.get() != t.tls) {
+      set_blob(easy, CURLOPT_SSLCERT_BLOB, job.tls ? &job.tls->cert_pem : nullptr);
+      set_blob(easy, CURLOPT_SSLKEY_BLOB, job.tls ? &job.tls->key_pem : nullptr);
+      t.tls = job.tls.get();
+    }
+    t.tls_hold = job.tls;
 
     t.started = SteadyClock::now();
     auto it = active_.emplace(easy, std::move(transfer)).first;

@@ -14,6 +14,12 @@ namespace herald {
 class AddressPolicy;
 
 // One HTTP POST to make. `tag` is the caller's handle and comes back in the result.
+// A client certificate presented to TLS servers that ask for one (mTLS): PEM texts.
+struct TlsIdentity {
+  std::string cert_pem;  // the certificate, then any intermediates
+  std::string key_pem;   // its private key, unencrypted
+};
+
 struct DeliveryJob {
   uint64_t tag = 0;
   std::string url;
@@ -21,6 +27,7 @@ struct DeliveryJob {
   std::shared_ptr<const std::string> body;                   // shared, never copied
   int64_t timeout_ms = 15000;                                // whole transfer
   int64_t connect_timeout_ms = 5000;
+  std::shared_ptr<const TlsIdentity> tls;  // none: no client certificate
 };
 
 // What came of a DeliveryJob. A failure is data, never an exception.

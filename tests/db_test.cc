@@ -844,6 +844,67 @@ TEST_CASE("EndpointStore keeps the signature scheme, its header and each key's k
         std::vector<SigningKey>{ed, hmac_key("hmac-key")});
 }
 
+TEST_CASE("EndpointStore keeps a client certificate, its key sealed and apart from signing keys") {
+  TestStore store;
+  const auto box = std::make_shared<const SecretBox>(random_bytes(SecretBox::kKeySize));
+  auto db = store.open(2, box);
+  auto s = db->session();
+  EndpointStore& endpoints = s->endpoints();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const std::string cert = "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----\n";
+  const std::string key =
+      "-----BEGIN PRIVATE KEY-----\nsecret-key-body\n-----END PRIVATE KEY-----\n";
+  Endpoint ep = make_endpoint(app.id, t0, "mtls");
+  ep.client_cert = cert;
+  endpoints.insert(ep, hmac_key("signing"));
+  endpoints.set_client_key(ep.id, key, t0);
+  CHECK(endpoints.get(app.id, ep.id)->client_cert == std::optional(cert));
+  CHECK(endpoints.client_key(ep.id) == std::optional(key));
+  // The signing keys do not see it, and a rotation leaves it be.
+  CHECK(endpoints.current_key(ep.id) == opt_hmac_key("signing"));
+  endpoints.rotate_key(ep.id, hmac_key("next"), 0, t0 + 1);
+  CHECK(endpoints.signing_keys(ep.id, t0 + 2) == hmac_keys({"next"}));
+  CHECK(endpoints.client_key(ep.id) == std::optional(key));
+  // Replaced, removed and put back; the row's certificate is written as update() is given it.
+  endpoints.set_client_key(ep.id, "other", t0 + 3);
+  CHECK(endpoints.client_key(ep.id) == std::optional<std::string>("other"));
+  endpoints.set_client_key(ep.id, std::nullopt, t0 + 4);
+  CHECK_FALSE(endpoints.client_key(ep.id));
+  endpoints.set_client_key(ep.id, key, t0 + 5);
+  Endpoint changed = *endpoints.get(app.id, ep.id);
+  changed.client_cert.reset();
+  CHECK(endpoints.update(changed));
+  CHECK_FALSE(endpoints.get(app.id, ep.id)->client_cert);
+  changed.client_cert = cert;
+  CHECK(endpoints.update(changed));
+  CHECK(endpoints.get(app.id, ep.id)->client_cert == std::optional(cert));
+
+  // Sealed at rest, copied as it lies, re-sealed with the rest.
+  const auto stored = endpoints.stored_keys(ep.id);
+  const auto tls = std::find_if(stored.begin(), stored.end(),
+                                [](const StoredKey& k) { return k.kind == KeyKind::kTlsClient; });
+  REQUIRE(tls != stored.end());
+  CHECK(tls->sealed);
+  CHECK(tls->bytes.find("secret-key-body") == std::string::npos);
+  // (Sealed under the endpoint's id: a copy keeps the id, as copy_store does.)
+  const Endpoint original = *endpoints.get(app.id, ep.id);
+  CHECK(endpoints.remove(app.id, ep.id));
+  CHECK_FALSE(endpoints.client_key(ep.id));
+  endpoints.import_endpoint(original, stored);
+  CHECK(endpoints.get(app.id, ep.id)->client_cert == std::optional(cert));
+  CHECK(endpoints.client_key(ep.id) == std::optional(key));
+  s->begin();
+  const SecretBox next(random_bytes(SecretBox::kKeySize));
+  CHECK(endpoints.reseal_keys(next) == static_cast<int>(stored.size()));
+  s->commit();
+  const auto resealed = endpoints.stored_keys(ep.id);
+  const auto again = std::find_if(resealed.begin(), resealed.end(),
+                                  [](const StoredKey& k) { return k.kind == KeyKind::kTlsClient; });
+  REQUIRE(again != resealed.end());
+  CHECK(next.open(again->bytes, ep.id) == std::optional(key));
+}
+
 TEST_CASE("EndpointStore under a master key: keys lie sealed, with a key check") {
   TestStore store;
   const auto box = std::make_shared<const SecretBox>(random_bytes(SecretBox::kKeySize));

@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kColumns =
     "SELECT id, app_id, uid, url, description, throttle_rate, disabled, disabled_reason, "
     "event_types, channels, metadata, headers, created_at, updated_at, failing_since, "
-    "signature_scheme, signature_header FROM endpoints";
+    "signature_scheme, signature_header, client_cert FROM endpoints";
 
 Endpoint read_endpoint(const Result& r, int row) {
   Endpoint e;
@@ -33,6 +33,7 @@ Endpoint read_endpoint(const Result& r, int row) {
   e.failing_since = r.get_opt_int(row, 14);
   e.signature_scheme = parse_scheme(r.get_text(row, 15)).value_or(SignatureScheme::kStandard);
   e.signature_header = r.get_opt_text(row, 16);
+  e.client_cert = r.get_opt_text(row, 17);
   return e;
 }
 
@@ -93,7 +94,7 @@ bool PgEndpointStore::update(const Endpoint& ep) {
                  "disabled = $5, disabled_reason = $6, event_types = $7, channels = $8, "
                  "metadata = $9, headers = $10, updated_at = $11, failing_since = CASE WHEN "
                  "disabled AND NOT $5 THEN NULL ELSE failing_since END, signature_scheme = $14, "
-                 "signature_header = $15 WHERE id = $12 AND app_id = $13",
+                 "signature_header = $15, client_cert = $16 WHERE id = $12 AND app_id = $13",
                  Params()
                      .add(ep.uid)
                      .add(ep.url)
@@ -109,7 +110,8 @@ bool PgEndpointStore::update(const Endpoint& ep) {
                      .add(ep.id)
                      .add(ep.app_id)
                      .add(scheme_name(ep.signature_scheme))
-                     .add(ep.signature_header))
+                     .add(ep.signature_header)
+                     .add(ep.client_cert))
              .affected() > 0;
 }
 
@@ -158,9 +160,9 @@ bool PgEndpointStore::disable(const std::string& endpoint_id, const std::string&
 
 std::vector<SigningKey> PgEndpointStore::signing_keys(const std::string& endpoint_id, TimeMs now) {
   auto r = x_.conn.query(
-      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = $1 AND (expires_at IS "
-      "NULL OR "
-      "expires_at > $2) ORDER BY expires_at IS NOT NULL, created_at DESC, id DESC",
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = $1 AND kind <> "
+      "'tls-client' AND (expires_at IS NULL OR expires_at > $2) ORDER BY expires_at IS NOT NULL, "
+      "created_at DESC, id DESC",
       Params().add(endpoint_id).add(now));
   std::vector<SigningKey> keys;
   for (int i = 0; i < r.rows(); ++i) keys.push_back(read_key(r, i, endpoint_id));
@@ -169,8 +171,8 @@ std::vector<SigningKey> PgEndpointStore::signing_keys(const std::string& endpoin
 
 std::optional<SigningKey> PgEndpointStore::current_key(const std::string& endpoint_id) {
   auto r = x_.conn.query(
-      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = $1 AND expires_at IS "
-      "NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = $1 AND kind <> "
+      "'tls-client' AND expires_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1",
       Params().add(endpoint_id));
   if (r.rows() == 0) return std::nullopt;
   return read_key(r, 0, endpoint_id);
@@ -187,10 +189,13 @@ void PgEndpointStore::rotate_key(const std::string& endpoint_id, const SigningKe
   changed_endpoint(endpoint_id);
   const auto [bytes, sealed] =
       seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, key.bytes);
-  x_.conn.query("DELETE FROM endpoint_secrets WHERE endpoint_id = $1 AND expires_at <= $2",
-                Params().add(endpoint_id).add(now));
   x_.conn.query(
-      "UPDATE endpoint_secrets SET expires_at = $1 WHERE endpoint_id = $2 AND expires_at IS NULL",
+      "DELETE FROM endpoint_secrets WHERE endpoint_id = $1 AND kind <> 'tls-client' AND "
+      "expires_at <= $2",
+      Params().add(endpoint_id).add(now));
+  x_.conn.query(
+      "UPDATE endpoint_secrets SET expires_at = $1 WHERE endpoint_id = $2 AND kind <> "
+      "'tls-client' AND expires_at IS NULL",
       Params().add(now + grace_ms).add(endpoint_id));
   x_.conn.query(
       "INSERT INTO endpoint_secrets (endpoint_id, key, sealed, created_at, kind) VALUES ($1, $2, "
@@ -264,6 +269,24 @@ void PgEndpointStore::set_key_check(const std::string& sealed) {
       Params().add_bytea(sealed));
 }
 
+std::optional<std::string> PgEndpointStore::client_key(const std::string& endpoint_id) {
+  auto r = x_.conn.query(
+      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = $1 AND kind = 'tls-client'",
+      Params().add(endpoint_id));
+  if (r.rows() == 0) return std::nullopt;
+  return open_endpoint_key(x_.db.secret_box(), endpoint_id, r.get_bytea(0, 0), r.get_bool(0, 1));
+}
+
+void PgEndpointStore::set_client_key(const std::string& endpoint_id,
+                                     const std::optional<std::string>& pem, TimeMs now) {
+  changed_endpoint(endpoint_id);
+  x_.conn.query("DELETE FROM endpoint_secrets WHERE endpoint_id = $1 AND kind = 'tls-client'",
+                Params().add(endpoint_id));
+  if (!pem) return;
+  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, *pem);
+  insert_key_row(endpoint_id, StoredKey{bytes, sealed, now, std::nullopt, KeyKind::kTlsClient});
+}
+
 std::vector<StoredKey> PgEndpointStore::stored_keys(const std::string& endpoint_id) {
   auto r = x_.conn.query(
       "SELECT key, sealed, created_at, expires_at, kind FROM endpoint_secrets WHERE endpoint_id "
@@ -301,8 +324,8 @@ void PgEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<Stor
   x_.conn.query(
       "INSERT INTO endpoints (id, app_id, uid, url, description, throttle_rate, disabled, "
       "disabled_reason, event_types, channels, metadata, headers, created_at, updated_at, "
-      "failing_since, signature_scheme, signature_header) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-      "$9, $10, $11, $12, $13, $14, $15, $16, $17)",
+      "failing_since, signature_scheme, signature_header, client_cert) VALUES ($1, $2, $3, $4, $5, "
+      "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
       Params()
           .add(ep.id)
           .add(ep.app_id)
@@ -320,7 +343,8 @@ void PgEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<Stor
           .add(ep.updated_at)
           .add(ep.failing_since)
           .add(scheme_name(ep.signature_scheme))
-          .add(ep.signature_header));
+          .add(ep.signature_header)
+          .add(ep.client_cert));
   for (const auto& k : keys) insert_key_row(ep.id, k);
 }
 

@@ -185,6 +185,11 @@ ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS signature_scheme TEXT NOT NULL DE
 ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS signature_header TEXT;
 ALTER TABLE endpoint_secrets ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'hmac';
 )sql",
+    // 5: client certificates (mTLS): the PEM certificate on the endpoint's row; its private
+    // key is an endpoint_secrets row of kind 'tls-client', sealed like the signing keys.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS client_cert TEXT;
+)sql",
 };
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace {
 constexpr const char* kColumns =
     "SELECT id, app_id, uid, url, description, throttle_rate, disabled, disabled_reason, "
     "event_types, channels, metadata, headers, created_at, updated_at, failing_since, "
-    "signature_scheme, signature_header FROM endpoints";
+    "signature_scheme, signature_header, client_cert FROM endpoints";
 
 Endpoint read_endpoint(const Stmt& st) {
   Endpoint e;
@@ -34,6 +34,7 @@ Endpoint read_endpoint(const Stmt& st) {
   e.failing_since = st.get_opt_int(14);
   e.signature_scheme = parse_scheme(st.get_text(15)).value_or(SignatureScheme::kStandard);
   e.signature_header = st.get_opt_text(16);
+  e.client_cert = st.get_opt_text(17);
   return e;
 }
 
@@ -92,8 +93,8 @@ bool SqliteEndpointStore::update(const Endpoint& ep) {
           "?, "
           "disabled_reason = ?, event_types = ?, channels = ?, metadata = ?, headers = ?, "
           "updated_at = ?, failing_since = CASE WHEN disabled = 1 AND ?5 = 0 THEN NULL ELSE "
-          "failing_since END, signature_scheme = ?14, signature_header = ?15 WHERE id = ?12 AND "
-          "app_id = ?13")
+          "failing_since END, signature_scheme = ?14, signature_header = ?15, client_cert = ?16 "
+          "WHERE id = ?12 AND app_id = ?13")
       .bind(1, ep.uid)
       .bind(2, ep.url)
       .bind(3, ep.description)
@@ -109,6 +110,7 @@ bool SqliteEndpointStore::update(const Endpoint& ep) {
       .bind(13, ep.app_id)
       .bind(14, scheme_name(ep.signature_scheme))
       .bind(15, ep.signature_header)
+      .bind(16, ep.client_cert)
       .run();
   return x_.conn.changes() > 0;
 }
@@ -125,8 +127,9 @@ bool SqliteEndpointStore::remove(const std::string& app_id, const std::string& i
 std::vector<SigningKey> SqliteEndpointStore::signing_keys(const std::string& endpoint_id,
                                                           TimeMs now) {
   auto st = x_.conn.prepare(
-      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = ? AND "
-      "(expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NOT NULL, created_at DESC");
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = ? AND kind <> "
+      "'tls-client' AND (expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NOT NULL, "
+      "created_at DESC");
   st.bind(1, endpoint_id).bind(2, now);
   std::vector<SigningKey> keys;
   while (st.step()) keys.push_back(read_key(st, endpoint_id));
@@ -135,8 +138,8 @@ std::vector<SigningKey> SqliteEndpointStore::signing_keys(const std::string& end
 
 std::optional<SigningKey> SqliteEndpointStore::current_key(const std::string& endpoint_id) {
   auto st = x_.conn.prepare(
-      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at IS "
-      "NULL ORDER BY created_at DESC LIMIT 1");
+      "SELECT key, sealed, kind FROM endpoint_secrets WHERE endpoint_id = ? AND kind <> "
+      "'tls-client' AND expires_at IS NULL ORDER BY created_at DESC LIMIT 1");
   st.bind(1, endpoint_id);
   if (!st.step()) return std::nullopt;
   return read_key(st, endpoint_id);
@@ -153,13 +156,17 @@ void SqliteEndpointStore::rotate_key(const std::string& endpoint_id, const Signi
   changed_endpoint(endpoint_id);
   const auto [bytes, sealed] =
       seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, key.bytes);
-  x_.conn.prepare("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?")
+  x_.conn
+      .prepare(
+          "DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND kind <> 'tls-client' AND "
+          "expires_at <= ?")
       .bind(1, endpoint_id)
       .bind(2, now)
       .run();
   x_.conn
       .prepare(
-          "UPDATE endpoint_secrets SET expires_at = ? WHERE endpoint_id = ? AND expires_at IS NULL")
+          "UPDATE endpoint_secrets SET expires_at = ? WHERE endpoint_id = ? AND kind <> "
+          "'tls-client' AND expires_at IS NULL")
       .bind(1, now + grace_ms)
       .bind(2, endpoint_id)
       .run();
@@ -173,6 +180,25 @@ void SqliteEndpointStore::rotate_key(const std::string& endpoint_id, const Signi
       .bind(4, now)
       .bind(5, key_kind_name(key.kind))
       .run();
+}
+
+std::optional<std::string> SqliteEndpointStore::client_key(const std::string& endpoint_id) {
+  auto st = x_.conn.prepare(
+      "SELECT key, sealed FROM endpoint_secrets WHERE endpoint_id = ? AND kind = 'tls-client'");
+  st.bind(1, endpoint_id);
+  if (!st.step()) return std::nullopt;
+  return open_endpoint_key(x_.db.secret_box(), endpoint_id, st.get_text(0), st.get_int(1) != 0);
+}
+
+void SqliteEndpointStore::set_client_key(const std::string& endpoint_id,
+                                         const std::optional<std::string>& pem, TimeMs now) {
+  changed_endpoint(endpoint_id);
+  x_.conn.prepare("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND kind = 'tls-client'")
+      .bind(1, endpoint_id)
+      .run();
+  if (!pem) return;
+  const auto [bytes, sealed] = seal_endpoint_key(x_.session, x_.db.secret_box(), endpoint_id, *pem);
+  insert_key_row(endpoint_id, StoredKey{bytes, sealed, now, std::nullopt, KeyKind::kTlsClient});
 }
 
 int SqliteEndpointStore::seal_plaintext_keys() {
@@ -331,8 +357,8 @@ void SqliteEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<
       .prepare(
           "INSERT INTO endpoints (id, app_id, uid, url, description, throttle_rate, disabled, "
           "disabled_reason, event_types, channels, metadata, headers, created_at, updated_at, "
-          "failing_since, signature_scheme, signature_header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-          "?, ?, ?, ?, ?, ?, ?, ?)")
+          "failing_since, signature_scheme, signature_header, client_cert) VALUES (?, ?, ?, ?, ?, "
+          "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, ep.id)
       .bind(2, ep.app_id)
       .bind(3, ep.uid)
@@ -350,6 +376,7 @@ void SqliteEndpointStore::import_endpoint(const Endpoint& ep, const std::vector<
       .bind(15, ep.failing_since)
       .bind(16, scheme_name(ep.signature_scheme))
       .bind(17, ep.signature_header)
+      .bind(18, ep.client_cert)
       .run();
   for (const auto& k : keys) insert_key_row(ep.id, k);
 }

@@ -163,6 +163,11 @@ ALTER TABLE endpoints ADD COLUMN signature_scheme TEXT NOT NULL DEFAULT 'standar
 ALTER TABLE endpoints ADD COLUMN signature_header TEXT;
 ALTER TABLE endpoint_secrets ADD COLUMN kind TEXT NOT NULL DEFAULT 'hmac';
 )sql",
+    // 8: client certificates (mTLS): the PEM certificate on the endpoint's row; its private
+    // key is an endpoint_secrets row of kind 'tls-client', sealed like the signing keys.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN client_cert TEXT;
+)sql",
 };
 
 }  // namespace

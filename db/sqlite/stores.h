@@ -65,6 +65,9 @@ class SqliteEndpointStore final : public EndpointStore {
   bool disable(const std::string& endpoint_id, const std::string& reason, TimeMs now) override;
   std::vector<SigningKey> signing_keys(const std::string& endpoint_id, TimeMs now) override;
   std::optional<SigningKey> current_key(const std::string& endpoint_id) override;
+  std::optional<std::string> client_key(const std::string& endpoint_id) override;
+  void set_client_key(const std::string& endpoint_id, const std::optional<std::string>& pem,
+                      TimeMs now) override;
   void rotate_key(const std::string& endpoint_id, const SigningKey& key, int64_t grace_ms,
                   TimeMs now) override;
   int seal_plaintext_keys() override;

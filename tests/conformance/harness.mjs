@@ -8,7 +8,7 @@
 import { execFile, spawn } from "node:child_process";
 import crypto from "node:crypto";
 import { EventEmitter } from "node:events";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -103,6 +103,17 @@ export function pgDump(uri, { timeoutMs = 30_000 } = {}) {
       },
     );
   });
+}
+
+/**
+ * What a copy of the database holds: on SQLite the bytes of its files (the WAL included), on
+ * PostgreSQL a pg_dump of it.
+ */
+export async function databaseCopy(dbPath) {
+  if (onPostgres) return pgDump(dbPath);
+  const parts = [readFileSync(dbPath)];
+  if (existsSync(`${dbPath}-wal`)) parts.push(readFileSync(`${dbPath}-wal`));
+  return Buffer.concat(parts);
 }
 
 let pgDatabaseSeq = 0;

@@ -2,7 +2,8 @@
 // by the openssl command: a private CA trusted through HERALD_CA_FILE, and a certificate
 // signed by it, one for another name, one expired, one from an unknown CA, and a receiver
 // that speaks only TLS 1.1. Only the first may be delivered to; every other attempt fails,
-// and its response says why.
+// and its response says why. Then client certificates (mTLS): a receiver that asks for one
+// signed by its own CA gets the endpoint's, and refuses an endpoint with none or another.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -11,7 +12,18 @@ import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { eventually, runHerald, startHerald, uniq, verifyDelivery } from "./harness.mjs";
+import crypto from "node:crypto";
+
+import {
+  assertValidationBody,
+  databaseCopy,
+  eventually,
+  rawRequest,
+  runHerald,
+  startHerald,
+  uniq,
+  verifyDelivery,
+} from "./harness.mjs";
 
 let dir;
 const certs = {};
@@ -45,7 +57,16 @@ async function startTlsReceiver(options) {
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
       const rawBody = Buffer.concat(chunks);
-      requests.push({ method: req.method, path: req.url, headers: req.headers, rawBody, body: rawBody.toString("utf8"), index: requests.length });
+      const peer = req.socket.getPeerCertificate?.();
+      requests.push({
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        rawBody,
+        body: rawBody.toString("utf8"),
+        index: requests.length,
+        clientCn: peer?.subject?.CN ?? null,
+      });
       res.writeHead(204).end();
     });
   });
@@ -70,6 +91,17 @@ before(async () => {
   receivers.wrongName = await startTlsReceiver(certs.wrongName);
   receivers.expired = await startTlsReceiver(certs.expired);
   receivers.unknownCa = await startTlsReceiver(certs.unknownCa);
+  // mTLS: the receiver asks for a client certificate signed by its own CA and refuses others.
+  makeCa("client-ca");
+  certs.client = makeCert("acme-client", { ca: "client-ca", san: "DNS:acme-client" });
+  certs.stranger = makeCert("stranger", { ca: "other-ca", san: "DNS:stranger" });
+  certs.expiredClient = makeCert("expired-client", { ca: "client-ca", san: "DNS:expired", days: "-1" });
+  receivers.mtls = await startTlsReceiver({
+    ...certs.trusted,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ca: readFileSync(path.join(dir, "client-ca.pem")),
+  });
   receivers.tls11 = await startTlsReceiver({ ...certs.trusted, minVersion: "TLSv1", maxVersion: "TLSv1.1", ciphers: "DEFAULT:@SECLEVEL=0" });
 });
 
@@ -155,5 +187,124 @@ describe("HERALD_CA_FILE", () => {
       assert.match(r.stderr, /HERALD_CA_FILE/);
       assert.match(r.stderr, reason);
     }
+  });
+});
+
+describe("client certificates (mTLS)", () => {
+  let h;
+  before(async () => {
+    h = await startHerald({ env: { HERALD_CA_FILE: path.join(dir, "ca.pem") }, retrySchedule: "1h" });
+  });
+  after(async () => h?.stop());
+
+  const identity = (c) => ({ cert: c.cert.toString(), key: c.key.toString() });
+  const call = async (method, p, body) => {
+    const r = await rawRequest(h, method, p, { body });
+    return r;
+  };
+  // Publishes one message to the endpoint and resolves with its attempt.
+  async function attemptOf(app, ep, payload) {
+    const msg = await h.svix.message.create(app.id, { eventType: "mtls.test", payload });
+    return eventually(
+      async () => (await h.svix.messageAttempt.listByEndpoint(app.id, ep, { withContent: true })).data.find((a) => a.msgId === msg.id),
+      { timeoutMs: 8000, message: `an attempt of ${msg.id}` },
+    );
+  }
+
+  test("the endpoint's certificate is presented; reads show its subject, fingerprint and expiry, never the key", async () => {
+    const app = await h.svix.application.create({ name: "mtls", uid: uniq("mtls") });
+    const created = await call("POST", `/api/v1/app/${app.id}/endpoint`, {
+      url: receivers.mtls.url,
+      clientCertificate: identity(certs.client),
+    });
+    assert.equal(created.status, 201, created.text);
+    const x509 = new crypto.X509Certificate(certs.client.cert);
+    const shown = {
+      subject: "CN=acme-client",
+      fingerprint: x509.fingerprint256.replaceAll(":", "").toLowerCase(),
+      expiresAt: new Date(x509.validTo).toISOString(),
+    };
+    assert.deepEqual(created.json.clientCertificate, shown);
+    const read = await call("GET", `/api/v1/app/${app.id}/endpoint/${created.json.id}`);
+    assert.deepEqual(read.json.clientCertificate, shown);
+    for (const r of [created, read]) assert.ok(!r.text.includes("PRIVATE KEY"), "the key is never shown");
+
+    const a = await attemptOf(app, created.json.id, { m: 1 });
+    assert.equal(a.status, 0, `delivered over mTLS: ${JSON.stringify(a)}`);
+    const got = receivers.mtls.requests.find((r) => r.headers["webhook-id"] === a.msgId);
+    assert.equal(got?.clientCn, "acme-client", "the receiver saw the endpoint's certificate");
+
+    // The key is sealed at rest: its PEM text is nowhere in the store.
+    const keyBody = certs.client.key.toString().split("\n")[1];
+    assert.ok(keyBody.length > 20);
+    assert.ok(!(await databaseCopy(h.dbPath)).includes(keyBody), "the private key is not stored in the clear");
+
+    // Dropped with null: the receiver refuses the next delivery.
+    const dropped = await call("PATCH", `/api/v1/app/${app.id}/endpoint/${created.json.id}`, { clientCertificate: null });
+    assert.equal(dropped.status, 200, dropped.text);
+    assert.equal(dropped.json.clientCertificate, null);
+    const refused = await attemptOf(app, created.json.id, { m: 2 });
+    assert.equal(refused.status, 2, `no certificate, no delivery: ${JSON.stringify(refused)}`);
+    assert.equal(refused.responseStatusCode, 0);
+
+    // Put back with PATCH; a PUT that leaves the field out keeps it (Svix's SDKs do not know it).
+    const back = await call("PATCH", `/api/v1/app/${app.id}/endpoint/${created.json.id}`, {
+      clientCertificate: identity(certs.client),
+    });
+    assert.deepEqual(back.json.clientCertificate, shown);
+    const put = await h.svix.endpoint.upsert(app.id, created.json.id, { url: receivers.mtls.url, description: "kept" });
+    assert.equal(put.description, "kept");
+    assert.deepEqual((await call("GET", `/api/v1/app/${app.id}/endpoint/${created.json.id}`)).json.clientCertificate, shown);
+    assert.equal((await attemptOf(app, created.json.id, { m: 3 })).status, 0, "delivered again");
+  });
+
+  test("no certificate, or one the receiver does not trust: the attempt fails at the handshake", async () => {
+    const app = await h.svix.application.create({ name: "mtls-refused", uid: uniq("mtls-no") });
+    const none = await h.svix.endpoint.create(app.id, { url: receivers.mtls.url });
+    const stranger = await call("POST", `/api/v1/app/${app.id}/endpoint`, {
+      url: receivers.mtls.url,
+      clientCertificate: identity(certs.stranger),
+    });
+    assert.equal(stranger.status, 201, stranger.text);
+    const before = receivers.mtls.requests.length;
+    for (const ep of [none.id, stranger.json.id]) {
+      const a = await attemptOf(app, ep, { ep });
+      assert.equal(a.status, 2, `refused: ${JSON.stringify(a)}`);
+      assert.equal(a.responseStatusCode, 0, "no response: the handshake failed");
+      assert.ok(a.response.length > 0, "the response says why");
+    }
+    assert.equal(receivers.mtls.requests.length, before, "nothing reached the receiver");
+  });
+
+  test("a malformed, mismatched or expired certificate is a 422 at clientCertificate that changes nothing", async () => {
+    const app = await h.svix.application.create({ name: "mtls-bad", uid: uniq("mtls-bad") });
+    const ep = await h.svix.endpoint.create(app.id, { url: receivers.mtls.url, description: "before" });
+    const path1 = `/api/v1/app/${app.id}/endpoint/${ep.id}`;
+    const bad = [
+      ["not an object", "PEM"],
+      ["no key", { cert: certs.client.cert.toString() }],
+      ["garbage certificate", { cert: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key: certs.client.key.toString() }],
+      ["another certificate's key", { cert: certs.client.cert.toString(), key: certs.stranger.key.toString() }],
+      ["an expired certificate", identity(certs.expiredClient)],
+      ["a key that is not PEM", { cert: certs.client.cert.toString(), key: "not a key" }],
+    ];
+    for (const [what, clientCertificate] of bad) {
+      for (const [method, p] of [
+        ["POST", `/api/v1/app/${app.id}/endpoint`],
+        ["PATCH", path1],
+      ]) {
+        const r = await call(method, p, { url: receivers.mtls.url, description: "after", clientCertificate });
+        assert.equal(r.status, 422, `${what} (${method}): ${r.text}`);
+        assertValidationBody(r.json, what);
+        assert.ok(
+          r.json.detail.some((d) => JSON.stringify(d.loc) === JSON.stringify(["body", "clientCertificate"])),
+          `${what}: the error is at clientCertificate: ${r.text}`,
+        );
+      }
+    }
+    const after = await call("GET", path1);
+    assert.equal(after.json.description, "before", "nothing changed");
+    assert.equal(after.json.clientCertificate, null);
+    assert.equal((await h.svix.endpoint.list(app.id)).data.length, 1, "no endpoint was made");
   });
 });

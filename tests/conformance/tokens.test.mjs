@@ -15,6 +15,7 @@ import path from "node:path";
 import {
   Svix,
   createPgDatabase,
+  databaseCopy,
   dropPgDatabase,
   eventually,
   expectApiError,
@@ -22,7 +23,6 @@ import {
   makeSecret,
   onPostgres,
   onSqlite,
-  pgDump,
   rawRequest,
   runHerald,
   startHerald,
@@ -58,17 +58,6 @@ async function createToken(args, db = h.dbPath) {
 }
 
 const clientFor = (token) => instrumentSvix(new Svix(token, { serverUrl: h.url }));
-
-/**
- * What a copy of the database holds: on SQLite the bytes of its files (the WAL included), on
- * PostgreSQL a pg_dump of it.
- */
-async function databaseCopy(dbPath) {
-  if (onPostgres) return pgDump(dbPath);
-  const parts = [readFileSync(dbPath)];
-  if (existsSync(`${dbPath}-wal`)) parts.push(readFileSync(`${dbPath}-wal`));
-  return Buffer.concat(parts);
-}
 
 /** The raw key of a "whsec_..." secret. */
 const keyOf = (secret) => Buffer.from(secret.slice("whsec_".length), "base64");
