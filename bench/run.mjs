@@ -17,23 +17,34 @@
 //
 // Uses only Node's standard library. Every process it starts listens on 127.0.0.1 only and is
 // stopped before it exits. Exits non-zero when a scenario delivered nothing or failed.
-import { spawn, spawnSync, execFileSync } from "node:child_process";
-import crypto from "node:crypto";
+import { spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BUILD = path.resolve(ROOT, process.env.HERALD_BUILD_DIR || "build");
-const HERALD = process.env.HERALD_BIN || path.join(BUILD, "herald");
-const LOADGEN = path.join(BUILD, "bench", "herald_loadgen");
+import {
+  BUILD,
+  HERALD,
+  LOADGEN,
+  ROOT,
+  freePort,
+  killChildren,
+  memory,
+  metrics,
+  publish,
+  run,
+  setupApp,
+  sleep,
+  start,
+  startHerald,
+  startNginx,
+  stop,
+  waitForPort,
+  withSoakSection,
+} from "./lib.mjs";
+
 const SEED = path.join(BUILD, "bench", "herald_seed");
-const TOKEN = "bench_admin_token_0123456789";
 const PG_SCRIPT = path.join(ROOT, "scripts", "pg-test-server.sh");
-// Every node on one PostgreSQL database seals secrets with the same key (HERALD_MASTER_KEY).
-const PG_MASTER_KEY = crypto.randomBytes(32).toString("base64");
 const USER_HZ = 100; // /proc/<pid>/stat's clock ticks (sysconf(_SC_CLK_TCK) on Linux)
 
 // ---------------------------------------------------------------------------------------------
@@ -104,195 +115,17 @@ function parseArgs(argv) {
 // ---------------------------------------------------------------------------------------------
 // Processes and ports
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const children = new Set();
-
-function start(cmd, args, opts = {}) {
-  const logPath = opts.log;
-  const out = logPath ? fs.openSync(logPath, "a") : "ignore";
-  const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ["ignore", out, out] });
-  if (logPath) fs.closeSync(out);
-  children.add(child);
-  child.exited = new Promise((resolve) =>
-    child.on("exit", (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  child.on("error", (e) => console.error(`bench: cannot start ${cmd}: ${e.message}`));
-  return child;
-}
-
-async function stop(child, signal = "SIGTERM", ms = 15000) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill(signal);
-  const t = setTimeout(() => child.kill("SIGKILL"), ms);
-  await child.exited;
-  clearTimeout(t);
-}
-
 process.on("exit", () => {
-  for (const c of children) c.kill("SIGKILL");
+  killChildren();
   pgStopSync(); // the PostgreSQL server too, whatever happened
 });
 for (const s of ["SIGINT", "SIGTERM"]) process.on(s, () => process.exit(130));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.on("connect", () => (s.destroy(), resolve(true)));
-      s.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(20);
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-}
-
-function run(cmd, args, opts = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
-    children.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      children.delete(child);
-      if (code !== 0 && !opts.allowFail) {
-        reject(new Error(`${path.basename(cmd)} exited ${code}: ${stderr.trim() || stdout.trim()}`));
-      } else resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // nginx, the receiver nobody here wrote
 
-async function startNginx(dir, { accessLog = null } = {}) {
-  fs.mkdirSync(path.join(dir, "tmp"), { recursive: true });
-  const port = await freePort();
-  const log = accessLog
-    ? `log_format herald '$msec $http_webhook_id';\n  access_log ${accessLog} herald buffer=256k flush=1s;`
-    : "access_log off;";
-  const conf = `worker_processes 1;
-daemon off;
-master_process off;
-error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 8192; }
-http {
-  ${log}
-  client_body_temp_path ${dir}/tmp;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:${port} backlog=8192;
-    location / { return 204; }
-  }
-}
-`;
-  const confPath = path.join(dir, "nginx.conf");
-  fs.writeFileSync(confPath, conf);
-  const proc = start("nginx", ["-c", confPath, "-p", dir], { log: path.join(dir, "nginx.out") });
-  await waitForPort(port);
-  return { proc, port, url: `http://127.0.0.1:${port}` };
-}
-
 // ---------------------------------------------------------------------------------------------
 // herald
-
-// Starts `herald serve` on a SQLite file in `dir`, or, with `db`, on that PostgreSQL URI (with
-// the bench's master key); its output goes to `dir`/`name`.log.
-async function startHerald(dir, extraEnv = {}, { db = null, name = "herald" } = {}) {
-  const port = await freePort();
-  const dbPath = db ?? path.join(dir, "herald.db");
-  // herald's defaults: none of the caller's HERALD_* settings leak in.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HERALD_")));
-  Object.assign(env, {
-    HERALD_ADMIN_TOKEN: TOKEN,
-    HERALD_ALLOW_PRIVATE_CIDRS: "127.0.0.0/8",
-    ...(db ? { HERALD_MASTER_KEY: PG_MASTER_KEY } : { HERALD_MASTER_KEY_FILE: path.join(dir, "herald.key") }),
-    ...extraEnv,
-  });
-  const proc = start(HERALD, ["serve", "--listen", `127.0.0.1:${port}`, "--db", dbPath], {
-    env,
-    log: path.join(dir, `${name}.log`),
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    try {
-      const r = await fetch(`${base}/api/v1/health`);
-      if (r.status === 204) break;
-    } catch {}
-    if (proc.exitCode !== null) throw new Error(`herald exited: see ${dir}/${name}.log`);
-    if (Date.now() > deadline) throw new Error(`herald did not start: see ${dir}/${name}.log`);
-    await sleep(20);
-  }
-  return { proc, port, base, dbPath, dir };
-}
-
-async function api(h, method, p, body) {
-  const r = await fetch(`${h.base}${p}`, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-// One app with one endpoint per URL. Returns the app's id.
-async function setupApp(h, urls) {
-  const app = await api(h, "POST", "/api/v1/app", { name: "bench", uid: "bench" });
-  for (const [i, url] of urls.entries()) {
-    await api(h, "POST", `/api/v1/app/${app.id}/endpoint`, { url, uid: `ep${i}` });
-  }
-  return app.id;
-}
-
-async function metrics(h) {
-  const text = await (await fetch(`${h.base}/metrics`)).text();
-  const get = (re) => {
-    const m = re.exec(text);
-    return m ? Number(m[1]) : 0;
-  };
-  return {
-    at: performance.now(),
-    success: get(/^herald_attempts_total\{outcome="success"\} (\d+)/m),
-    httpError: get(/^herald_attempts_total\{outcome="http_error"\} (\d+)/m),
-    networkError: get(/^herald_attempts_total\{outcome="network_error"\} (\d+)/m),
-    accepted: get(/^herald_messages_accepted_total (\d+)/m),
-    pending: get(/^herald_deliveries_pending (\d+)/m),
-    lag: get(/^herald_queue_lag_seconds ([\d.]+)/m),
-  };
-}
-
-function memory(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s) || [0, 0])[1]);
-    return { rssMiB: kb("VmRSS") / 1024, peakMiB: kb("VmHWM") / 1024 };
-  } catch {
-    return { rssMiB: 0, peakMiB: 0 };
-  }
-}
 
 // CPU time (seconds) used so far by each thread of `pid`, summed by thread name.
 function cpuByThread(pid) {
@@ -315,14 +148,6 @@ function cpuByThread(pid) {
 }
 
 // Publishes at full speed (rate 0) or a fixed rate for `seconds`; resolves with loadgen's JSON.
-async function publish(h, appId, { seconds, connections, rate = 0, acceptLog = null }) {
-  const args = ["publish", "--url", h.base, "--token", TOKEN, "--app", appId, "--duration", String(seconds),
-    "--connections", String(connections), "--rate", String(rate)];
-  if (acceptLog) args.push("--accept-log", acceptLog);
-  const { stdout } = await run(LOADGEN, args);
-  return JSON.parse(stdout.trim().split("\n").pop());
-}
-
 // The same through every node at once: the connections (and the rate) split between the nodes'
 // APIs, one publisher per node; node i's accept log is `acceptLog`.i when there are several.
 // Resolves with the publishers' figures added up.
@@ -1326,7 +1151,8 @@ async function main() {
   const chartName = path.basename(o.out).replace(/\.md$/i, "") + "-latency.svg";
   const charted = latencyChart(r.latency.samples, path.join(path.dirname(o.out), chartName));
   const rep = report(o, m, r, charted ? chartName : null);
-  fs.writeFileSync(o.out, rep.text);
+  const previous = fs.existsSync(o.out) ? fs.readFileSync(o.out, "utf8") : "";
+  fs.writeFileSync(o.out, withSoakSection(rep.text, previous));
   log(`wrote ${path.relative(process.cwd(), o.out)}: ratio ${f2(rep.ratio)}, p99 ${f1(r.latency.p99)} ms, backlog ${f2(rep.backlogRatio)}, isolation ${f2(rep.isolation)}`);
   if (o.postgres) {
     log(`PostgreSQL: one node ${f0(r.pg.one.median)} deliveries/s (${f2(rep.pgRatio)} × SQLite), two nodes ${f0(r.pg.two.median)}; CPU per delivery two/one ${f2(rep.cpuRatio)}; p99 ${f1(r.pg.one.latency.p99)} / ${f1(r.pg.two.latency.p99)} ms`);
