@@ -12,11 +12,23 @@ import path from "node:path";
 
 import { collectAll, eventually, onSqlite, rawRequest, startHerald, startReceiver, uniq } from "./harness.mjs";
 
-const skip = !onSqlite
-  ? "SQLite's file only: PostgreSQL's disk is its server's"
-  : process.getuid?.() !== 0
-    ? "mounting a tmpfs needs root: run the suite as root to test a full disk"
-    : false;
+// Why this machine cannot run the test, or false when it can: mounting needs root, and a
+// container may refuse it even to root.
+function cannotMount() {
+  if (process.getuid?.() !== 0) return "mounting a tmpfs needs root: run the suite as root to test a full disk";
+  const probe = mkdtempSync(path.join(tmpdir(), "herald-disk-probe-"));
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe], { stdio: "pipe" });
+    execFileSync("umount", [probe]);
+    return false;
+  } catch (e) {
+    return `this machine refuses to mount a tmpfs even to root (${String(e.stderr ?? e.message).trim()})`;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+const skip = !onSqlite ? "SQLite's file only: PostgreSQL's disk is its server's" : cannotMount();
 
 const RESERVE = 4 << 20; // of the tmpfs's 24 MiB
 
