@@ -10,29 +10,9 @@
 #include <iterator>
 #include <memory>
 
-namespace herald {
+#include "core/encoding.h"
 
-std::optional<std::string> ca_bundle_problem(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "cannot read " + path;
-  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  if (!bio) return "out of memory reading " + path;
-  int count = 0;
-  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    X509_free(cert);
-    ++count;
-  }
-  // The loop ends at the end of the text (PEM_R_NO_START_LINE) or at a block that is broken.
-  const unsigned long err = ERR_peek_last_error();
-  const bool clean_end =
-      ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
-  ERR_clear_error();
-  if (!clean_end && err != 0) return path + " holds a PEM block that is not a valid certificate";
-  if (count == 0) return path + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
-  return std::nullopt;
-}
+namespace herald {
 
 namespace {
 
@@ -58,6 +38,27 @@ int64_t asn1_time_ms(const ASN1_TIME* t) {
 
 }  // namespace
 
+std::optional<std::string> ca_bundle_problem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "cannot read " + path;
+  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Bio bio = memory_bio(pem);
+  if (!bio) return "out of memory reading " + path;
+  int count = 0;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    X509_free(cert);
+    ++count;
+  }
+  // The loop ends at the end of the text (PEM_R_NO_START_LINE) or at a block that is broken.
+  const unsigned long err = ERR_peek_last_error();
+  const bool clean_end =
+      ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
+  ERR_clear_error();
+  if (!clean_end && err != 0) return path + " holds a PEM block that is not a valid certificate";
+  if (count == 0) return path + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+  return std::nullopt;
+}
+
 std::optional<CertificateInfo> certificate_info(const std::string& pem) {
   Cert cert = first_certificate(pem);
   if (!cert) return std::nullopt;
@@ -72,11 +73,7 @@ std::optional<CertificateInfo> certificate_info(const std::string& pem) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (X509_digest(cert.get(), EVP_sha256(), md, &len) == 1) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < len; ++i) {
-      info.fingerprint += kHex[md[i] >> 4];
-      info.fingerprint += kHex[md[i] & 15];
-    }
+    info.fingerprint = hex_encode({reinterpret_cast<const char*>(md), len});
   }
   info.not_after_ms = asn1_time_ms(X509_get0_notAfter(cert.get()));
   return info;

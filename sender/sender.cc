@@ -149,10 +149,11 @@ struct Transfer {
   char error[CURL_ERROR_SIZE] = {};
   const AddressPolicy* address_policy = nullptr;  // the SSRF guard, if any
   bool refused = false;                           // the guard refused an address of this transfer
-  bool opened = false;               // the guard let a socket be opened for this transfer
-  std::string refuse_reason;         // the guard's reason for the first address it refused
-  const TlsIdentity* tls = nullptr;  // the client certificate the handle is set up with, if any
-  std::shared_ptr<const TlsIdentity> tls_hold;  // keeps `tls` alive, so it is never reused
+  bool opened = false;        // the guard let a socket be opened for this transfer
+  std::string refuse_reason;  // the guard's reason for the first address it refused
+  // The client certificate the handle is set up with, if any; held, so that a new identity
+  // can never reuse its address and be taken for it.
+  std::shared_ptr<const TlsIdentity> tls;
 };
 
 size_t on_write(char* data, size_t size, size_t nmemb, void* user) {
@@ -428,12 +429,11 @@ void Sender::Impl::start_transfer(DeliveryJob&& job, std::vector<DeliveryResult>
     // The client certificate (mTLS) is the job's endpoint's; a pooled handle may hold the last
     // job's, which must not be presented to another server. (curl keeps connections made with
     // one certificate apart from those made with another or none.)
-    if (job.tls.get() != t.tls) {
+    if (job.tls != t.tls) {
       set_blob(easy, CURLOPT_SSLCERT_BLOB, job.tls ? &job.tls->cert_pem : nullptr);
       set_blob(easy, CURLOPT_SSLKEY_BLOB, job.tls ? &job.tls->key_pem : nullptr);
-      t.tls = job.tls.get();
+      t.tls = job.tls;
     }
-    t.tls_hold = job.tls;
 
     t.started = SteadyClock::now();
     auto it = active_.emplace(easy, std::move(transfer)).first;
