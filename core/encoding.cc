@@ -101,6 +101,13 @@ std::string hex_encode(std::string_view bytes) {
   return out;
 }
 
+int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 std::string random_bytes(size_t n) {
   std::string out(n, '\0');
   size_t done = 0;

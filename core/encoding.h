@@ -13,6 +13,8 @@ std::optional<std::string> base64_decode(std::string_view text);
 
 // Lowercase hex of bytes.
 std::string hex_encode(std::string_view bytes);
+// The value of one hex digit (either case); -1 if `c` is not one.
+int hex_digit_value(char c);
 
 // `n` bytes from a cryptographically secure generator (OpenSSL RAND_bytes).
 std::string random_bytes(size_t n);

@@ -105,6 +105,15 @@ TEST_CASE("hex_encode is lowercase and covers every byte") {
   CHECK(hex_encode("") == "");
 }
 
+TEST_CASE("hex_digit_value reads either case and refuses everything else") {
+  const std::string digits = "0123456789abcdef";
+  for (size_t i = 0; i < digits.size(); ++i) {
+    CHECK(hex_digit_value(digits[i]) == static_cast<int>(i));
+    CHECK(hex_digit_value(static_cast<char>(std::toupper(digits[i]))) == static_cast<int>(i));
+  }
+  for (char c : std::string("gG/:@` -~")) CHECK(hex_digit_value(c) == -1);
+}
+
 TEST_CASE("sha256 matches the FIPS 180-2 vectors") {
   CHECK(hex_encode(sha256("abc")) ==
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/encoding.h"
+
 namespace herald::pg {
 namespace {
 
@@ -28,13 +30,6 @@ std::string array_literal(const std::vector<T>& items, F&& element) {
   }
   out += '}';
   return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // SQLSTATE classes that say "not now" rather than "never".
@@ -192,8 +187,8 @@ std::string Result::get_bytea(int row, int col) const {
   if (!hex.starts_with("\\x")) return std::string(hex);  // not the hex form: as is
   out.reserve((hex.size() - 2) / 2);
   for (size_t i = 2; i + 1 < hex.size(); i += 2) {
-    const int hi = hex_value(hex[i]);
-    const int lo = hex_value(hex[i + 1]);
+    const int hi = hex_digit_value(hex[i]);
+    const int lo = hex_digit_value(hex[i + 1]);
     if (hi < 0 || lo < 0) break;
     out += static_cast<char>(hi << 4 | lo);
   }
