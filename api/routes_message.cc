@@ -16,8 +16,6 @@
 #include "db/session.h"
 #include "db/write_batcher.h"
 
-#include <httplib.h>
-
 namespace herald {
 namespace {
 

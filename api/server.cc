@@ -1,6 +1,5 @@
 #include "api/server.h"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -31,8 +30,6 @@ using json = nlohmann::ordered_json;
 namespace {
 
 constexpr int kMaxListLimit = 250;
-// More request headers than any client sends; beyond it, 431.
-constexpr size_t kMaxHeaderCount = 100;
 // Deeper JSON is refused before parsing: it serves no webhook and would exhaust the stack of
 // the recursive code that prints JSON.
 constexpr int kMaxJsonDepth = 64;
@@ -55,7 +52,7 @@ bool too_deep(std::string_view text) {
   return false;
 }
 
-void write_reply(httplib::Response& res, const ApiReply& reply) {
+void write_reply(http::Response& res, const ApiReply& reply) {
   res.status = reply.status;
   for (const auto& [name, value] : reply.headers) res.set_header(name, value);
   if (reply.status == 204) return;
@@ -94,7 +91,7 @@ std::string json_problem(const std::string& text) {
   return "the body is not valid JSON";
 }
 
-ApiReply db_error_reply(const DbError& e, const httplib::Request& req) {
+ApiReply db_error_reply(const DbError& e, const http::Request& req) {
   if (e.is_constraint()) return error_reply(conflict("a resource with this identifier exists"));
   spdlog::error("api {} {}: {}", req.method, req.path, e.what());
   if (e.is_unavailable())
@@ -105,12 +102,12 @@ ApiReply db_error_reply(const DbError& e, const httplib::Request& req) {
 }  // namespace
 
 std::string ApiRequest::param(int i) const {
-  return http.matches[static_cast<size_t>(i)].str();  // httplib decoded the path already
+  return http.matches[static_cast<size_t>(i)].str();  // over the decoded path
 }
 
 std::optional<std::string> ApiRequest::query(const std::string& name) const {
   if (!http.has_param(name)) return std::nullopt;
-  return http.get_param_value(name);
+  return http.param(name);
 }
 
 ListParams ApiRequest::list_params(std::string_view id_prefix) const {
@@ -188,68 +185,24 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
       options_(std::move(options)),
       writer_(std::make_unique<WriteBatcher>(db)),
       enqueuer_(std::make_unique<Enqueuer>(clock)),
-      http_(std::make_unique<httplib::Server>()) {
-  // Bodies a little over the limit still reach us, so the 413 is ours (JSON) and says why.
-  http_->set_payload_max_length(options_.max_payload_bytes + 64 * 1024);
-  // Enough threads that concurrent publishers share group commits (each waits on an fsync).
-  http_->new_task_queue = [] { return new httplib::ThreadPool(64); };
-  http_->set_keep_alive_max_count(1000);
-  http_->set_keep_alive_timeout(2);  // also bounds how long shutdown waits on idle clients
-  http_->set_tcp_nodelay(true);      // small JSON replies must not wait on Nagle
-  // cpp-httplib listens with a backlog of 5: bursts of new connections beyond it stall a
-  // second in SYN retries. Remember the socket so bind() can listen again with a real one.
-  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which would let a second
-  // herald bind the same port and silently take half the traffic.
-  http_->set_socket_options([this](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    listen_socket_ = sock;
-  });
-  http_->set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        ApiError e =
-            res.status == 404   ? not_found("route")
-            : res.status == 413 ? ApiError(413, "payload_too_large", "request body too large")
-            : res.status == 414 ? ApiError(414, "uri_too_long", "the request line is too long")
-            : res.status == 400 ? bad_request("malformed HTTP request (a header line over 8 KB?)")
-                                : ApiError(res.status, "http_error", "request failed");
-        res.set_content(e.body().dump(), "application/json");
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  // A POST, PUT or PATCH with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
-  // 6.3), but cpp-httplib 0.11 would read one until the connection's read timeout (5 s). Saying
-  // what the request means, Content-Length: 0, before it reads, lets it route at once; the route
-  // then sees an empty body, which is {}. (The request object is httplib's own, not const: the
-  // handler is only handed a const view of it.)
-  //
-  // Every body is read as JSON whatever its Content-Type says, so the limit is the same for every
-  // type: cpp-httplib would parse a form-encoded body into parameters, refusing one over 8 KB
-  // with a 413, and a multipart one into parts, refusing JSON with a 400. Without those two
-  // Content-Types it hands the body over as it came (curl -d sends the form type by default).
-  http_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    const bool may_have_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
-    if (!may_have_body) return httplib::Server::HandlerResponse::Unhandled;
-    auto& headers = const_cast<httplib::Request&>(req).headers;
-    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-      headers.emplace("Content-Length", "0");
-    }
-    const std::string type = req.get_header_value("Content-Type");
-    if (starts_with_ascii_ci(type, "application/x-www-form-urlencoded") ||
-        starts_with_ascii_ci(type, "multipart/form-data")) {
-      headers.erase("Content-Type");
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  http_->set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                  std::exception_ptr) {
-    res.status = 500;
-    res.set_content(R"({"code":"internal","detail":"internal server error"})", "application/json");
+      http_(std::make_unique<http::Server>([&] {
+        http::Limits l = options_.limits;
+        // Bodies a little over the limit still reach dispatch, so the 413 says which limit.
+        l.max_body_bytes = options_.max_payload_bytes + 64 * 1024;
+        return l;
+      }())) {
+  // What the HTTP server answers itself (malformed requests, limits, no route) is API JSON too.
+  http_->set_error_renderer([](int status, std::string_view code, std::string_view detail) {
+    http::Response res;
+    res.status = status;
+    res.set_content(ApiError(status, std::string(code), std::string(detail)).body().dump(),
+                    "application/json");
+    return res;
   });
   route("GET", "/api/v1/health/?", [](ApiRequest&) { return ApiReply{204, {}}; });
   if (options_.metrics != nullptr) {
     // Prometheus text format, without a token: aggregate counts only, nothing per app.
-    http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    http_->route("GET", "/metrics", [this](const http::Request&, http::Response& res) {
       Metrics::Gauges g;
       const TimeMs now = clock_.now_ms();
       try {
@@ -280,19 +233,21 @@ ApiServer::~ApiServer() {
 }
 
 int ApiServer::bind(const std::string& host, int port) {
-  int bound =
-      port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
-  if (bound > 0 && listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
+  const int bound = http_->bind(host, port);
   if (bound > 0) bound_url_ = "http://" + host + ":" + std::to_string(bound);
   return bound;
 }
 
 bool ApiServer::listen() {
-  return http_->listen_after_bind();
+  return http_->listen();
 }
 
 void ApiServer::stop() {
-  if (http_->is_running()) http_->stop();
+  http_->stop();
+}
+
+bool ApiServer::running() const {
+  return http_->running();
 }
 
 std::optional<ApiReply> ApiServer::intake_refusal() const {
@@ -310,24 +265,14 @@ std::string ApiServer::base_url() const {
 }
 
 void ApiServer::route(const std::string& method, const std::string& pattern, ApiHandler h) {
-  auto handler = [this, h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
-    write_reply(res, dispatch(req, h));
-  };
-  if (method == "GET") {
-    http_->Get(pattern, handler);
-  } else if (method == "POST") {
-    http_->Post(pattern, handler);
-  } else if (method == "PUT") {
-    http_->Put(pattern, handler);
-  } else if (method == "PATCH") {
-    http_->Patch(pattern, handler);
-  } else if (method == "DELETE") {
-    http_->Delete(pattern, handler);
-  }
+  http_->route(method, pattern,
+               [this, h = std::move(h)](const http::Request& req, http::Response& res) {
+                 write_reply(res, dispatch(req, h));
+               });
 }
 
-Caller ApiServer::authenticate(const httplib::Request& req) {
-  const std::string header = req.get_header_value("Authorization");
+Caller ApiServer::authenticate(const http::Request& req) {
+  const std::string header = req.header("Authorization");
   // "Bearer <token>": the scheme in any case (RFC 9110 11.1), then one or more spaces.
   constexpr std::string_view kBearer = "bearer";
   std::string_view credentials(header);
@@ -352,7 +297,7 @@ Caller ApiServer::authenticate(const httplib::Request& req) {
   return Caller{token->id, token->app_id, token->read_only, token->expires_at};
 }
 
-ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
+ApiReply ApiServer::dispatch(const http::Request& req, const ApiHandler& h) {
   auto run = [&](ApiRequest& r) -> ApiReply {
     try {
       return h(r);
@@ -366,10 +311,6 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
     }
   };
   try {
-    if (req.headers.size() > kMaxHeaderCount) {
-      throw ApiError(431, "headers_too_large",
-                     "more than " + std::to_string(kMaxHeaderCount) + " request headers");
-    }
     Caller caller = req.path.rfind("/api/v1/health", 0) == 0 ? Caller{} : authenticate(req);
     if (caller.read_only && req.method != "GET") {
       throw ApiError(403, "forbidden", "this token is read-only: it may only make GET requests");
@@ -393,7 +334,7 @@ ApiReply ApiServer::dispatch(const httplib::Request& req, const ApiHandler& h) {
       }
     }
     ApiRequest r{req, caller, std::move(body)};
-    const std::string key = req.get_header_value("idempotency-key");
+    const std::string key = req.header("idempotency-key");
     if (req.method != "POST" || key.empty()) return run(r);
     if (key.size() > 256) throw bad_request("idempotency-key must be at most 256 characters");
 

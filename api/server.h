@@ -9,14 +9,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/http/server.h"
 #include "core/clock.h"
 #include "core/types.h"
 #include "db/list.h"
-
-namespace httplib {
-class Server;
-struct Request;
-}  // namespace httplib
 
 namespace herald {
 
@@ -28,7 +24,10 @@ class WriteBatcher;
 
 struct ApiOptions {
   size_t max_payload_bytes = 1 << 20;  // largest accepted request body
-  std::string public_url;              // base of links herald hands out; "" = the listen URL
+  // What one client may cost (connections, deadlines). max_body_bytes is set from
+  // max_payload_bytes.
+  http::Limits limits;
+  std::string public_url;  // base of links herald hands out; "" = the listen URL
   int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;
   bool https_only = false;  // endpoint URLs must be https:// (else 422)
   // Counters for GET /metrics (served without a token); null: no /metrics. Must outlive the
@@ -47,7 +46,7 @@ struct Caller {
 
 // One API request as handlers see it.
 struct ApiRequest {
-  const httplib::Request& http;
+  const http::Request& http;
   Caller caller;
   nlohmann::ordered_json body;  // the parsed JSON body, keys in sent order (null for GET/DELETE)
 
@@ -75,7 +74,7 @@ struct ApiReply {
 
 using ApiHandler = std::function<ApiReply(ApiRequest&)>;
 
-// herald's REST API (Svix v1 compatible) on cpp-httplib. Owns the HTTP server; the database
+// herald's REST API (Svix v1 compatible) on http::Server. Owns the HTTP server; the database
 // and clock must outlive it. It reaches the queue only by enqueueing (Enqueuer): the
 // database's QueueListener, the scheduler, hears of what it enqueues.
 class ApiServer {
@@ -90,12 +89,14 @@ class ApiServer {
   // Serves until stop(). Blocks.
   bool listen();
   void stop();
+  bool running() const;
 
   // Registers a route. `pattern` is a regex over the path; captures become params.
   // Requests are authenticated, bodies parsed and POSTs made idempotent before `h` runs.
   void route(const std::string& method, const std::string& pattern, ApiHandler h);
 
-  httplib::Server& http() { return *http_; }
+  // For routes outside the API (the portal): registered before listen().
+  http::Server& http() { return *http_; }
   Database& db() { return db_; }
   // Group commit for the hot write path (message creation).
   WriteBatcher& writer() { return *writer_; }
@@ -113,17 +114,16 @@ class ApiServer {
   std::string base_url() const;
 
  private:
-  ApiReply dispatch(const httplib::Request& req, const ApiHandler& h);
-  Caller authenticate(const httplib::Request& req);
+  ApiReply dispatch(const http::Request& req, const ApiHandler& h);
+  Caller authenticate(const http::Request& req);
 
   Database& db_;
   Clock& clock_;
   ApiOptions options_;
   std::unique_ptr<WriteBatcher> writer_;
   std::unique_ptr<Enqueuer> enqueuer_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<http::Server> http_;
   std::string bound_url_;
-  int listen_socket_ = -1;  // the listening socket, once bound
 };
 
 // Looks up the application named by `key` (id or uid) as `caller` may see it; throws 404.

@@ -10,10 +10,10 @@ set -euo pipefail
 mode=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-runtime_pkgs=(libcurl4 libsqlite3-0 libpq5 libssl3 libspdlog1.10 libcpp-httplib0.11 ca-certificates)
+runtime_pkgs=(libcurl4 libsqlite3-0 libpq5 libssl3 libspdlog1.10 ca-certificates)
 build_pkgs=(build-essential cmake ninja-build pkg-config git
   libcpp-httplib-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev
-  nlohmann-json3-dev libspdlog-dev doctest-dev)
+  libboost-dev nlohmann-json3-dev libspdlog-dev doctest-dev)
 # The benchmark's receiver and load tools (the test suite runs the benchmark in smoke mode).
 bench_pkgs=(nginx-light wrk sqlite3 curl)
 # chromium: the portal's browser tests drive Debian's build (no browser is ever downloaded).

@@ -1,13 +1,10 @@
 // Tests of herald's REST API: the JSON mapping and validation helpers on their own, then the
 // routes over HTTP against a real ApiServer on a loopback port and the store under test
 // (tests/support/store.h).
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -35,6 +32,7 @@
 #include "db/queue_store.h"
 #include "db/session.h"
 #include "db/token_store.h"
+#include "tests/support/raw_client.h"
 #include "tests/support/store.h"
 #include "tests/support/wait.h"
 #include "web/portal.h"
@@ -90,7 +88,7 @@ class ApiFixture {
   }
   ~ApiFixture() {
     // A stop() before listen() has begun would be missed (and the join would hang).
-    CHECK_MESSAGE(test::wait_until([this] { return api_->http().is_running(); }),
+    CHECK_MESSAGE(test::wait_until([this] { return api_->running(); }),
                   "the API server did not start");
     api_->stop();
     if (thread_.joinable()) thread_.join();
@@ -816,34 +814,6 @@ TEST_CASE("http: PUT of an application leaves out uid and keeps it") {
   CHECK(r.j["uid"].is_null());
 }
 
-namespace {
-
-// Writes `request` to a new connection to 127.0.0.1:`port` as raw bytes, then reads until the
-// server closes it or `timeout_ms` passes. Returns everything read.
-std::string raw_exchange(int port, const std::string& request, int timeout_ms = 3000) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;  // closed, or the timeout
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("http: a POST, PUT or PATCH without a body is answered at once, as an empty body") {
   ApiFixture f;
   f.make_app("Acme", "acme");
@@ -854,9 +824,9 @@ TEST_CASE("http: a POST, PUT or PATCH without a body is answered at once, as an 
   // Neither Content-Length nor Transfer-Encoding: a request with no body (RFC 9112 6.3).
   auto bodiless = [&](const std::string& method, const std::string& path) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::string out = raw_exchange(f.port(), method + " " + path +
-                                                 " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                                                 kAdminToken + "\r\nConnection: close\r\n\r\n");
+    std::string out = test::raw_exchange(
+        f.port(), method + " " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                      kAdminToken + "\r\nConnection: close\r\n\r\n");
     CHECK_MESSAGE(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000),
                   method << " " << path << " waited for a body");
     return out;
@@ -875,6 +845,66 @@ TEST_CASE("http: a POST, PUT or PATCH without a body is answered at once, as an 
   CHECK_MESSAGE(out.rfind("HTTP/1.1 404", 0) == 0, out);
   CHECK(f.app_count() == 1);
   CHECK(f.get("/api/v1/app/acme").j["name"] == "Acme");
+}
+
+TEST_CASE("http: a request smuggled behind another is refused and changes nothing") {
+  ApiFixture f;
+  // Content-Length says the body is the whole second request; chunked says it ends at once. A
+  // proxy and herald reading it differently would let the second through unseen: it is refused.
+  const std::string inner = "POST /api/v1/app HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                            std::string(kAdminToken) +
+                            "\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n"
+                            "{\"name\":\"evil\"}";
+  const std::string outer = "POST /api/v1/app HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                            std::string(kAdminToken) +
+                            "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked"
+                            "\r\nContent-Length: " +
+                            std::to_string(5 + inner.size()) + "\r\n\r\n0\r\n\r\n";
+  const std::string out = test::raw_exchange(f.port(), outer + inner);
+  CHECK_MESSAGE(out.rfind("HTTP/1.1 400", 0) == 0, out);
+  CHECK(out.find("\"code\"") != std::string::npos);  // the API's error JSON
+  CHECK(out.find("HTTP/1.1", 1) == std::string::npos);
+  CHECK(f.app_count() == 0);
+}
+
+TEST_CASE("http: slow and idle clients by the thousand do not slow anyone else down") {
+  ApiOptions options = options_with_limit(kMaxPayload);
+  options.limits.header_timeout_ms = 2'000;
+  ApiFixture f(options);
+  REQUIRE(test::raise_open_files() > 5'000);  // both ends of every connection are in this process
+  f.make_app("Acme", "acme");
+  // 2000 connections that never send a byte and 200 that send a header line now and then, from
+  // ten other addresses (no one address holds more than its share).
+  std::vector<std::unique_ptr<test::RawClient>> idle, slow;
+  for (int i = 0; i < 2000; ++i) {
+    idle.push_back(
+        std::make_unique<test::RawClient>(f.port(), "127.0.0." + std::to_string(2 + i % 10)));
+    REQUIRE(idle.back()->connected());
+  }
+  for (int i = 0; i < 200; ++i) {
+    slow.push_back(
+        std::make_unique<test::RawClient>(f.port(), "127.0.0." + std::to_string(2 + i % 10)));
+    REQUIRE(slow.back()->send("POST /api/v1/app HTTP/1.1\r\nHost: x\r\n"));
+  }
+  std::vector<int64_t> health_ms;
+  for (int round = 0; round < 5; ++round) {
+    for (auto& c : slow) c->send("X-Slow: " + std::to_string(round) + "\r\n");
+    const auto t0 = test::SteadyClock::now();
+    Reply r = f.call("GET", "/api/v1/health", "", std::nullopt);
+    health_ms.push_back(test::ms_since(t0));
+    CHECK(r.status == 204);
+    CHECK(f.make_message("acme", {{"eventType", "e"}, {"payload", {{"round", round}}}})
+              .contains("id"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  std::sort(health_ms.begin(), health_ms.end());
+  MESSAGE("health with 2200 hostile connections open: median " << health_ms[2] << " ms, max "
+                                                               << health_ms.back() << " ms");
+  CHECK(health_ms[2] < 100);
+  CHECK(health_ms.back() < 500);
+  // The slow ones run out of time for their headers; none was ever handled.
+  for (auto& c : slow) CHECK(c->closed_within(3'000));
+  CHECK(f.app_count() == 1);
 }
 
 TEST_CASE("http: health answers without a token") {

@@ -1,7 +1,5 @@
 #include "web/portal.h"
 
-#include <httplib.h>
-
 #include <map>
 #include <string>
 
@@ -46,7 +44,7 @@ const std::map<std::string, ServedAsset, std::less<>>& served_assets() {
   return *kServed;
 }
 
-void set_security_headers(httplib::Response& res) {
+void set_security_headers(http::Response& res) {
   res.set_header("Content-Security-Policy", kContentSecurityPolicy);
   res.set_header("X-Content-Type-Options", "nosniff");
   res.set_header("Referrer-Policy", "no-referrer");
@@ -55,7 +53,7 @@ void set_security_headers(httplib::Response& res) {
 }
 
 // Serves `name` from the embedded files (304 when the client's copy is current), else 404.
-void serve_asset(const httplib::Request& req, httplib::Response& res, std::string_view name) {
+void serve_asset(const http::Request& req, http::Response& res, std::string_view name) {
   const auto& assets = served_assets();
   auto it = assets.find(name);
   if (it == assets.end()) {
@@ -65,7 +63,7 @@ void serve_asset(const httplib::Request& req, httplib::Response& res, std::strin
   }
   set_security_headers(res);
   res.set_header("ETag", it->second.etag);
-  if (req.get_header_value("If-None-Match") == it->second.etag) {
+  if (req.header("If-None-Match") == it->second.etag) {
     res.status = 304;
     return;
   }
@@ -78,7 +76,7 @@ void serve_asset(const httplib::Request& req, httplib::Response& res, std::strin
 void register_portal_routes(ApiServer& s) {
   // Assets are public (the page itself holds no data); everything it shows comes from the
   // JSON API with the visitor's token. Not registered through route(): that would need a token.
-  s.http().Get("/portal", [](const httplib::Request&, httplib::Response& res) {
+  s.http().route("GET", "/portal", [](const http::Request&, http::Response& res) {
     // Relative, so a deployment under a path prefix keeps working; browsers keep the fragment.
     res.status = 302;
     res.set_header("Location", "portal/");
@@ -86,13 +84,13 @@ void register_portal_routes(ApiServer& s) {
     res.set_content(R"({"code":"redirect","detail":"the portal is at /portal/"})",
                     "application/json");
   });
-  s.http().Get("/portal/", [](const httplib::Request& req, httplib::Response& res) {
+  s.http().route("GET", "/portal/", [](const http::Request& req, http::Response& res) {
     serve_asset(req, res, "index.html");
   });
-  s.http().Get(R"(/portal/([A-Za-z0-9_.-]+))",
-               [](const httplib::Request& req, httplib::Response& res) {
-                 serve_asset(req, res, req.matches[1].str());
-               });
+  s.http().route("GET", R"(/portal/([A-Za-z0-9_.-]+))",
+                 [](const http::Request& req, http::Response& res) {
+                   serve_asset(req, res, req.matches[1].str());
+                 });
 }
 
 }  // namespace herald
