@@ -116,6 +116,8 @@ int serve(const std::vector<std::string>& args) {
 
   herald::ApiOptions aopts;
   aopts.max_payload_bytes = config->max_payload_bytes;
+  aopts.limits.max_connections = config->max_connections;
+  aopts.limits.max_connections_per_client = config->max_connections_per_client;
   aopts.public_url = config->public_url;
   aopts.https_only = config->https_only;
   aopts.metrics = &metrics;

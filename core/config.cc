@@ -281,6 +281,19 @@ const Setting kSettings[] = {
      [](std::string_view v, Config& c, std::string* why) {
        return apply_positive(v, &c.max_payload_bytes, why);
      }},
+    {"max-connections", "HERALD_MAX_CONNECTIONS", "N",
+     [] { return std::to_string(Config().max_connections); },
+     "Most API connections open at once; beyond, a new one is answered 503.",
+     [](std::string_view v, Config& c, std::string* why) {
+       return apply_positive(v, &c.max_connections, why);
+     }},
+    {"max-connections-per-client", "HERALD_MAX_CONNECTIONS_PER_CLIENT", "N",
+     [] { return std::to_string(Config().max_connections_per_client); },
+     "Most API connections open at once from one client address (behind a proxy, all of\n"
+     "      them come from the proxy's: raise it to --max-connections there).",
+     [](std::string_view v, Config& c, std::string* why) {
+       return apply_positive(v, &c.max_connections_per_client, why);
+     }},
     {"disk-reserve-bytes", "HERALD_DISK_RESERVE_BYTES", "N",
      [] { return std::to_string(Config().disk_reserve_bytes); },
      "SQLite: space kept back beside the database (the file <db>.reserve) so that on a\n"

@@ -27,13 +27,15 @@ struct Config {
   std::vector<std::string> allow_private_cidrs;  // HERALD_ALLOW_PRIVATE_CIDRS
   bool https_only = false;                       // HERALD_HTTPS_ONLY: endpoint URLs must be https
   std::string ca_file;  // HERALD_CA_FILE: PEM CAs trusted for endpoints ("": the system's)
-  size_t max_payload_bytes = 1 << 20;      // HERALD_MAX_PAYLOAD_BYTES
-  uint64_t disk_reserve_bytes = 16 << 20;  // HERALD_DISK_RESERVE_BYTES (SQLite)
-  int max_in_flight = 512;                 // HERALD_MAX_IN_FLIGHT
-  int endpoint_concurrency = 32;           // HERALD_ENDPOINT_CONCURRENCY
-  int64_t lease_ms = 60000;                // HERALD_LEASE (must exceed the request timeout)
-  std::string public_url;                  // HERALD_PUBLIC_URL, base of portal links
-  std::string log_level = "info";          // HERALD_LOG_LEVEL
+  size_t max_payload_bytes = 1 << 20;       // HERALD_MAX_PAYLOAD_BYTES
+  size_t max_connections = 10000;           // HERALD_MAX_CONNECTIONS: API connections open at once
+  size_t max_connections_per_client = 256;  // HERALD_MAX_CONNECTIONS_PER_CLIENT: from one address
+  uint64_t disk_reserve_bytes = 16 << 20;   // HERALD_DISK_RESERVE_BYTES (SQLite)
+  int max_in_flight = 512;                  // HERALD_MAX_IN_FLIGHT
+  int endpoint_concurrency = 32;            // HERALD_ENDPOINT_CONCURRENCY
+  int64_t lease_ms = 60000;                 // HERALD_LEASE (must exceed the request timeout)
+  std::string public_url;                   // HERALD_PUBLIC_URL, base of portal links
+  std::string log_level = "info";           // HERALD_LOG_LEVEL
   int64_t disable_after_ms = 5LL * 24 * 3600 * 1000;  // HERALD_DISABLE_AFTER
   int64_t retention_ms = 90LL * 24 * 3600 * 1000;     // HERALD_RETENTION
   int64_t shutdown_timeout_ms = 10000;                // HERALD_SHUTDOWN_TIMEOUT

@@ -678,6 +678,8 @@ TEST_CASE("config reads every environment variable") {
                         {"HERALD_CONNECT_TIMEOUT", "2s"},
                         {"HERALD_ALLOW_PRIVATE_CIDRS", "127.0.0.0/8"},
                         {"HERALD_MAX_PAYLOAD_BYTES", "2048"},
+                        {"HERALD_MAX_CONNECTIONS", "500"},
+                        {"HERALD_MAX_CONNECTIONS_PER_CLIENT", "20"},
                         {"HERALD_MAX_IN_FLIGHT", "64"},
                         {"HERALD_ENDPOINT_CONCURRENCY", "4"},
                         {"HERALD_LEASE", "2m"},
@@ -695,6 +697,8 @@ TEST_CASE("config reads every environment variable") {
   CHECK(c->connect_timeout_ms == 2000);
   CHECK(c->allow_private_cidrs == std::vector<std::string>{"127.0.0.0/8"});
   CHECK(c->max_payload_bytes == 2048);
+  CHECK(c->max_connections == 500);
+  CHECK(c->max_connections_per_client == 20);
   CHECK(c->max_in_flight == 64);
   CHECK(c->endpoint_concurrency == 4);
   CHECK(c->lease_ms == 120000);
@@ -716,6 +720,9 @@ TEST_CASE("config flags, in both forms, beat the environment") {
                         "--allow-private-cidrs",
                         "::1/128",
                         "--max-payload-bytes=10",
+                        "--max-connections=3",
+                        "--max-connections-per-client",
+                        "2",
                         "--max-in-flight",
                         "2",
                         "--endpoint-concurrency=1",
@@ -748,6 +755,8 @@ TEST_CASE("config flags, in both forms, beat the environment") {
   CHECK(c->connect_timeout_ms == 500);
   CHECK(c->allow_private_cidrs == std::vector<std::string>{"::1/128"});
   CHECK(c->max_payload_bytes == 10);
+  CHECK(c->max_connections == 3);
+  CHECK(c->max_connections_per_client == 2);
   CHECK(c->max_in_flight == 2);
   CHECK(c->endpoint_concurrency == 1);
   CHECK(c->lease_ms == 5000);
@@ -780,6 +789,8 @@ TEST_CASE("each bad value gives a one-line error naming the flag or variable and
       {"allow-private-cidrs", "HERALD_ALLOW_PRIVATE_CIDRS", "10.0.0.0/33"},
       {"max-payload-bytes", "HERALD_MAX_PAYLOAD_BYTES", "1MB"},
       {"max-payload-bytes", "HERALD_MAX_PAYLOAD_BYTES", "0"},
+      {"max-connections", "HERALD_MAX_CONNECTIONS", "0"},
+      {"max-connections-per-client", "HERALD_MAX_CONNECTIONS_PER_CLIENT", "many"},
       {"max-in-flight", "HERALD_MAX_IN_FLIGHT", "-1"},
       {"max-in-flight", "HERALD_MAX_IN_FLIGHT", "99999999999"},
       {"endpoint-concurrency", "HERALD_ENDPOINT_CONCURRENCY", "+4"},
@@ -955,6 +966,12 @@ TEST_CASE("serve_help lists every flag, its variable and its default") {
                            "--max-payload-bytes",
                            "HERALD_MAX_PAYLOAD_BYTES",
                            "1048576",
+                           "--max-connections",
+                           "HERALD_MAX_CONNECTIONS",
+                           "10000",
+                           "--max-connections-per-client",
+                           "HERALD_MAX_CONNECTIONS_PER_CLIENT",
+                           "256",
                            "--max-in-flight",
                            "HERALD_MAX_IN_FLIGHT",
                            "512",

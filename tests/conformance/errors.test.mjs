@@ -1,6 +1,7 @@
 // Error contract: 401, 404, 409, 413, 422 and malformed input; every rejection changes nothing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 
 import {
   Svix,
@@ -281,5 +282,47 @@ describe("conflicts (409)", () => {
     const err = await expectApiError(svix.application.create({ name: "dup", uid: app.uid }), 409, undefined, "dup uid");
     assert.equal(typeof err.body, "object", "409 body is JSON");
     await assertUnchanged(before, "duplicate uid");
+  });
+});
+
+describe("connection limits (503)", () => {
+  // Opens a connection and resolves with what herald sends before closing it, or "" if it keeps
+  // it open for `ms`. The socket stays open until `sockets` are destroyed.
+  function connect(url, sockets, ms = 1000) {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve, reject) => {
+      let got = "";
+      const s = net.connect({ host: hostname, port: Number(port) });
+      sockets.push(s);
+      const timer = setTimeout(() => resolve(got), ms);
+      s.on("data", (d) => (got += d));
+      s.on("end", () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+      s.on("error", reject);
+    });
+  }
+
+  test("HERALD_MAX_CONNECTIONS_PER_CLIENT: the connection over it gets 503 too_many_connections", async () => {
+    const limited = await startHerald({ nodes: 1, env: { HERALD_MAX_CONNECTIONS_PER_CLIENT: "3" } });
+    const sockets = [];
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(await connect(limited.url, sockets, 300), "", `connection ${i + 1} is kept open`);
+      const refused = await connect(limited.url, sockets);
+      assert.match(refused, /^HTTP\/1\.1 503 /, refused);
+      assert.match(refused, /\r\nRetry-After: 1\r\n/i, refused);
+      assert.equal(JSON.parse(refused.slice(refused.indexOf("\r\n\r\n") + 4)).code, "too_many_connections");
+      // Once one of the three leaves, requests are answered again.
+      sockets[0].destroy();
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 204; i++) {
+        status = (await rawRequest(limited, "GET", "/api/v1/health", { token: null })).status;
+      }
+      assert.equal(status, 204);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await limited.stop();
+    }
   });
 });
