@@ -182,7 +182,7 @@ function report(o, rate, samples, chartName, took) {
     `\`node bench/soak.mjs --minutes ${o.minutes}\` on ${os.cpus().length} cores, ${new Date().toISOString().slice(0, 10)}: ` +
       `one herald on SQLite for ${o.minutes} minutes at ${rate} messages/s (half the rate it sustained in a 15 s calibration), ` +
       `${o.endpoints} endpoints (${o.endpoints - 2} nginx answering 204, one answering 500 to everything, one answering after ${SLOW_MS} ms), ` +
-      `\`HERALD_RETENTION=${o.retention}\`, \`HERALD_RETRY_SCHEDULE=${RETRY_SCHEDULE}\` and otherwise the defaults. It took ${Math.round(took / 60)} minutes in all.`,
+      `\`HERALD_RETENTION=${o.retention}\` (so messages are deleted at twice that), \`HERALD_RETRY_SCHEDULE=${RETRY_SCHEDULE}\` and otherwise the defaults. It took ${Math.round(took / 60)} minutes in all.`,
     "",
     "| what | highest in the last third ÷ highest in the middle third | verdict |",
     "|---|---|---|",

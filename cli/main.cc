@@ -96,6 +96,7 @@ int serve(const std::vector<std::string>& args) {
   sopts.connect_timeout_ms = config->connect_timeout_ms;
   sopts.disable_after_ms = config->disable_after_ms;
   sopts.retention_ms = config->retention_ms;
+  sopts.message_retention_ms = config->message_retention_ms;
   // The SSRF guard is always on; the allow list only opens the ranges it names.
   std::string policy_error;
   auto policy = herald::AddressPolicy::parse(config->allow_private_cidrs, &policy_error);

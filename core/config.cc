@@ -349,6 +349,13 @@ const Setting kSettings[] = {
      [](std::string_view v, Config& c, std::string* why) {
        return apply_duration(v, &c.retention_ms, why);
      }},
+    {"message-retention", "HERALD_MESSAGE_RETENTION", "DURATION",
+     [] { return std::string("twice --retention"); },
+     "Delete messages older than this, with their deliveries, unless one is still pending;\n"
+     "      at least --retention.",
+     [](std::string_view v, Config& c, std::string* why) {
+       return apply_duration(v, &c.message_retention_ms, why);
+     }},
     {"shutdown-timeout", "HERALD_SHUTDOWN_TIMEOUT", "DURATION",
      [] { return format_duration(Config().shutdown_timeout_ms); },
      "On SIGTERM/SIGINT, how long deliveries in flight may take to finish.",
@@ -444,7 +451,7 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
   }
 
   Config config;
-  std::string lease_source, timeout_source;
+  std::string lease_source, timeout_source, message_retention_source;
   for (const auto& setting : kSettings) {
     std::string source;
     std::optional<std::string> value;
@@ -462,6 +469,7 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
       return fail(source + ": " + quote(*value) + " " + why);
     }
     if (setting.flag == "lease") lease_source = source;
+    if (setting.flag == "message-retention") message_retention_source = source;
     if (setting.flag == "request-timeout") timeout_source = source;
   }
 
@@ -472,6 +480,15 @@ std::optional<Config> parse_serve_config(const std::vector<std::string>& args, c
     return fail(lease_name + ": the lease (" + format_duration(config.lease_ms) +
                 ") must be longer than the request timeout (" +
                 format_duration(config.request_timeout_ms) + ", " + timeout_name + ")");
+  }
+  if (message_retention_source.empty()) {
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    config.message_retention_ms = config.retention_ms > kMax / 2 ? kMax : 2 * config.retention_ms;
+  } else if (config.message_retention_ms < config.retention_ms) {
+    return fail(message_retention_source + ": messages (" +
+                format_duration(config.message_retention_ms) +
+                ") must be kept at least as long as their payloads (" +
+                format_duration(config.retention_ms) + ", HERALD_RETENTION)");
   }
   if (is_postgres_uri(config.db_path)) {
     // Every node must seal with the same key: one made here would be this node's alone.

@@ -38,9 +38,10 @@ struct Config {
   std::string log_level = "info";           // HERALD_LOG_LEVEL
   int64_t disable_after_ms = 5LL * 24 * 3600 * 1000;  // HERALD_DISABLE_AFTER
   int64_t retention_ms = 90LL * 24 * 3600 * 1000;     // HERALD_RETENTION
-  int64_t shutdown_timeout_ms = 10000;                // HERALD_SHUTDOWN_TIMEOUT
-  std::string operator_url;                           // HERALD_OPERATOR_URL ("" = none)
-  std::optional<std::string> operator_secret;         // HERALD_OPERATOR_SECRET (whsec_/whsk_)
+  int64_t message_retention_ms = 0;  // HERALD_MESSAGE_RETENTION (0 until parsed: twice retention)
+  int64_t shutdown_timeout_ms = 10000;         // HERALD_SHUTDOWN_TIMEOUT
+  std::string operator_url;                    // HERALD_OPERATOR_URL ("" = none)
+  std::optional<std::string> operator_secret;  // HERALD_OPERATOR_SECRET (whsec_/whsk_)
   // HERALD_OPERATOR_SIGNATURE_SCHEME; unset: ed25519 for a whsk_ secret, else standard.
   std::optional<SignatureScheme> operator_scheme;
 };

@@ -39,6 +39,10 @@ class MessageStore {
   // the largest id touched.
   virtual int64_t expire_payloads(TimeMs before, const std::string& after_id, int limit,
                                   std::string* last_id) = 0;
+  // Deletes up to `limit` messages created before `before`, oldest first, with their deliveries
+  // and attempts; a message with a delivery still pending or sending is skipped. Returns how
+  // many.
+  virtual int64_t purge(TimeMs before, int limit) = 0;
   // Newest first.
   virtual ListPage<Message> list(const std::string& app_id, const ListParams& p,
                                  const MessageFilter& f) = 0;

@@ -32,13 +32,16 @@ bool Retention::purge_once(Session& s, TimeMs now) {
   std::string last = watermark_;
   const int64_t payloads = s.messages().expire_payloads(cutoff, watermark_, options_.batch, &last);
   const int64_t attempts = s.attempts().purge(cutoff, options_.batch);
+  const int64_t messages = s.messages().purge(now - options_.message_retention_ms, options_.batch);
   const int64_t keys = s.idempotency().purge(now - options_.idempotency_ttl_ms, options_.batch);
   s.commit();
   watermark_ = last;
-  if (payloads + attempts > 0) {
-    spdlog::debug("retention: purged {} payloads and {} attempts", payloads, attempts);
+  if (payloads + attempts + messages > 0) {
+    spdlog::debug("retention: purged {} payloads, {} attempts and {} messages", payloads, attempts,
+                  messages);
   }
-  return payloads == options_.batch || attempts == options_.batch || keys == options_.batch;
+  return payloads == options_.batch || attempts == options_.batch || messages == options_.batch ||
+         keys == options_.batch;
 }
 
 }  // namespace herald

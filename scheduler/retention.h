@@ -9,14 +9,16 @@ namespace herald {
 
 class Session;
 
-// Retention: payloads and attempts older than the retention period are purged and expired
-// idempotency keys dropped, in small batches between rounds, so it never holds the
-// queue up for long. Only the scheduler thread.
+// Retention: payloads and attempts older than the retention period are purged, messages older
+// than the message retention period deleted with their deliveries, and expired idempotency keys
+// dropped, in small batches between rounds, so it never holds the queue up for long. Only the
+// scheduler thread.
 class Retention {
  public:
   struct Options {
     int64_t retention_ms = 90LL * 24 * 3600 * 1000;
-    int batch = 500;  // rows per kind per transaction
+    int64_t message_retention_ms = 180LL * 24 * 3600 * 1000;  // at least retention_ms
+    int batch = 500;                                          // rows per kind per transaction
     int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;
   };
   explicit Retention(Options options) : options_(options) {}

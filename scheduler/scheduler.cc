@@ -38,8 +38,8 @@ Scheduler::Scheduler(Database& db, Clock& clock, Options options)
       claims_(ClaimPolicy::Options{options_.claim_batch, options_.max_in_flight, options_.lease_ms,
                                    options_.idle_poll_ms}),
       recorder_(clock, recorder_options(options_)),
-      retention_(Retention::Options{options_.retention_ms, options_.purge_batch,
-                                    options_.idempotency_ttl_ms}) {
+      retention_(Retention::Options{options_.retention_ms, options_.message_retention_ms,
+                                    options_.purge_batch, options_.idempotency_ttl_ms}) {
   sender_ = std::make_unique<Sender>(
       options_.sender, [this](std::vector<DeliveryResult>&& r) { on_results(std::move(r)); });
   db_.set_queue_listener(this);

@@ -53,6 +53,8 @@ class Scheduler final : public QueueListener {
     int64_t max_retry_after_ms = 6LL * 3600 * 1000;
     // Payloads and attempts older than this are purged, `purge_batch` rows per transaction.
     int64_t retention_ms = 90LL * 24 * 3600 * 1000;
+    // Messages older than this are deleted with their deliveries (at least retention_ms).
+    int64_t message_retention_ms = 180LL * 24 * 3600 * 1000;
     int purge_batch = 500;
     // Idempotency keys older than this are dropped (the API keeps replies this long).
     int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;

@@ -1070,6 +1070,36 @@ TEST_CASE("config: delivery-guarantee settings") {
   CHECK(error.find("HERALD_RETENTION") != std::string::npos);
 }
 
+TEST_CASE("config: messages are kept twice the retention unless told, and never less than it") {
+  std::map<std::string, std::string> env;
+  const auto lookup = lookup_in(env);
+  std::string error;
+  auto c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->message_retention_ms == 180LL * 24 * 3600 * 1000);
+  env = {{"HERALD_RETENTION", "5m"}};
+  c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->message_retention_ms == 600'000);
+  env = {{"HERALD_RETENTION", "5m"}, {"HERALD_MESSAGE_RETENTION", "5m"}};
+  c = herald::parse_serve_config({}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->message_retention_ms == 300'000);
+  c = herald::parse_serve_config({"--message-retention", "1h"}, lookup, &error);
+  REQUIRE(c);
+  CHECK(c->message_retention_ms == 3'600'000);
+
+  c = herald::parse_serve_config({"--message-retention=4m"}, lookup, &error);
+  CHECK_FALSE(c);
+  CHECK(error.find("--message-retention") != std::string::npos);
+  CHECK(error.find("4m") != std::string::npos);
+  CHECK(error.find("5m") != std::string::npos);
+  CHECK(error.find('\n') == std::string::npos);
+  env = {{"HERALD_MESSAGE_RETENTION", "soon"}};
+  CHECK_FALSE(herald::parse_serve_config({}, lookup, &error));
+  CHECK(error.find("HERALD_MESSAGE_RETENTION") != std::string::npos);
+}
+
 TEST_CASE("config: the operational webhooks' signature scheme follows the secret or is checked") {
   using herald::SignatureScheme;
   std::map<std::string, std::string> env;

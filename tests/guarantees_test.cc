@@ -617,6 +617,82 @@ TEST_CASE("retention purges old payloads and attempts in batches and keeps newer
   CHECK(attempt_exists(kept[1]));
 }
 
+TEST_CASE("retention deletes messages past the message retention with their deliveries") {
+  Fixture f;
+  f.rx.start();
+  auto ep = f.add_endpoint("http://127.0.0.1:9/unused");
+  const TimeMs now = f.clock.now_ms();
+  const TimeMs old = now - 600'000;  // the message retention below is two minutes
+  struct Row {
+    Message m;
+    Delivery d;
+    Attempt a;
+  };
+  int n = 0;
+  // Ids made for a time in the past, as the rows' own would have been then.
+  const auto add = [&](TimeMs at, DeliveryStatus status, std::optional<TimeMs> due = {}) {
+    auto s = f.db->session();
+    Row r;
+    ++n;
+    r.m.id = id_at(kMessagePrefix, at, n);
+    r.m.app_id = f.app.id;
+    r.m.event_type = "test.event";
+    r.m.payload = R"({"n":)" + std::to_string(n) + "}";
+    r.m.timestamp = at;
+    s->messages().insert(r.m);
+    r.d.id = id_at(kDeliveryPrefix, at, n);
+    r.d.app_id = f.app.id;
+    r.d.msg_id = r.m.id;
+    r.d.endpoint_id = ep.id;
+    r.d.status = status;
+    r.d.next_attempt_at = due.value_or(0);
+    r.d.created_at = r.d.updated_at = at;
+    s->deliveries().insert(r.d);
+    r.a.id = id_at(kAttemptPrefix, at, n);
+    r.a.app_id = f.app.id;
+    r.a.msg_id = r.m.id;
+    r.a.endpoint_id = ep.id;
+    r.a.delivery_id = r.d.id;
+    r.a.url = ep.url;
+    r.a.response_status_code = 500;
+    r.a.response = "old";
+    r.a.timestamp = at;
+    s->attempts().insert({r.a});
+    return r;
+  };
+  std::vector<Row> deleted;
+  for (int i = 0; i < 5; ++i) {
+    deleted.push_back(add(old + i, i % 2 ? DeliveryStatus::kSuccess : DeliveryStatus::kFail));
+  }
+  // Still pending (due in an hour): its message stays until the delivery ends.
+  const Row waiting = add(old + 10, DeliveryStatus::kPending, now + 3'600'000);
+  // Past the payload retention, not the message retention.
+  const Row recent = add(now - 90'000, DeliveryStatus::kSuccess);
+
+  auto opts = Fixture::options();
+  opts.retention_ms = 60'000;
+  opts.message_retention_ms = 120'000;
+  opts.purge_batch = 2;  // 5 messages: three batches
+  Scheduler sched(*f.db, f.clock, opts);
+  const auto exists = [&](const Row& r) {
+    return f.db->session()->messages().get(f.app.id, r.m.id).has_value();
+  };
+  const auto remaining = [&] { return std::count_if(deleted.begin(), deleted.end(), exists); };
+  for (int i = 0; i < 6 && remaining() > 0; ++i) REQUIRE(f.settle(sched));
+  CHECK(remaining() == 0);
+  for (const auto& r : deleted) {
+    CAPTURE(r.m.id);
+    auto s = f.db->session();
+    CHECK_FALSE(s->deliveries().get(r.d.id).has_value());
+    CHECK_FALSE(s->attempts().get(f.app.id, r.a.id).has_value());
+  }
+  REQUIRE(exists(waiting));
+  CHECK(f.delivery(waiting.d.id).status == DeliveryStatus::kPending);
+  REQUIRE(exists(recent));
+  CHECK(f.db->session()->messages().get(f.app.id, recent.m.id)->payload_expired);
+  CHECK(f.delivery(recent.d.id).status == DeliveryStatus::kSuccess);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Operational webhooks
 

@@ -75,6 +75,20 @@ int64_t PgMessageStore::expire_payloads(TimeMs before, const std::string& after_
   return r.rows();
 }
 
+int64_t PgMessageStore::purge(TimeMs before, int limit) {
+  // The queue's tables keep no foreign keys here (migration 2): deliveries and attempts are
+  // deleted with their messages in the same statement.
+  auto r = x_.conn.query(
+      "WITH m AS (DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.id < $1 "
+      "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.status IN (1, 3)) "
+      "ORDER BY m.id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id), "
+      "d AS (DELETE FROM deliveries WHERE msg_id IN (SELECT id FROM m)), "
+      "a AS (DELETE FROM attempts WHERE msg_id IN (SELECT id FROM m)) "
+      "SELECT count(*) FROM m",
+      Params().add(id_lower_bound(kMessagePrefix, before)).add(limit));
+  return r.get_int(0, 0);
+}
+
 ListPage<Message> PgMessageStore::list(const std::string& app_id, const ListParams& p,
                                        const MessageFilter& f) {
   Sql q;

@@ -80,6 +80,19 @@ int64_t SqliteMessageStore::expire_payloads(TimeMs before, const std::string& af
   return n;
 }
 
+int64_t SqliteMessageStore::purge(TimeMs before, int limit) {
+  // Deliveries and attempts go with their message (ON DELETE CASCADE).
+  x_.conn
+      .prepare(
+          "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.id < ? AND NOT "
+          "EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.status IN (1, 3)) "
+          "ORDER BY m.id LIMIT ?)")
+      .bind(1, id_lower_bound(kMessagePrefix, before))
+      .bind(2, limit)
+      .run();
+  return x_.conn.changes();
+}
+
 ListPage<Message> SqliteMessageStore::list(const std::string& app_id, const ListParams& p,
                                            const MessageFilter& f) {
   auto k = keyset_sql("id", true, p);

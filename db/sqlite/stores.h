@@ -111,6 +111,7 @@ class SqliteMessageStore final : public MessageStore {
   std::map<std::string, std::string> payloads(const std::vector<std::string>& ids) override;
   int64_t expire_payloads(TimeMs before, const std::string& after_id, int limit,
                           std::string* last_id) override;
+  int64_t purge(TimeMs before, int limit) override;
   ListPage<Message> list(const std::string& app_id, const ListParams& p,
                          const MessageFilter& f) override;
 
