@@ -878,12 +878,12 @@ TEST_CASE("http: slow and idle clients by the thousand do not slow anyone else d
   std::vector<std::unique_ptr<test::RawClient>> idle, slow;
   for (int i = 0; i < 2000; ++i) {
     idle.push_back(
-        std::make_unique<test::RawClient>(f.port(), "127.0.0." + std::to_string(2 + i % 10)));
+        std::make_unique<test::RawClient>(f.port(), "127.77.0." + std::to_string(1 + i % 10)));
     REQUIRE(idle.back()->connected());
   }
   for (int i = 0; i < 200; ++i) {
     slow.push_back(
-        std::make_unique<test::RawClient>(f.port(), "127.0.0." + std::to_string(2 + i % 10)));
+        std::make_unique<test::RawClient>(f.port(), "127.77.0." + std::to_string(1 + i % 10)));
     REQUIRE(slow.back()->send("POST /api/v1/app HTTP/1.1\r\nHost: x\r\n"));
   }
   std::vector<int64_t> health_ms;

@@ -226,7 +226,7 @@ TEST_CASE("connections beyond a client's share or the total are refused with 503
   CHECK(starts_with(refused, "HTTP/1.1 503"));
   CHECK(refused.find("Retry-After: 1") != std::string::npos);
   // Another address is served meanwhile.
-  RawClient other(f.port, "127.0.0.2");
+  RawClient other(f.port, "127.77.1.1");
   REQUIRE(other.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   CHECK(starts_with(other.read_all(2000), "HTTP/1.1 204"));
   // One of the ten leaves: that address may connect again.
@@ -239,10 +239,10 @@ TEST_CASE("connections beyond a client's share or the total are refused with 503
 
   // The total: 50, from addresses with fewer than ten each.
   for (int i = 0; held.size() < 50; ++i) {
-    held.push_back(std::make_unique<RawClient>(f.port, "127.0.1." + std::to_string(1 + i / 8)));
+    held.push_back(std::make_unique<RawClient>(f.port, "127.77.2." + std::to_string(1 + i / 8)));
     REQUIRE(held.back()->connected());
   }
-  RawClient over(f.port, "127.0.2.1");
+  RawClient over(f.port, "127.77.3.1");
   CHECK(starts_with(over.read_all(2000), "HTTP/1.1 503"));
 }
 

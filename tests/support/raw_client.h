@@ -7,7 +7,8 @@ namespace herald::test {
 
 // A TCP connection to a loopback port that writes exactly the bytes it is given: what a hostile
 // or broken client sends, which an HTTP client library would refuse to. `source` is the local
-// address to connect from (any of 127.0.0.0/8), so tests can stand in for many clients.
+// address to connect from (any of 127.0.0.0/8), so tests can stand in for many clients; tests
+// that take many ports use 127.77.0.0/16, which no other test listens on.
 class RawClient {
  public:
   explicit RawClient(int port, const std::string& source = "127.0.0.1");
