@@ -871,7 +871,7 @@ TEST_CASE("http: slow and idle clients by the thousand do not slow anyone else d
   ApiOptions options = options_with_limit(kMaxPayload);
   options.limits.header_timeout_ms = 2'000;
   ApiFixture f(options);
-  REQUIRE(test::raise_open_files() > 5'000);  // both ends of every connection are in this process
+  REQUIRE(test::open_file_limit() > 5'000);  // both ends of every connection are in this process
   f.make_app("Acme", "acme");
   // 2000 connections that never send a byte and 200 that send a header line now and then, from
   // ten other addresses (no one address holds more than its share).

@@ -1,7 +1,5 @@
 #include "api/http/message.h"
 
-#include <algorithm>
-
 #include "core/ascii.h"
 #include "core/encoding.h"
 

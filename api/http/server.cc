@@ -125,7 +125,11 @@ struct Server::Impl {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server::Impl& s, tcp::socket socket, std::string client)
-      : s_(s), stream_(std::move(socket)), client_(std::move(client)) {}
+      : s_(s), stream_(std::move(socket)), client_(std::move(client)) {
+    // Replies are small and written whole: none may wait on Nagle's algorithm.
+    error_code ignored;
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
+  }
   ~Connection() {
     std::lock_guard lock(s_.mu);
     s_.connections.erase(this);

@@ -97,13 +97,9 @@ std::string raw_exchange(int port, std::string_view request, int timeout_ms) {
   return c.read_all(timeout_ms);
 }
 
-size_t raise_open_files() {
+size_t open_file_limit() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
-  if (lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &lim);
-  }
   return static_cast<size_t>(lim.rlim_cur);
 }
 

@@ -34,7 +34,8 @@ class RawClient {
 // until the server closes or `timeout_ms` passes.
 std::string raw_exchange(int port, std::string_view request, int timeout_ms = 3000);
 
-// Raises this process's open-file limit to its hard limit; returns the new soft limit.
-size_t raise_open_files();
+// This process's open-file limit (the soft one). An http::Server raises it to the hard limit
+// when it binds, so a test with the server in its own process sees that.
+size_t open_file_limit();
 
 }  // namespace herald::test
