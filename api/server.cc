@@ -211,6 +211,7 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
         g.in_flight = options_.metrics->in_flight();
         g.pending = std::max<int64_t>(0, q.queued + q.parked - q.sending.value_or(g.in_flight));
         g.queue_lag_s = q.oldest_due ? static_cast<double>(now - *q.oldest_due) / 1000.0 : 0.0;
+        g.sqlite_memory_bytes = db_.memory_used();
       } catch (const std::exception& e) {
         spdlog::error("metrics: {}", e.what());
         res.status = 500;

@@ -186,6 +186,7 @@ export async function metrics(h) {
     accepted: get(/^herald_messages_accepted_total (\d+)/m),
     pending: get(/^herald_deliveries_pending (\d+)/m),
     lag: get(/^herald_queue_lag_seconds ([\d.]+)/m),
+    sqliteBytes: get(/^herald_sqlite_memory_bytes (\d+)/m),
   };
 }
 

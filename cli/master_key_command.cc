@@ -44,10 +44,12 @@ bool exists(const std::string& path) {
 std::unique_ptr<Database> try_open(const Config& config, int max_connections,
                                    const std::string& key, bool exclusive) {
   try {
-    // The process that holds the file keeps space back on its disk (DiskReserve).
+    // The process that holds the file (herald serve) keeps space back on its disk
+    // (DiskReserve) and bounds SQLite's memory.
     return open_database(config.db_path,
                          DatabaseOptions{max_connections, std::make_shared<const SecretBox>(key),
-                                         exclusive, exclusive ? config.disk_reserve_bytes : 0});
+                                         exclusive, exclusive ? config.disk_reserve_bytes : 0,
+                                         exclusive ? config.sqlite_memory_bytes : 0});
   } catch (const MasterKeyMismatch&) {
     return nullptr;
   }

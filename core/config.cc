@@ -124,6 +124,15 @@ bool apply_positive(std::string_view v, T* out, std::string* why) {
   return true;
 }
 
+// A byte count, where 0 means "none".
+bool apply_bytes_or_zero(std::string_view v, uint64_t* out, std::string* why) {
+  if (v == "0") {
+    *out = 0;
+    return true;
+  }
+  return apply_positive(v, out, why);
+}
+
 std::string retry_text(const RetryPolicy& p) {
   std::string out;
   for (int64_t d : p.delays_ms()) {
@@ -299,11 +308,14 @@ const Setting kSettings[] = {
      "SQLite: space kept back beside the database (the file <db>.reserve) so that on a\n"
      "      full disk accepted messages are still delivered while new ones get 503; 0: none.",
      [](std::string_view v, Config& c, std::string* why) {
-       if (v == "0") {
-         c.disk_reserve_bytes = 0;
-         return true;
-       }
-       return apply_positive(v, &c.disk_reserve_bytes, why);
+       return apply_bytes_or_zero(v, &c.disk_reserve_bytes, why);
+     }},
+    {"sqlite-memory-bytes", "HERALD_SQLITE_MEMORY_BYTES", "N",
+     [] { return std::to_string(Config().sqlite_memory_bytes); },
+     "SQLite: memory its page caches may hold in all, over every connection (past it\n"
+     "      SQLite reuses cached pages instead of taking more); 0: each connection's own cap.",
+     [](std::string_view v, Config& c, std::string* why) {
+       return apply_bytes_or_zero(v, &c.sqlite_memory_bytes, why);
      }},
     {"max-in-flight", "HERALD_MAX_IN_FLIGHT", "N",
      [] { return std::to_string(Config().max_in_flight); },

@@ -31,6 +31,7 @@ struct Config {
   size_t max_connections = 10000;           // HERALD_MAX_CONNECTIONS: API connections open at once
   size_t max_connections_per_client = 256;  // HERALD_MAX_CONNECTIONS_PER_CLIENT: from one address
   uint64_t disk_reserve_bytes = 16 << 20;   // HERALD_DISK_RESERVE_BYTES (SQLite)
+  uint64_t sqlite_memory_bytes = 32 << 20;  // HERALD_SQLITE_MEMORY_BYTES (0: no bound)
   int max_in_flight = 512;                  // HERALD_MAX_IN_FLIGHT
   int endpoint_concurrency = 32;            // HERALD_ENDPOINT_CONCURRENCY
   int64_t lease_ms = 60000;                 // HERALD_LEASE (must exceed the request timeout)

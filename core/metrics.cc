@@ -43,6 +43,12 @@ std::string Metrics::render(const Gauges& g) const {
   add("# HELP herald_queue_lag_seconds Age of the oldest delivery that is due and not sent.\n");
   add("# TYPE herald_queue_lag_seconds gauge\n");
   add("herald_queue_lag_seconds %.3f\n", g.queue_lag_s);
+  if (g.sqlite_memory_bytes) {
+    add("# HELP herald_sqlite_memory_bytes Memory SQLite holds in this process (page caches, "
+        "statements), bounded by HERALD_SQLITE_MEMORY_BYTES.\n");
+    add("# TYPE herald_sqlite_memory_bytes gauge\n");
+    add("herald_sqlite_memory_bytes %lld\n", static_cast<long long>(*g.sqlite_memory_bytes));
+  }
 
   add("# HELP herald_attempt_duration_seconds Time from sending a request to its response.\n");
   add("# TYPE herald_attempt_duration_seconds histogram\n");

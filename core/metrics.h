@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace herald {
@@ -30,6 +31,7 @@ class Metrics {
     int64_t pending = 0;     // deliveries waiting (due, scheduled for later, or parked)
     int64_t in_flight = 0;   // handed to the sender, result not yet recorded
     double queue_lag_s = 0;  // age of the oldest due delivery
+    std::optional<int64_t> sqlite_memory_bytes;  // SQLite's heap in this process (not on PG)
   };
   // The Prometheus text exposition (version 0.0.4) of the counters and `g`.
   std::string render(const Gauges& g) const;

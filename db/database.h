@@ -31,6 +31,11 @@ struct DatabaseOptions {
   // on a full disk the deliveries already accepted are still sent and recorded while new
   // messages are refused (see intake_paused). 0: none. PostgreSQL ignores it.
   uint64_t disk_reserve_bytes = 0;
+  // SQLite: a bound on the memory SQLite holds in this process, over all its connections (a
+  // soft heap limit: past it, page caches reuse their pages rather than grow). Process-wide
+  // while the database is open; 0: none beyond each connection's cache_size. PostgreSQL
+  // ignores it.
+  uint64_t sqlite_memory_bytes = 0;
 };
 
 // herald's store: SQLite (a file one process owns) or PostgreSQL (shared by any number of
@@ -67,6 +72,9 @@ class Database {
   // Why new messages cannot be taken now, or nullopt when they can: the disk holding a SQLite
   // store is nearly full (DatabaseOptions::disk_reserve_bytes). Cheap; thread-safe.
   virtual std::optional<std::string> intake_paused() const { return std::nullopt; }
+  // Bytes the store's library holds in this process (SQLite: page caches, statements), for
+  // /metrics; nullopt where the store lives in another process (PostgreSQL).
+  virtual std::optional<int64_t> memory_used() const { return std::nullopt; }
   // The master key the database seals secrets with; null without one.
   const SecretBox* secret_box() const { return box_.get(); }
   const std::shared_ptr<const SecretBox>& shared_secret_box() const { return box_; }

@@ -1377,24 +1377,36 @@ TEST_CASE("the SSRF guard refuses what is not an IPv4 or IPv6 address") {
   CHECK(policy.refuse_reason(reinterpret_cast<const sockaddr*>(&short_v6), 8).has_value());
 }
 
-TEST_CASE("the disk reserve is 16 MiB by default, any byte count, or 0 for none") {
-  std::string error;
-  auto c = parse({}, {}, &error);
-  REQUIRE_MESSAGE(c.has_value(), error);
-  CHECK(c->disk_reserve_bytes == 16u << 20);
-  c = parse({"--disk-reserve-bytes", "0"}, {}, &error);
-  REQUIRE_MESSAGE(c.has_value(), error);
-  CHECK(c->disk_reserve_bytes == 0);
-  c = parse({}, {{"HERALD_DISK_RESERVE_BYTES", "1073741824"}}, &error);
-  REQUIRE_MESSAGE(c.has_value(), error);
-  CHECK(c->disk_reserve_bytes == 1u << 30);
-  for (const char* bad : {"-1", "16m", "", "x"}) {
-    const std::string shown = bad;
-    CAPTURE(shown);
-    CHECK_FALSE(parse({}, {{"HERALD_DISK_RESERVE_BYTES", bad}}, &error).has_value());
-    CHECK(contains(error, "HERALD_DISK_RESERVE_BYTES"));
+TEST_CASE("the disk reserve and SQLite's memory bound: 16 and 32 MiB, any byte count, or 0") {
+  struct Setting {
+    const char* flag;
+    const char* env;
+    uint64_t Config::*field;
+    uint64_t default_bytes;
+  };
+  for (const Setting& setting : {Setting{"--disk-reserve-bytes", "HERALD_DISK_RESERVE_BYTES",
+                                         &Config::disk_reserve_bytes, 16u << 20},
+                                 Setting{"--sqlite-memory-bytes", "HERALD_SQLITE_MEMORY_BYTES",
+                                         &Config::sqlite_memory_bytes, 32u << 20}}) {
+    CAPTURE(setting.env);
+    std::string error;
+    auto c = parse({}, {}, &error);
+    REQUIRE_MESSAGE(c.has_value(), error);
+    CHECK((*c).*setting.field == setting.default_bytes);
+    c = parse({setting.flag, "0"}, {}, &error);
+    REQUIRE_MESSAGE(c.has_value(), error);
+    CHECK((*c).*setting.field == 0);
+    c = parse({}, {{setting.env, "1073741824"}}, &error);
+    REQUIRE_MESSAGE(c.has_value(), error);
+    CHECK((*c).*setting.field == 1u << 30);
+    for (const char* bad : {"-1", "16m", "", "x"}) {
+      const std::string shown = bad;
+      CAPTURE(shown);
+      CHECK_FALSE(parse({}, {{setting.env, bad}}, &error).has_value());
+      CHECK(contains(error, setting.env));
+    }
+    CHECK(contains(serve_help(), setting.env));
   }
-  CHECK(contains(serve_help(), "HERALD_DISK_RESERVE_BYTES"));
 }
 
 TEST_CASE("https-only is off by default and reads true/false/1/0 from flag or environment") {

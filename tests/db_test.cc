@@ -3080,6 +3080,40 @@ TEST_SUITE("sqlite") {
     CHECK(fs::exists(path + "-wal"));
   }
 
+  TEST_CASE("sqlite_memory_bytes bounds the page caches of every connection together") {
+    TempDir dir;
+    const std::string path = dir.file("herald.db");
+    // A 16 MiB file: more than the bound, less than one connection's own cache_size.
+    std::vector<std::string> ids;
+    std::string app_id;
+    {
+      auto db = open_sqlite(path, 1);
+      auto s = db->begin();
+      const TimeMs now = wall_now();
+      app_id = add_app(*s, now).id;
+      const std::string payload = "{\"pad\":\"" + std::string(8000, 'x') + "\"}";
+      for (int i = 0; i < 2000; ++i) ids.push_back(add_message(*s, app_id, payload, now).id);
+      s->commit();
+    }
+    // Four connections at once, each reading the whole file; the highest SQLite's heap reaches.
+    const auto peak = [&](uint64_t bound) {
+      auto db = open_database(path, DatabaseOptions{4, nullptr, false, 0, bound});
+      std::vector<std::unique_ptr<Session>> sessions;
+      for (int i = 0; i < 4; ++i) sessions.push_back(db->session());
+      int64_t highest = 0;
+      for (auto& s : sessions) {
+        for (const auto& id : ids) REQUIRE(s->messages().get(app_id, id).has_value());
+        highest = std::max(highest, db->memory_used().value());
+      }
+      return highest;
+    };
+    constexpr int64_t kBound = 4 << 20;
+    // Unbounded, each connection caches the file over again.
+    CHECK(peak(0) > 6 * kBound);
+    // Bounded, the caches reuse their pages: a soft limit, so a little over it at most.
+    CHECK(peak(kBound) < kBound + (kBound / 2));
+  }
+
   TEST_CASE("migration 2 adds endpoints.failing_since to a fresh database") {
     TempDir dir;
     const std::string path = dir.file("herald.db");

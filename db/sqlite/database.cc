@@ -1,6 +1,7 @@
 #include "db/sqlite/database.h"
 
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include "core/clock.h"
 #include "db/inventory.h"
@@ -130,6 +131,21 @@ SqliteDatabase::SqliteDatabase(std::string path, const DatabaseOptions& options)
   if (options.disk_reserve_bytes > 0) {
     reserve_ = std::make_unique<DiskReserve>(path_ + ".reserve", options.disk_reserve_bytes);
   }
+  if (options.sqlite_memory_bytes > 0) {
+    // One budget for every connection's page cache: 32 connections at cache_size each would
+    // otherwise fill to a gigabyte over a large file, slowly, as an unbounded-looking RSS.
+    previous_heap_limit_ =
+        sqlite3_soft_heap_limit64(static_cast<sqlite3_int64>(options.sqlite_memory_bytes));
+  }
+}
+
+SqliteDatabase::~SqliteDatabase() {
+  idle_.clear();  // the connections close before the limit they ran under goes
+  if (previous_heap_limit_) sqlite3_soft_heap_limit64(*previous_heap_limit_);
+}
+
+std::optional<int64_t> SqliteDatabase::memory_used() const {
+  return sqlite3_memory_used();
 }
 
 std::optional<std::string> SqliteDatabase::intake_paused() const {

@@ -20,6 +20,7 @@ class SqliteDatabase final : public Database {
  public:
   // Opens `path` (creating it) and applies pending migrations; with options.box, adopts it.
   SqliteDatabase(std::string path, const DatabaseOptions& options);
+  ~SqliteDatabase() override;
 
   std::unique_ptr<Session> session() override;
   std::unique_ptr<Session> dedicated_session(bool durable) override;
@@ -27,6 +28,7 @@ class SqliteDatabase final : public Database {
   std::string describe() const override { return path_; }
   void scrub() override;
   std::optional<std::string> intake_paused() const override;
+  std::optional<int64_t> memory_used() const override;
 
   // A connection set up like the pool's, outside its count.
   std::unique_ptr<Connection> open_connection();
@@ -40,6 +42,9 @@ class SqliteDatabase final : public Database {
   std::unique_ptr<FileLock> hold_;        // with DatabaseOptions::exclusive
   std::unique_ptr<DiskReserve> reserve_;  // with DatabaseOptions::disk_reserve_bytes
   int max_connections_;
+  // The soft heap limit before this database set its own (options.sqlite_memory_bytes), put
+  // back when it closes; nullopt: it set none.
+  std::optional<int64_t> previous_heap_limit_;
   FairMutex write_mu_;  // held by every write transaction on this database's connections
   std::mutex mu_;
   std::condition_variable cv_;

@@ -14,6 +14,7 @@ import {
   collectAll,
   ensureEventTypes,
   eventually,
+  onPostgres,
   rawRequest,
   startHerald,
   startReceiver,
@@ -429,6 +430,20 @@ async function checkFresh(fresh) {
   assert.equal(f.count, 0, `${HISTOGRAM}_count on a fresh herald`);
   assert.equal(f.sum, 0, `${HISTOGRAM}_sum on a fresh herald`);
   for (const [le, v] of Object.entries(f.buckets)) assert.equal(v, 0, `bucket le="${le}" on a fresh herald`);
+
+  // SQLite lives in herald's process, so its memory is herald's, bounded by a setting; a
+  // PostgreSQL store's is the server's, and no such series is shown.
+  const sqliteMemory = m.samples.filter((s) => s.name === "herald_sqlite_memory_bytes");
+  if (onPostgres) {
+    assert.equal(sqliteMemory.length, 0, "herald_sqlite_memory_bytes on PostgreSQL");
+  } else {
+    assert.equal(m.types.get("herald_sqlite_memory_bytes"), "gauge", "# TYPE herald_sqlite_memory_bytes");
+    assert.equal(sqliteMemory.length, 1, "one herald_sqlite_memory_bytes sample");
+    assert.ok(
+      sqliteMemory[0].value > 0 && sqliteMemory[0].value < 32 * 1024 * 1024,
+      `herald_sqlite_memory_bytes = ${sqliteMemory[0].value}: above 0, under the 32 MiB default bound`,
+    );
+  }
 
   // The exposition is public: a wrong token does not turn it into a 401 either.
   const wrong = await rawRequest(fresh, "GET", "/metrics", { token: "not-a-valid-token-at-all-0000" });
