@@ -88,7 +88,7 @@ json to_json(const Endpoint& e) {
   return j;
 }
 
-json to_json(const EventType& e) {
+json to_json(const EventType& e, bool with_content) {
   json j{{"name", e.name},
          {"description", e.description},
          {"archived", e.archived},
@@ -97,7 +97,7 @@ json to_json(const EventType& e) {
          {"featureFlags", nullptr},
          {"createdAt", format_rfc3339(e.created_at)},
          {"updatedAt", format_rfc3339(e.updated_at)}};
-  j["schemas"] = e.schemas_json ? json::parse(*e.schemas_json) : json(nullptr);
+  j["schemas"] = with_content && e.schemas_json ? json::parse(*e.schemas_json) : json(nullptr);
   return j;
 }
 
@@ -107,7 +107,8 @@ json to_json(const Message& m, bool with_content) {
          {"eventType", m.event_type},
          {"channels", opt(m.channels)},
          {"tags", opt(m.tags)},
-         {"timestamp", format_rfc3339(m.timestamp)}};
+         {"timestamp", format_rfc3339(m.timestamp)},
+         {"deliverAt", m.deliver_at ? json(format_rfc3339(*m.deliver_at)) : json(nullptr)}};
   j["payload"] = with_content && !m.payload.empty() ? json::parse(m.payload) : json::object();
   if (m.payload_expired) j["payloadExpired"] = true;  // purged by retention
   return j;

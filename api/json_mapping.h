@@ -14,7 +14,8 @@ namespace herald {
 // Svix-shaped JSON of herald's records (camelCase, RFC 3339 times).
 nlohmann::ordered_json to_json(const Application& a);
 nlohmann::ordered_json to_json(const Endpoint& e);
-nlohmann::ordered_json to_json(const EventType& e);
+// Without content (an event type list's default, as on Svix), schemas read as null.
+nlohmann::ordered_json to_json(const EventType& e, bool with_content = true);
 // `with_content` false leaves the payload out (an empty object), as Svix does.
 nlohmann::ordered_json to_json(const Message& m, bool with_content);
 nlohmann::ordered_json to_json(const Attempt& a, bool with_content);

@@ -52,6 +52,7 @@ void register_app_routes(ApiServer& s) {
   s.route("GET", "/api/v1/app/?", [&s](ApiRequest& r) {
     require_admin(r.caller);
     auto p = r.list_params(kAppPrefix);
+    p.descending = r.query_descending();
     auto session = s.db().session();
     auto page = session->apps().list(p);
     json data = json::array();

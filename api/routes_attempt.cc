@@ -9,6 +9,9 @@
 #include "db/message_store.h"
 #include "db/session.h"
 
+#include <map>
+#include <set>
+
 namespace herald {
 namespace {
 
@@ -16,23 +19,35 @@ using json = nlohmann::ordered_json;
 
 AttemptFilter read_filter(const ApiRequest& r) {
   AttemptFilter f;
-  if (auto status = r.query("status")) {
-    if (*status != "0" && *status != "1" && *status != "2" && *status != "3") {
-      throw invalid_query("status", "must be 0 (success), 1 (pending), 2 (fail) or 3 (sending)");
-    }
-    f.status = static_cast<DeliveryStatus>(std::stoi(*status));
-  }
+  f.status = r.query_status("status");
   f.before = r.query_time("before");
   f.after = r.query_time("after");
+  if (auto cls = r.query("status_code_class")) {
+    static const std::set<std::string> kClasses = {"0", "100", "200", "300", "400", "500"};
+    if (kClasses.count(*cls) == 0) {
+      throw invalid_query("status_code_class",
+                          "must be 0 (no response), 100, 200, 300, 400 or 500");
+    }
+    f.status_code_class = std::stoi(*cls);
+  }
+  f.event_types = r.query_list("event_types");
+  f.channel = r.query("channel");
+  f.tag = r.query("tag");
   return f;
 }
 
-// With content, list items carry their request headers too (sensitive ones masked).
-json page_json(const ListPage<Attempt>& page, const ListParams& p, bool with_content) {
+// With content, list items carry their request headers too (sensitive ones masked). With
+// `messages` (Svix's with_msg), each carries its message as `msg`, payload included.
+json page_json(const ListPage<Attempt>& page, const ListParams& p, bool with_content,
+               const std::map<std::string, Message>* messages = nullptr) {
   json data = json::array();
   for (const auto& a : page.items) {
     json j = to_json(a, with_content);
     if (with_content) j["requestHeaders"] = masked_headers(a.request_headers_json);
+    if (messages != nullptr) {
+      auto it = messages->find(a.msg_id);
+      j["msg"] = it == messages->end() ? json(nullptr) : to_json(it->second, true);
+    }
     data.push_back(std::move(j));
   }
   std::string first = page.items.empty() ? "" : page.items.front().id;
@@ -71,7 +86,13 @@ void register_attempt_routes(ApiServer& s) {
     auto ep = session->endpoints().get(app.id, r.param(2));
     if (!ep) throw not_found("endpoint");
     auto page = session->attempts().list_by_endpoint(app.id, ep->id, p, f);
-    return ApiReply{200, page_json(page, p, with_content)};
+    if (!r.query_bool("with_msg", false)) return ApiReply{200, page_json(page, p, with_content)};
+    std::map<std::string, Message> messages;
+    for (const auto& a : page.items) {
+      if (messages.count(a.msg_id) > 0) continue;
+      if (auto m = session->messages().get(app.id, a.msg_id)) messages.emplace(a.msg_id, *m);
+    }
+    return ApiReply{200, page_json(page, p, with_content, &messages)};
   });
 
   s.route("GET", "/api/v1/app/([^/]+)/msg/([^/]+)/attempt/([^/]+)/?", [&s](ApiRequest& r) {

@@ -6,6 +6,7 @@
 #include "core/time_format.h"
 #include "db/database.h"
 #include "db/session.h"
+#include "db/token_store.h"
 
 namespace herald {
 namespace {
@@ -15,17 +16,21 @@ using json = nlohmann::ordered_json;
 // Svix's bounds for AppPortalAccessIn.expiry, in seconds.
 constexpr int64_t kMinExpirySeconds = 3600;
 constexpr int64_t kMaxExpirySeconds = 7 * 24 * 3600;
+// Session ids: how long one may be, and how many one expire-all may name.
+constexpr size_t kMaxSessionIdLength = 256;
+constexpr size_t kMaxSessionIds = 100;
 
 }  // namespace
 
 void register_auth_routes(ApiServer& s) {
   // Svix's AppPortalAccessIn: {expiry?, readOnly?, featureFlags?, sessionId?, application?};
-  // only expiry and readOnly mean anything here. Answers {url, token}.
+  // featureFlags and application mean nothing here. Answers {url, token}.
   s.route("POST", "/api/v1/auth/app-portal-access/([^/]+)/?", [&s](ApiRequest& r) {
     require_admin(r.caller);
     BodyReader body(r.body);
     auto expiry = body.opt_int("expiry", kMinExpirySeconds, kMaxExpirySeconds);
     bool read_only = body.opt_bool("readOnly").value_or(false);
+    auto session_id = body.opt_string("sessionId", kMaxSessionIdLength);
     body.finish();
     Application app;
     {
@@ -35,12 +40,39 @@ void register_auth_routes(ApiServer& s) {
     TimeMs expires_at = s.clock().now_ms() + expiry.value_or(kMaxExpirySeconds) * 1000;
     NewToken token = create_token(s.db(), s.clock(), app.id,
                                   read_only ? "portal access (read-only)" : "portal access",
-                                  expires_at, read_only);
+                                  expires_at, read_only, std::move(session_id));
     // The token travels in the fragment, which browsers never send: it stays out of access logs.
     ApiReply reply{
         200, json{{"url", s.base_url() + "/portal/#key=" + token.text}, {"token", token.text}}};
     reply.replayable = false;
     return reply;
+  });
+
+  // Revokes the calling token. Only an application's token may log out (a portal session
+  // ending); the admin token is managed with `herald token`. Read-only tokens may too.
+  s.route("POST", "/api/v1/auth/logout/?", [&s](ApiRequest& r) {
+    if (r.caller.is_admin()) {
+      throw ApiError(403, "forbidden",
+                     "only an application's token can log out; revoke others with herald token "
+                     "revoke");
+    }
+    s.db().session()->tokens().remove(r.caller.token_id);
+    return ApiReply{204, {}};
+  });
+
+  // Svix's ApplicationTokenExpireIn: {expiry?: seconds until they expire (default: now),
+  // sessionIds?: only the tokens made for these portal sessions}.
+  s.route("POST", "/api/v1/auth/app/([^/]+)/expire-all/?", [&s](ApiRequest& r) {
+    require_admin(r.caller);
+    BodyReader body(r.body);
+    auto expiry = body.opt_int("expiry", 0, kMaxExpirySeconds);
+    auto session_ids = body.opt_string_list("sessionIds", kMaxSessionIds, kMaxSessionIdLength);
+    body.finish();
+    auto session = s.db().session();
+    const Application app = load_app(*session, r.caller, r.param(1));
+    session->tokens().expire_app_tokens(app.id, s.clock().now_ms() + expiry.value_or(0) * 1000,
+                                        session_ids.value_or(std::vector<std::string>{}));
+    return ApiReply{204, {}};
   });
 
   // herald's own: what the calling token may see and do.

@@ -335,6 +335,7 @@ void register_endpoint_routes(ApiServer& s) {
 
   s.route("GET", base + "/?", [&s](ApiRequest& r) {
     auto p = r.list_params(kEndpointPrefix);
+    p.descending = r.query_descending();
     const bool with_health = r.query_bool("with_health", false);
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));
@@ -351,27 +352,35 @@ void register_endpoint_routes(ApiServer& s) {
     return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};
   });
 
-  s.route("POST", base + "/?", [&s](ApiRequest& r) {
-    auto session = s.db().session();
-    Application app = load_app(*session, r.caller, r.param(1));
+  // Creates the endpoint the request's body describes, under `uid` when given (an upsert's
+  // path) instead of the body's. REQUIRES: a transaction on `session`.
+  auto create = [&s](Session& session, const Application& app, ApiRequest& r,
+                     const std::optional<std::string>& uid) {
     Endpoint ep;
     TimeMs now = s.clock().now_ms();
     ClientCertChange tls;
     const SigningChange change =
         read_endpoint_body(r.body, ep, false, s.options().https_only, now, tls);
+    if (uid) ep.uid = uid;
     auto key = apply_signing(ep, change, std::nullopt);
     ep.id = new_id(kEndpointPrefix, now);
     ep.app_id = app.id;
     ep.created_at = ep.updated_at = now;
-    session->begin();
-    EndpointStore& endpoints = session->endpoints();
+    EndpointStore& endpoints = session.endpoints();
     if (ep.uid && endpoints.get(app.id, *ep.uid)) {
       throw conflict("an endpoint with uid '" + *ep.uid + "' exists");
     }
     endpoints.insert(ep, key->first);
     if (tls.key) endpoints.set_client_key(ep.id, tls.key, now);
-    session->commit();
     return ApiReply{201, to_json(ep)};
+  };
+
+  s.route("POST", base + "/?", [&s, create](ApiRequest& r) {
+    auto session = s.db().begin();
+    Application app = load_app(*session, r.caller, r.param(1));
+    ApiReply reply = create(*session, app, r, std::nullopt);
+    session->commit();
+    return reply;
   });
 
   s.route("GET", one + "/?", [&s](ApiRequest& r) {
@@ -380,15 +389,26 @@ void register_endpoint_routes(ApiServer& s) {
     return ApiReply{200, to_json(load_endpoint(*session, app, r.param(2)))};
   });
 
-  auto update = [&s](ApiRequest& r, bool patch) {
+  auto update = [&s, create](ApiRequest& r, bool patch) {
     auto session = s.db().begin();
     Application app = load_app(*session, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    auto found = session->endpoints().get(app.id, r.param(2));
+    if (!found) {
+      // Upsert, as Svix: a PUT on an unknown uid creates the endpoint under that uid.
+      if (patch || !valid_uid(r.param(2))) throw not_found("endpoint");
+      ApiReply reply = create(*session, app, r, r.param(2));
+      session->commit();
+      return reply;
+    }
+    Endpoint ep = *found;
     auto old_uid = ep.uid;
     TimeMs now = s.clock().now_ms();
     ClientCertChange tls;
     const SigningChange change =
         read_endpoint_body(r.body, ep, patch, s.options().https_only, now, tls);
+    // A PUT addressed by uid keeps that uid unless its body names another: an upsert repeated
+    // with the same body must find the endpoint again.
+    if (!ep.uid && old_uid == r.param(2)) ep.uid = old_uid;
     EndpointStore& endpoints = session->endpoints();
     auto key = apply_signing(ep, change, endpoints.current_key(ep.id));
     if (ep.uid && ep.uid != old_uid) {
@@ -472,6 +492,9 @@ void register_endpoint_routes(ApiServer& s) {
     BodyReader body(given_body);
     if (!r.body.contains("headers")) body.error("headers", "field required", "value_error.missing");
     auto given = read_headers(body, "headers");
+    // Svix's EndpointHeadersPatchIn: names to remove, besides those whose value is null.
+    const auto deleted =
+        patch ? body.opt_string_list("deleteHeaders", kMaxHeaders, 4096) : std::nullopt;
     body.finish();
     auto session = s.db().begin();
     Application app = load_app(*session, r.caller, r.param(1));
@@ -481,6 +504,9 @@ void register_endpoint_routes(ApiServer& s) {
     if (patch) {
       for (const auto& [name, value] : r.body["headers"].items()) {
         if (value.is_null()) ep.headers.erase(name);
+      }
+      for (const auto& name : deleted.value_or(std::vector<std::string>{})) {
+        std::erase_if(ep.headers, [&](const auto& h) { return equals_ascii_ci(h.first, name); });
       }
     }
     for (const auto& [name, value] : given.value_or(std::map<std::string, std::string>{})) {
@@ -567,7 +593,9 @@ void register_endpoint_routes(ApiServer& s) {
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));
     Endpoint ep = load_endpoint(*session, app, r.param(2));
-    return ApiReply{200, to_json(session->deliveries().stats(ep.id))};
+    const auto since = r.query_time("since");
+    const auto until = r.query_time("until");
+    return ApiReply{200, to_json(session->deliveries().stats_between(ep.id, since, until))};
   });
 }
 

@@ -48,10 +48,12 @@ void register_event_type_routes(ApiServer& s) {
   s.route("GET", "/api/v1/event-type/?", [&s](ApiRequest& r) {
     auto p = r.list_params("");
     bool archived = r.query_bool("include_archived", false);
+    // Svix leaves schemas out of lists unless asked: they can be large.
+    const bool with_content = r.query_bool("with_content", false);
     auto session = s.db().session();
     auto page = session->event_types().list(p, archived);
     json data = json::array();
-    for (const auto& e : page.items) data.push_back(to_json(e));
+    for (const auto& e : page.items) data.push_back(to_json(e, with_content));
     std::string first = page.items.empty() ? "" : page.items.front().name;
     std::string last = page.items.empty() ? "" : page.items.back().name;
     return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};

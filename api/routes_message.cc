@@ -1,4 +1,8 @@
 // /api/v1/app/{app}/msg: publishing messages, reading them back, resending.
+#include <algorithm>
+#include <map>
+#include <vector>
+
 #include "api/errors.h"
 #include "api/json_mapping.h"
 #include "api/raw_json.h"
@@ -23,6 +27,8 @@ using json = nlohmann::ordered_json;
 
 constexpr size_t kMaxChannels = 10;
 constexpr size_t kMaxTags = 10;
+// How far ahead a message may be scheduled (deliverAt), as on Svix.
+constexpr TimeMs kMaxScheduleAheadMs = 24LL * 3600 * 1000;
 
 std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* field,
                                                    size_t max_items) {
@@ -39,18 +45,35 @@ std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* fi
   return names;
 }
 
-// `raw` is the request body as sent; the payload's own bytes are cut out of it.
-Message read_message_body(const JsonIn& body, std::string_view raw) {
-  BodyReader r(body);
-  Message m;
-  m.event_type = r.req_string("eventType");
-  if (!m.event_type.empty() && !valid_name(m.event_type)) {
+// The required `eventType` of a request body.
+std::string read_event_type(BodyReader& r) {
+  std::string event_type = r.req_string("eventType");
+  if (!event_type.empty() && !valid_name(event_type)) {
     r.error("eventType", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
   }
+  return event_type;
+}
+
+// `raw` is the request body as sent; the payload's own bytes are cut out of it. `now`: when
+// the request came, for deliverAt.
+Message read_message_body(const JsonIn& body, std::string_view raw, TimeMs now) {
+  BodyReader r(body);
+  Message m;
+  m.event_type = read_event_type(r);
   m.event_id = r.opt_string("eventId");
   if (m.event_id && m.event_id->empty()) r.error("eventId", "must not be empty");
   m.channels = read_names(r, "channels", kMaxChannels);
   m.tags = read_names(r, "tags", kMaxTags);
+  if (auto at = r.opt_string("deliverAt", 64)) {
+    // A time already past is delivered at once: a clock a little behind the producer's must
+    // not make a message fail.
+    m.deliver_at = parse_rfc3339(*at);
+    if (!m.deliver_at) {
+      r.error("deliverAt", "must be an RFC 3339 date-time");
+    } else if (*m.deliver_at > now + kMaxScheduleAheadMs) {
+      r.error("deliverAt", "must be at most 24 hours ahead");
+    }
+  }
   if (!r.present("payload")) {
     r.error("payload", "field required", "value_error.missing");
   } else if (!body["payload"].is_object()) {
@@ -89,21 +112,6 @@ Application app_for_message(Session& c, ApiRequest& r, TimeMs now) {
   return app;
 }
 
-std::optional<std::vector<std::string>> comma_list(const std::optional<std::string>& v) {
-  if (!v || v->empty()) return std::nullopt;
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= v->size()) {
-    size_t comma = v->find(',', start);
-    std::string item =
-        v->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) out.push_back(item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 // herald's extension of a message: its endpoints counted by their latest delivery's state,
 // and the overall state that the list's `status` filter matches (null without deliveries).
 void add_summary(json& j, const std::optional<DeliveryStats>& s) {
@@ -114,6 +122,30 @@ void add_summary(json& j, const std::optional<DeliveryStats>& s) {
                          {"fail", counts.fail}};
   auto overall = counts.overall();
   j["deliveryStatus"] = overall ? json(static_cast<int>(*overall)) : json(nullptr);
+}
+
+// A delivery's state as Svix shows it beside an endpoint or a message: status, statusText and
+// nextAttempt (pending only).
+void add_delivery_state(json& j, const Delivery& d, TimeMs now) {
+  j["status"] = static_cast<int>(d.status);
+  j["statusText"] = status_text(d.status);
+  // A parked delivery (its endpoint has no room yet) has no time of its own: it goes as soon
+  // as the endpoint has room, so it reads as due now.
+  const TimeMs next = d.next_attempt_at > 0 ? d.next_attempt_at : now;
+  j["nextAttempt"] =
+      d.status == DeliveryStatus::kPending ? json(format_rfc3339(next)) : json(nullptr);
+}
+
+// The filters a message list reads from its query.
+MessageFilter read_message_filter(const ApiRequest& r) {
+  MessageFilter f;
+  f.event_types = r.query_list("event_types");
+  f.channel = r.query("channel");
+  f.tag = r.query("tag");
+  f.before = r.query_time("before");
+  f.after = r.query_time("after");
+  f.status = r.query_status("status");
+  return f;
 }
 
 // The payload of a test event when none is given: the event type's first schema example if
@@ -152,10 +184,10 @@ void register_message_routes(ApiServer& s) {
   const std::string one = base + "/([^/]+)";
 
   s.route("POST", base + "/?", [&s](ApiRequest& r) {
-    Message m = read_message_body(r.body, r.http.body);
+    TimeMs now = s.clock().now_ms();
+    Message m = read_message_body(r.body, r.http.body, now);
     if (auto refusal = s.intake_refusal()) return *refusal;
     const bool with_content = r.query_bool("with_content", true);
-    TimeMs now = s.clock().now_ms();
     // Group commit: this message and its deliveries share a transaction with other requests'
     // messages; the 202 goes out only once that transaction is durable.
     s.writer().run([&](Session& c) {
@@ -172,19 +204,24 @@ void register_message_routes(ApiServer& s) {
     return ApiReply{202, to_json(m, with_content)};
   });
 
+  // Svix's precheck: would a message of this event type (and channels) reach any endpoint?
+  s.route("POST", base + "/precheck/active/?", [&s](ApiRequest& r) {
+    BodyReader b(r.body);
+    const std::string event_type = read_event_type(b);
+    const auto channels = read_names(b, "channels", kMaxChannels);
+    b.finish();
+    auto session = s.db().session();
+    const Application app = load_app(*session, r.caller, r.param(1));
+    const auto endpoints = s.enqueuer().enabled_endpoints(*session, app.id);
+    const bool active = std::any_of(endpoints->begin(), endpoints->end(), [&](const Endpoint& ep) {
+      return endpoint_accepts(ep, event_type, channels);
+    });
+    return ApiReply{200, json{{"active", active}}};
+  });
+
   s.route("GET", base + "/?", [&s](ApiRequest& r) {
     auto p = r.list_params(kMessagePrefix);
-    MessageFilter f;
-    f.event_types = comma_list(r.query("event_types"));
-    f.channel = r.query("channel");
-    f.before = r.query_time("before");
-    f.after = r.query_time("after");
-    if (auto status = r.query("status")) {
-      if (*status != "0" && *status != "1" && *status != "2" && *status != "3") {
-        throw invalid_query("status", "must be 0 (success), 1 (pending), 2 (fail) or 3 (sending)");
-      }
-      f.status = static_cast<DeliveryStatus>(std::stoi(*status));
-    }
+    const MessageFilter f = read_message_filter(r);
     const bool with_content = r.query_bool("with_content", true);
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));
@@ -214,29 +251,74 @@ void register_message_routes(ApiServer& s) {
   });
 
   // The message's delivery state per endpoint.
+  // Svix's listAttemptedMessages: the messages sent to an endpoint, newest first, each with the
+  // state of its latest delivery there (which the status filter matches).
+  s.route("GET", "/api/v1/app/([^/]+)/endpoint/([^/]+)/msg/?", [&s](ApiRequest& r) {
+    const auto p = r.list_params(kMessagePrefix);
+    MessageFilter f = read_message_filter(r);
+    const bool with_content = r.query_bool("with_content", true);
+    auto session = s.db().session();
+    const Application app = load_app(*session, r.caller, r.param(1));
+    const auto ep = session->endpoints().get(app.id, r.param(2));
+    if (!ep) throw not_found("endpoint");
+    f.endpoint_id = ep->id;
+    const auto page = session->messages().list(app.id, p, f);
+    const TimeMs now = s.clock().now_ms();
+    json data = json::array();
+    for (const auto& m : page.items) {
+      json j = to_json(m, with_content);
+      std::optional<Delivery> latest;
+      for (auto& d : session->deliveries().for_message(m.id)) {
+        if (d.endpoint_id == ep->id && (!latest || d.id > latest->id)) latest = std::move(d);
+      }
+      if (latest) add_delivery_state(j, *latest, now);
+      data.push_back(std::move(j));
+    }
+    const std::string first = page.items.empty() ? "" : page.items.front().id;
+    const std::string last = page.items.empty() ? "" : page.items.back().id;
+    return ApiReply{200, list_json(std::move(data), first, last, page.done, p)};
+  });
+
+  // Svix's listAttemptedDestinations: each endpoint the message went to, with the state of
+  // its latest delivery there (a resend supersedes what it repeats), by endpoint id.
   s.route("GET", one + "/endpoint/?", [&s](ApiRequest& r) {
+    const auto p = r.list_params(kEndpointPrefix);
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));
     auto m = session->messages().get(app.id, r.param(2));
     if (!m) throw not_found("message");
+    std::map<std::string, Delivery> latest;  // by endpoint id
+    for (auto& d : session->deliveries().for_message(m->id)) {
+      auto [it, added] = latest.try_emplace(d.endpoint_id, d);
+      if (!added && d.id > it->second.id) it->second = std::move(d);
+    }
+    std::vector<const Delivery*> page;
+    for (const auto& [endpoint_id, d] : latest) {
+      if (p.cursor && (p.backwards ? endpoint_id >= *p.cursor : endpoint_id <= *p.cursor)) {
+        continue;
+      }
+      page.push_back(&d);
+    }
+    const bool done = static_cast<int>(page.size()) <= p.limit;
+    if (!done) {
+      // Backwards, the page is the `limit` just before the cursor.
+      const auto cut = static_cast<std::ptrdiff_t>(page.size()) - p.limit;
+      page.erase(p.backwards ? page.begin() : page.begin() + p.limit,
+                 p.backwards ? page.begin() + cut : page.end());
+    }
     EndpointStore& endpoints = session->endpoints();
     json data = json::array();
-    for (const auto& d : session->deliveries().for_message(m->id)) {
+    for (const Delivery* dp : page) {
+      const Delivery& d = *dp;
       auto ep = endpoints.get(app.id, d.endpoint_id);
       if (!ep) continue;
       json j = to_json(*ep);
-      j["status"] = static_cast<int>(d.status);
-      j["statusText"] = status_text(d.status);
-      // A parked delivery (its endpoint has no room yet) has no time of its own: it goes as
-      // soon as the endpoint has room, so it reads as due now.
-      const TimeMs next = d.next_attempt_at > 0 ? d.next_attempt_at : s.clock().now_ms();
-      j["nextAttempt"] =
-          d.status == DeliveryStatus::kPending ? json(format_rfc3339(next)) : json(nullptr);
+      add_delivery_state(j, d, s.clock().now_ms());
       data.push_back(std::move(j));
     }
-    return ApiReply{
-        200,
-        json{{"data", data}, {"iterator", nullptr}, {"prevIterator", nullptr}, {"done", true}}};
+    const std::string first = page.empty() ? "" : page.front()->endpoint_id;
+    const std::string last = page.empty() ? "" : page.back()->endpoint_id;
+    return ApiReply{200, list_json(std::move(data), first, last, done, p)};
   });
 
   s.route("POST", one + "/endpoint/([^/]+)/resend/?", [&s](ApiRequest& r) {
@@ -259,10 +341,7 @@ void register_message_routes(ApiServer& s) {
     if (auto refusal = s.intake_refusal()) return *refusal;
     BodyReader body(r.body);
     Message m;
-    m.event_type = body.req_string("eventType");
-    if (!m.event_type.empty() && !valid_name(m.event_type)) {
-      body.error("eventType", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
-    }
+    m.event_type = read_event_type(body);
     body.opt_int("exampleIndex", 0, 1000);  // Svix's; only the first example is used
     if (const JsonIn* payload = body.raw("payload")) {
       if (!payload->is_object()) {

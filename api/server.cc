@@ -159,6 +159,40 @@ std::optional<TimeMs> ApiRequest::query_time(const std::string& name) const {
   return t;
 }
 
+std::optional<std::vector<std::string>> ApiRequest::query_list(const std::string& name) const {
+  const auto v = query(name);
+  if (!v || v->empty()) return std::nullopt;
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= v->size()) {
+    size_t comma = v->find(',', start);
+    std::string item =
+        v->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::optional<DeliveryStatus> ApiRequest::query_status(const std::string& name) const {
+  const auto v = query(name);
+  if (!v) return std::nullopt;
+  if (v->size() != 1 || (*v)[0] < '0' || (*v)[0] > '4') {
+    throw invalid_query(name,
+                        "must be 0 (success), 1 (pending), 2 (fail), 3 (sending) or 4 (canceled)");
+  }
+  return static_cast<DeliveryStatus>((*v)[0] - '0');
+}
+
+std::optional<bool> ApiRequest::query_descending() const {
+  const auto v = query("order");
+  if (!v) return std::nullopt;
+  if (*v == "ascending") return false;
+  if (*v == "descending") return true;
+  throw invalid_query("order", "must be ascending or descending");
+}
+
 Application load_app(Session& c, const Caller& caller, const std::string& key) {
   auto app = c.apps().get(key);
   if (!app || (caller.app_id && *caller.app_id != app->id)) throw not_found("application");
@@ -313,7 +347,8 @@ ApiReply ApiServer::dispatch(const http::Request& req, const ApiHandler& h) {
   };
   try {
     Caller caller = req.path.rfind("/api/v1/health", 0) == 0 ? Caller{} : authenticate(req);
-    if (caller.read_only && req.method != "GET") {
+    // A read-only token may still end its own session.
+    if (caller.read_only && req.method != "GET" && req.path.rfind("/api/v1/auth/logout", 0) != 0) {
       throw ApiError(403, "forbidden", "this token is read-only: it may only make GET requests");
     }
     nlohmann::ordered_json body;

@@ -61,6 +61,15 @@ struct ApiRequest {
   bool query_bool(const std::string& name, bool fallback) const;
   // An RFC 3339 query parameter; throws 422 when malformed.
   std::optional<TimeMs> query_time(const std::string& name) const;
+  // A comma-separated query parameter's items (empty ones dropped); nullopt when absent or
+  // empty.
+  std::optional<std::vector<std::string>> query_list(const std::string& name) const;
+  // Svix's MessageStatus as a query parameter: 0 success, 1 pending, 2 fail, 3 sending, 4
+  // canceled (which herald never sets: it matches nothing). Throws 422 for anything else.
+  std::optional<DeliveryStatus> query_status(const std::string& name) const;
+  // Svix's `order`: "ascending" (false) or "descending" (true); nullopt when absent. Throws
+  // 422 for anything else.
+  std::optional<bool> query_descending() const;
 };
 
 struct ApiReply {

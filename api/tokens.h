@@ -27,9 +27,10 @@ struct NewToken {
 
 // Creates a token: an admin token without `app_id`, else one that reaches only that
 // application (an application id). Expires at `expires_at` if set; a `read_only` token may
-// only make GET requests.
+// only make GET requests. `session_id`: the portal session it is made for (see
+// TokenStore::expire_app_tokens).
 NewToken create_token(Database& db, Clock& clock, const std::optional<std::string>& app_id,
                       const std::string& name, std::optional<TimeMs> expires_at,
-                      bool read_only = false);
+                      bool read_only = false, std::optional<std::string> session_id = std::nullopt);
 
 }  // namespace herald

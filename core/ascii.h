@@ -26,4 +26,9 @@ inline bool starts_with_ascii_ci(std::string_view s, std::string_view prefix) {
   return true;
 }
 
+// True if `a` and `b` are equal, ignoring ASCII case.
+inline bool equals_ascii_ci(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && starts_with_ascii_ci(a, b);
+}
+
 }  // namespace herald

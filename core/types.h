@@ -109,6 +109,9 @@ struct Message {
   std::optional<std::vector<std::string>> channels;
   std::optional<std::vector<std::string>> tags;
   TimeMs timestamp = 0;
+  // When its deliveries are first due (Svix's deliverAt); nullopt: at once. Resends and
+  // retries are not held back by it.
+  std::optional<TimeMs> deliver_at;
 };
 
 // One (message, endpoint) pair to deliver: the queue row.

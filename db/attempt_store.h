@@ -15,6 +15,14 @@ struct AttemptFilter {
   std::optional<std::string> endpoint_id;
   std::optional<TimeMs> before;
   std::optional<TimeMs> after;
+  // The response's status code in [status_code_class, status_code_class + 100); 0: no
+  // response (herald records status 0 for those).
+  std::optional<int> status_code_class;
+  // Of the attempt's message: an event type among these, a channel and a tag it carries.
+  std::optional<std::vector<std::string>> event_types;
+  std::optional<std::string> channel;
+  std::optional<std::string> tag;
+  bool filters_messages() const { return (event_types && !event_types->empty()) || channel || tag; }
 };
 
 // Attempts in one bucket of a timeline.

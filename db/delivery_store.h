@@ -35,7 +35,13 @@ class DeliveryStore {
   virtual std::optional<Delivery> get(const std::string& id) = 0;
   // Every delivery of a message, by endpoint.
   virtual std::vector<Delivery> for_message(const std::string& msg_id) = 0;
-  virtual DeliveryStats stats(const std::string& endpoint_id) = 0;
+  // The endpoint's deliveries by status: those created in [since, until), either end open
+  // when unset.
+  virtual DeliveryStats stats_between(const std::string& endpoint_id, std::optional<TimeMs> since,
+                                      std::optional<TimeMs> until) = 0;
+  DeliveryStats stats(const std::string& endpoint_id) {
+    return stats_between(endpoint_id, std::nullopt, std::nullopt);
+  }
   // For each of `msg_ids`, its endpoints counted by the state of their latest delivery (a
   // resend supersedes what it repeats). Messages without deliveries are absent.
   virtual std::map<std::string, DeliveryStats> summaries(

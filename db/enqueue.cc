@@ -1,5 +1,7 @@
 #include "db/enqueue.h"
 
+#include <algorithm>
+
 #include "core/fanout.h"
 #include "core/ids.h"
 #include "db/app_store.h"
@@ -41,6 +43,9 @@ void Enqueuer::enqueue(Session& s, const Message& m, const std::vector<std::stri
                        TriggerType trigger) {
   if (endpoint_ids.empty()) return;
   const TimeMs now = clock_.now_ms();
+  // A scheduled message's first tries wait for its time; a resend does not.
+  const TimeMs due =
+      trigger == TriggerType::kScheduled && m.deliver_at ? std::max(now, *m.deliver_at) : now;
   std::vector<Delivery> ds;
   ds.reserve(endpoint_ids.size());
   for (const auto& endpoint_id : endpoint_ids) {
@@ -50,7 +55,7 @@ void Enqueuer::enqueue(Session& s, const Message& m, const std::vector<std::stri
     d.msg_id = m.id;
     d.endpoint_id = endpoint_id;
     d.status = DeliveryStatus::kPending;
-    d.next_attempt_at = now;
+    d.next_attempt_at = due;
     d.trigger = trigger;
     d.created_at = d.updated_at = now;
     ds.push_back(std::move(d));

@@ -13,6 +13,9 @@ struct ListParams {
   int limit = 50;
   std::optional<std::string> cursor;
   bool backwards = false;
+  // Newest first (true) or oldest first, for lists that let the caller choose (applications,
+  // endpoints: Svix's `order`); nullopt: the list's own order.
+  std::optional<bool> descending;
 };
 
 template <typename T>

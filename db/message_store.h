@@ -14,11 +14,15 @@ namespace herald {
 struct MessageFilter {
   std::optional<std::vector<std::string>> event_types;
   std::optional<std::string> channel;
+  std::optional<std::string> tag;
   std::optional<TimeMs> before;  // created strictly before
   std::optional<TimeMs> after;   // created strictly after
   // The message's overall delivery state (DeliveryStats::overall of its endpoints' latest
-  // deliveries); messages without deliveries never match.
+  // deliveries), or with endpoint_id the state of its latest delivery there; messages without
+  // deliveries never match.
   std::optional<DeliveryStatus> status;
+  // Only messages with a delivery to this endpoint.
+  std::optional<std::string> endpoint_id;
 };
 
 // Messages.

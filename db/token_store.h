@@ -17,6 +17,9 @@ struct TokenRecord {
   TimeMs created_at = 0;
   std::optional<TimeMs> expires_at;
   bool read_only = false;  // may only make GET requests
+  // The portal session it was made for (AppPortalAccessIn.sessionId), for expiring one
+  // user's sessions.
+  std::optional<std::string> session_id;
 };
 
 // API tokens.
@@ -34,6 +37,10 @@ class TokenStore {
   // Oldest first.
   virtual std::vector<TokenRecord> list() = 0;
   virtual bool remove(const std::string& id) = 0;
+  // Makes the tokens scoped to `app_id` that would work beyond `at` expire at `at`; with
+  // `session_ids`, only those made for one of them. Returns how many changed.
+  virtual int64_t expire_app_tokens(const std::string& app_id, TimeMs at,
+                                    const std::vector<std::string>& session_ids) = 0;
   // Drops tokens whose expiry has passed.
   virtual void purge_expired(TimeMs now) = 0;
 };

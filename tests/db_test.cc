@@ -583,8 +583,8 @@ TEST_CASE("AppStore remove cascades to endpoints, messages, deliveries, attempts
   const auto a = make_attempt(d, now, DeliveryStatus::kFail, 500);
   const auto kept_a = make_attempt(kept_d, now, DeliveryStatus::kFail, 500);
   s->attempts().insert({a, kept_a});
-  s->tokens().insert(
-      TokenRecord{new_id(kTokenPrefix, now), "hash-doomed", doomed.id, "portal", now, {}, false});
+  s->tokens().insert(TokenRecord{
+      new_id(kTokenPrefix, now), "hash-doomed", doomed.id, "portal", now, {}, false, std::nullopt});
 
   CHECK(s->apps().remove(doomed.id));
   CHECK_FALSE(s->apps().get(doomed.id));
@@ -1787,6 +1787,64 @@ TEST_CASE("Enqueuer publishes to the enabled endpoints that accept the message")
   CHECK(manual == 1);
 }
 
+TEST_CASE("Enqueuer: a scheduled message's deliveries wait for its deliver_at; a resend does not") {
+  TestStore store;
+  auto db = store.open();
+  ManualClock clock(wall_now());
+  const TimeMs now = clock.now_ms();
+  const auto f = add_fanout(*db, now, 3);
+  Enqueuer enqueuer(clock);
+  // Room to hand all of them over: a scheduled message must not take it.
+  FakeListener listener(100);
+  Listening listening(*db, listener);
+  auto s = db->session();
+
+  auto m = make_message(f.app.id, now, "a.b");
+  m.deliver_at = now + 5000;
+  s->begin();
+  CHECK(enqueuer.publish(*s, m) == 3);
+  s->commit();
+  CHECK(listener.calls().reserved == 0);
+  CHECK(listener.calls().handed.empty());
+  CHECK(s->messages().get(f.app.id, m.id)->deliver_at == now + 5000);
+  const auto rows = s->deliveries().for_message(m.id);
+  REQUIRE(rows.size() == 3);
+  for (const auto& d : rows) {
+    CHECK(d.status == DeliveryStatus::kPending);
+    CHECK(d.next_attempt_at == now + 5000);
+  }
+  CHECK(s->queue().next_due() == now + 5000);
+  CHECK(claim_due(*s, now + 4999, 60'000).empty());
+
+  // A resend is sent now, scheduled message or not.
+  s->begin();
+  enqueuer.redeliver(*s, m, f.endpoints[0].id);
+  s->commit();
+  // Due now: handed straight to the listener (SQLite's fast path) or claimable at once.
+  auto resent = claim_due(*s, now, 60'000);
+  for (const auto& h : listener.calls().handed) {
+    resent.insert(resent.end(), h.deliveries.begin(), h.deliveries.end());
+  }
+  REQUIRE(resent.size() == 1);
+  CHECK(resent[0].trigger == TriggerType::kManual);
+  CHECK(resent[0].endpoint_id == f.endpoints[0].id);
+  CHECK(id_set(claim_due(*s, now + 5000, 60'000)) == id_set(rows));
+
+  // A time already past is due at once; without one, the message reads back with none.
+  auto late = make_message(f.app.id, now, "a.b");
+  late.deliver_at = now - 60'000;
+  auto plain = make_message(f.app.id, now, "a.b");
+  s->begin();
+  enqueuer.publish(*s, late);
+  enqueuer.publish(*s, plain);
+  s->commit();
+  const auto handed = listener.handed_ids();
+  for (const auto& d : s->deliveries().for_message(late.id)) {
+    CHECK((handed.count(d.id) > 0 || d.next_attempt_at == now));
+  }
+  CHECK_FALSE(s->messages().get(f.app.id, plain.id)->deliver_at.has_value());
+}
+
 TEST_CASE("Enqueuer::enabled_endpoints is kept while the app's endpoints_version holds") {
   TestStore store;
   auto db = store.open();
@@ -2116,6 +2174,55 @@ TEST_CASE("AttemptStore purge deletes attempts made before the cutoff, oldest fi
 
 // ---------------------------------------------------------------------------------------------
 // TokenStore
+
+TEST_CASE("TokenStore::expire_app_tokens: the app's tokens, by session if asked, never sooner") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  TokenStore& tokens = s->tokens();
+  const TimeMs now = wall_now();
+  const auto app = add_app(*s, now);
+  const auto other = add_app(*s, now);
+  int n = 0;
+  const auto add = [&](std::optional<std::string> app_id, std::optional<std::string> session,
+                       std::optional<TimeMs> expires) {
+    TokenRecord r;
+    r.id = new_id(kTokenPrefix, now);
+    r.hash = "hash-" + std::to_string(++n);
+    r.app_id = std::move(app_id);
+    r.name = "t";
+    r.created_at = now;
+    r.expires_at = expires;
+    r.session_id = std::move(session);
+    tokens.insert(r);
+    return r.hash;
+  };
+  const auto plain = add(app.id, std::nullopt, std::nullopt);
+  const auto alice = add(app.id, "alice", now + 3'600'000);
+  const auto bob = add(app.id, "bob", std::nullopt);
+  const auto soon = add(app.id, "alice", now + 1000);  // already sooner than asked: kept
+  const auto elsewhere = add(other.id, "alice", std::nullopt);
+  const auto admin = add(std::nullopt, std::nullopt, std::nullopt);
+  const auto expiry = [&](const std::string& hash) {
+    return tokens.find_by_hash(hash)->expires_at;
+  };
+
+  CHECK(tokens.find_by_hash(alice)->session_id == "alice");
+  CHECK_FALSE(tokens.find_by_hash(plain)->session_id.has_value());
+  CHECK(tokens.expire_app_tokens(app.id, now + 5000, {"alice", "carol"}) == 1);
+  CHECK(expiry(alice) == now + 5000);
+  CHECK(expiry(soon) == now + 1000);
+  CHECK_FALSE(expiry(bob).has_value());
+  CHECK_FALSE(expiry(plain).has_value());
+  CHECK_FALSE(expiry(elsewhere).has_value());
+
+  CHECK(tokens.expire_app_tokens(app.id, now + 2000, {}) == 3);  // plain, alice, bob
+  for (const auto& h : {plain, alice, bob}) CHECK(expiry(h) == now + 2000);
+  CHECK(expiry(soon) == now + 1000);
+  CHECK_FALSE(expiry(elsewhere).has_value());
+  CHECK_FALSE(expiry(admin).has_value());
+  CHECK(tokens.expire_app_tokens("app_unknown", now, {}) == 0);
+}
 
 TEST_CASE("TokenStore insert, insert_first_admin, find_by_hash, count_admin, purge_expired") {
   TestStore store;
@@ -2563,7 +2670,8 @@ Seeded seed_source(Database& db, TimeMs now, int bulk) {
   const auto token = [&](std::optional<std::string> app_id, std::string name,
                          std::optional<TimeMs> expires_at, bool read_only) {
     s->tokens().insert(TokenRecord{new_id(kTokenPrefix, now), random_bytes(32), std::move(app_id),
-                                   std::move(name), now - 3000, expires_at, read_only});
+                                   std::move(name), now - 3000, expires_at, read_only,
+                                   std::nullopt});
     ++n.tokens;
   };
   token(std::nullopt, "admin", std::nullopt, false);
@@ -2813,7 +2921,7 @@ TEST_CASE("copy_store run again copies nothing and still verifies; it copies wha
     const auto late_app = add_app(*s, now + 1, "late app", "late");
     add_endpoint(*s, late_app.id, kUrl, "late app key", now + 1);
     s->tokens().insert(TokenRecord{new_id(kTokenPrefix, now + 1), random_bytes(32), late_app.id,
-                                   "late", now + 1, std::nullopt, false});
+                                   "late", now + 1, std::nullopt, false, std::nullopt});
     const auto m = add_message(*s, x.app.id, R"({"late":true})", now + 1);
     const auto d = add_delivery(*s, m, late_ep.id, now + 1, DeliveryStatus::kFail);
     s->attempts().insert({make_attempt(d, now + 1, DeliveryStatus::kFail, 500)});
@@ -2921,7 +3029,7 @@ TEST_CASE("copy_store into a target that holds data of its own does not verify")
       const auto theirs = add_app(*s, now, "theirs", "theirs");
       add_message(*s, theirs.id, "{}", now);
       s->tokens().insert(TokenRecord{new_id(kTokenPrefix, now), random_bytes(32), std::nullopt,
-                                     "HERALD_ADMIN_TOKEN", now, std::nullopt, false});
+                                     "HERALD_ADMIN_TOKEN", now, std::nullopt, false, std::nullopt});
     }
     const CopyResult r = copy_store(*src, *dst, no_progress);
     CHECK_FALSE(r.verified());

@@ -58,7 +58,7 @@ std::optional<Application> PgAppStore::get_by_uid(const std::string& uid) {
 }
 
 ListPage<Application> PgAppStore::list(const ListParams& p) {
-  auto k = keyset_sql("id", false, p, "$1");
+  auto k = keyset_sql("id", p.descending.value_or(false), p, "$1");
   Params params;
   if (p.cursor) params.add(*p.cursor);
   params.add(p.limit + 1);

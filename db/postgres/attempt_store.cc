@@ -142,6 +142,19 @@ ListPage<Attempt> PgAttemptStore::list(const std::string& app_id, const char* ke
            q.arg(key);
   if (f.status) q.text += " AND status = " + q.arg(static_cast<int>(*f.status));
   if (f.endpoint_id) q.text += " AND endpoint_id = " + q.arg(*f.endpoint_id);
+  if (f.status_code_class) {
+    q.text += " AND response_status_code >= " + q.arg(*f.status_code_class) +
+              " AND response_status_code < " + q.arg(*f.status_code_class + 100);
+  }
+  if (f.filters_messages()) {
+    q.text += " AND msg_id IN (SELECT m.id FROM messages m WHERE m.app_id = attempts.app_id";
+    if (f.event_types && !f.event_types->empty()) {
+      q.text += " AND m.event_type = ANY(" + q.array_arg(*f.event_types) + "::text[])";
+    }
+    if (f.channel) q.text += " AND m.channels::jsonb ? " + q.arg(*f.channel);
+    if (f.tag) q.text += " AND m.tags::jsonb ? " + q.arg(*f.tag);
+    q.text += ")";
+  }
   if (f.before) q.text += " AND id < " + q.arg(id_lower_bound(kAttemptPrefix, *f.before));
   if (f.after) q.text += " AND id >= " + q.arg(id_lower_bound(kAttemptPrefix, *f.after + 1));
   auto k = keyset_sql("id", true, p, p.cursor ? q.arg(*p.cursor) : std::string());

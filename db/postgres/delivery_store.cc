@@ -1,3 +1,5 @@
+#include <limits>
+
 #include "db/postgres/delivery_rows.h"
 #include "db/postgres/stores.h"
 
@@ -58,10 +60,16 @@ std::vector<Delivery> PgDeliveryStore::for_message(const std::string& msg_id) {
                                        Params().add(msg_id)));
 }
 
-DeliveryStats PgDeliveryStore::stats(const std::string& endpoint_id) {
+DeliveryStats PgDeliveryStore::stats_between(const std::string& endpoint_id,
+                                             std::optional<TimeMs> since,
+                                             std::optional<TimeMs> until) {
   auto r = x_.conn.query(
-      "SELECT status, count(*) FROM deliveries WHERE endpoint_id = $1 GROUP BY status",
-      Params().add(endpoint_id));
+      "SELECT status, count(*) FROM deliveries WHERE endpoint_id = $1 AND created_at >= $2 AND "
+      "created_at < $3 GROUP BY status",
+      Params()
+          .add(endpoint_id)
+          .add(since.value_or(std::numeric_limits<TimeMs>::min()))
+          .add(until.value_or(std::numeric_limits<TimeMs>::max())));
   DeliveryStats s;
   for (int i = 0; i < r.rows(); ++i) {
     s.add(static_cast<DeliveryStatus>(r.get_int(i, 0)), r.get_int(i, 1));

@@ -69,7 +69,7 @@ std::optional<Endpoint> PgEndpointStore::get(const std::string& app_id, const st
 }
 
 ListPage<Endpoint> PgEndpointStore::list(const std::string& app_id, const ListParams& p) {
-  auto k = keyset_sql("id", false, p, "$2");
+  auto k = keyset_sql("id", p.descending.value_or(false), p, "$2");
   Params params;
   params.add(app_id);
   if (p.cursor) params.add(*p.cursor);

@@ -7,7 +7,8 @@ namespace herald::pg {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, app_id, event_id, event_type, payload, channels, tags, created_at FROM messages";
+    "SELECT id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at "
+    "FROM messages";
 
 Message read_message(const Result& r, int row) {
   Message m;
@@ -20,6 +21,7 @@ Message read_message(const Result& r, int row) {
   m.channels = opt_string_list_from_json(r.get_opt_text(row, 5));
   m.tags = opt_string_list_from_json(r.get_opt_text(row, 6));
   m.timestamp = r.get_int(row, 7);
+  m.deliver_at = r.get_opt_int(row, 8);
   return m;
 }
 
@@ -28,7 +30,7 @@ Message read_message(const Result& r, int row) {
 void PgMessageStore::insert(const Message& m) {
   x_.conn.query(
       "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, "
-      "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      "created_at, deliver_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
       Params()
           .add(m.id)
           .add(m.app_id)
@@ -37,7 +39,8 @@ void PgMessageStore::insert(const Message& m) {
           .add(m.payload_expired ? std::nullopt : std::optional<std::string>(m.payload))
           .add(to_json_text(m.channels))
           .add(to_json_text(m.tags))
-          .add(m.timestamp));
+          .add(m.timestamp)
+          .add(m.deliver_at));
 }
 
 std::optional<Message> PgMessageStore::get(const std::string& app_id, const std::string& key) {
@@ -93,13 +96,26 @@ ListPage<Message> PgMessageStore::list(const std::string& app_id, const ListPara
                                        const MessageFilter& f) {
   Sql q;
   q.text = std::string(kColumns) + " WHERE app_id = " + q.arg(app_id);
+  if (f.endpoint_id) {
+    q.text +=
+        " AND EXISTS (SELECT 1 FROM deliveries e WHERE e.msg_id = messages.id AND "
+        "e.endpoint_id = " +
+        q.arg(*f.endpoint_id) + ")";
+  }
   if (f.event_types && !f.event_types->empty()) {
     q.text += " AND event_type = ANY(" + q.array_arg(*f.event_types) + "::text[])";
   }
   if (f.channel) q.text += " AND channels::jsonb ? " + q.arg(*f.channel);
+  if (f.tag) q.text += " AND tags::jsonb ? " + q.arg(*f.tag);
   if (f.before) q.text += " AND id < " + q.arg(id_lower_bound(kMessagePrefix, *f.before));
   if (f.after) q.text += " AND id >= " + q.arg(id_lower_bound(kMessagePrefix, *f.after + 1));
-  if (f.status) {
+  if (f.status && f.endpoint_id) {
+    q.text +=
+        " AND (SELECT d.status FROM deliveries d WHERE d.msg_id = messages.id AND "
+        "d.endpoint_id = " +
+        q.arg(*f.endpoint_id) +
+        " ORDER BY d.id DESC LIMIT 1) = " + q.arg(static_cast<int>(*f.status));
+  } else if (f.status) {
     // DeliveryStats::overall, over the latest delivery to each endpoint (index deliveries_msg).
     q.text +=
         " AND (SELECT CASE WHEN count(*) FILTER (WHERE d.status = 2) > 0 THEN 2 WHEN count(*) "

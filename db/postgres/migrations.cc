@@ -190,6 +190,14 @@ ALTER TABLE endpoint_secrets ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT
     R"sql(
 ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS client_cert TEXT;
 )sql",
+    // 6: scheduled messages (deliverAt): when the message's first attempts are due.
+    R"sql(
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS deliver_at BIGINT;
+)sql",
+    // 7: the portal session a token was made for (expire-all by sessionIds).
+    R"sql(
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS session_id TEXT;
+)sql",
 };
 
 }  // namespace

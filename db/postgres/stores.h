@@ -131,7 +131,8 @@ class PgDeliveryStore final : public DeliveryStore {
   void insert(const Delivery& d) override;
   std::optional<Delivery> get(const std::string& id) override;
   std::vector<Delivery> for_message(const std::string& msg_id) override;
-  DeliveryStats stats(const std::string& endpoint_id) override;
+  DeliveryStats stats_between(const std::string& endpoint_id, std::optional<TimeMs> since,
+                              std::optional<TimeMs> until) override;
   std::map<std::string, DeliveryStats> summaries(const std::vector<std::string>& msg_ids) override;
 
  private:
@@ -197,6 +198,8 @@ class PgTokenStore final : public TokenStore {
   int64_t count_admin() override;
   std::vector<TokenRecord> list() override;
   bool remove(const std::string& id) override;
+  int64_t expire_app_tokens(const std::string& app_id, TimeMs at,
+                            const std::vector<std::string>& session_ids) override;
   void purge_expired(TimeMs now) override;
 
  private:

@@ -5,7 +5,8 @@ namespace herald::pg {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, hash, app_id, name, created_at, expires_at, read_only FROM api_tokens";
+    "SELECT id, hash, app_id, name, created_at, expires_at, read_only, session_id FROM "
+    "api_tokens";
 
 // Serializes the check-then-insert of the first admin token across processes.
 constexpr const char* kFirstAdminLock = "SELECT pg_advisory_xact_lock(7252315, 2)";
@@ -21,6 +22,7 @@ std::vector<TokenRecord> read_tokens(const Result& r) {
     t.created_at = r.get_int(i, 4);
     t.expires_at = r.get_opt_int(i, 5);
     t.read_only = r.get_bool(i, 6);
+    t.session_id = r.get_opt_text(i, 7);
     out.push_back(std::move(t));
   }
   return out;
@@ -30,8 +32,8 @@ std::vector<TokenRecord> read_tokens(const Result& r) {
 
 void PgTokenStore::insert(const TokenRecord& t) {
   x_.conn.query(
-      "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at, read_only) VALUES "
-      "($1, $2, $3, $4, $5, $6, $7)",
+      "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at, read_only, "
+      "session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
       Params()
           .add(t.id)
           .add_bytea(t.hash)
@@ -39,7 +41,8 @@ void PgTokenStore::insert(const TokenRecord& t) {
           .add(t.name)
           .add(t.created_at)
           .add(t.expires_at)
-          .add(t.read_only));
+          .add(t.read_only)
+          .add(t.session_id));
 }
 
 bool PgTokenStore::insert_first_admin(const TokenRecord& t) {
@@ -76,6 +79,16 @@ std::vector<TokenRecord> PgTokenStore::list() {
 
 bool PgTokenStore::remove(const std::string& id) {
   return x_.conn.query("DELETE FROM api_tokens WHERE id = $1", Params().add(id)).affected() > 0;
+}
+
+int64_t PgTokenStore::expire_app_tokens(const std::string& app_id, TimeMs at,
+                                        const std::vector<std::string>& session_ids) {
+  return x_.conn
+      .query(
+          "UPDATE api_tokens SET expires_at = $1 WHERE app_id = $2 AND (expires_at IS NULL OR "
+          "expires_at > $1) AND (cardinality($3::text[]) = 0 OR session_id = ANY($3::text[]))",
+          Params().add(at).add(app_id).add_array(session_ids))
+      .affected();
 }
 
 void PgTokenStore::purge_expired(TimeMs now) {

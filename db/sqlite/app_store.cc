@@ -61,7 +61,7 @@ std::optional<Application> SqliteAppStore::get_by_uid(const std::string& uid) {
 }
 
 ListPage<Application> SqliteAppStore::list(const ListParams& p) {
-  auto k = keyset_sql("id", false, p);
+  auto k = keyset_sql("id", p.descending.value_or(false), p);
   auto st = x_.conn.prepare(std::string(kColumns) + " WHERE 1" + k.where + k.order + " LIMIT ?");
   int i = 1;
   if (p.cursor) st.bind(i++, *p.cursor);

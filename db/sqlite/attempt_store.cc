@@ -1,4 +1,5 @@
 #include "core/ids.h"
+#include "db/json_text.h"
 #include "db/sqlite/connection.h"
 #include "db/sqlite/stores.h"
 
@@ -119,6 +120,16 @@ ListPage<Attempt> SqliteAttemptStore::list(const std::string& app_id, const char
   std::string sql = std::string(kColumns) + " WHERE app_id = ? AND " + key_col + " = ?";
   if (f.status) sql += " AND status = ?";
   if (f.endpoint_id) sql += " AND endpoint_id = ?";
+  if (f.status_code_class) sql += " AND response_status_code >= ? AND response_status_code < ?";
+  if (f.filters_messages()) {
+    sql += " AND msg_id IN (SELECT m.id FROM messages m WHERE m.app_id = attempts.app_id";
+    if (f.event_types && !f.event_types->empty()) {
+      sql += " AND m.event_type IN (SELECT value FROM json_each(?))";
+    }
+    if (f.channel) sql += " AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)";
+    if (f.tag) sql += " AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ?)";
+    sql += ")";
+  }
   if (f.before) sql += " AND id < ?";
   if (f.after) sql += " AND id >= ?";
   sql += k.where + k.order + " LIMIT ?";
@@ -128,6 +139,13 @@ ListPage<Attempt> SqliteAttemptStore::list(const std::string& app_id, const char
   st.bind(i++, key);
   if (f.status) st.bind(i++, static_cast<int>(*f.status));
   if (f.endpoint_id) st.bind(i++, *f.endpoint_id);
+  if (f.status_code_class) {
+    st.bind(i++, *f.status_code_class);
+    st.bind(i++, *f.status_code_class + 100);
+  }
+  if (f.event_types && !f.event_types->empty()) st.bind(i++, to_json_text(*f.event_types));
+  if (f.channel) st.bind(i++, *f.channel);
+  if (f.tag) st.bind(i++, *f.tag);
   if (f.before) st.bind(i++, id_lower_bound(kAttemptPrefix, *f.before));
   if (f.after) st.bind(i++, id_lower_bound(kAttemptPrefix, *f.after + 1));
   if (p.cursor) st.bind(i++, *p.cursor);

@@ -1,3 +1,5 @@
+#include <limits>
+
 #include "core/ids.h"
 #include "db/json_text.h"
 #include "db/sqlite/connection.h"
@@ -60,10 +62,15 @@ std::vector<Delivery> SqliteDeliveryStore::for_message(const std::string& msg_id
   return read_deliveries(st);
 }
 
-DeliveryStats SqliteDeliveryStore::stats(const std::string& endpoint_id) {
+DeliveryStats SqliteDeliveryStore::stats_between(const std::string& endpoint_id,
+                                                 std::optional<TimeMs> since,
+                                                 std::optional<TimeMs> until) {
   auto st = x_.conn.prepare(
-      "SELECT status, count(*) FROM deliveries WHERE endpoint_id = ? GROUP BY status");
-  st.bind(1, endpoint_id);
+      "SELECT status, count(*) FROM deliveries WHERE endpoint_id = ? AND created_at >= ? AND "
+      "created_at < ? GROUP BY status");
+  st.bind(1, endpoint_id)
+      .bind(2, since.value_or(std::numeric_limits<TimeMs>::min()))
+      .bind(3, until.value_or(std::numeric_limits<TimeMs>::max()));
   DeliveryStats s;
   while (st.step()) s.add(static_cast<DeliveryStatus>(st.get_int(0)), st.get_int(1));
   return s;

@@ -64,7 +64,7 @@ std::optional<Endpoint> SqliteEndpointStore::get(const std::string& app_id,
 }
 
 ListPage<Endpoint> SqliteEndpointStore::list(const std::string& app_id, const ListParams& p) {
-  auto k = keyset_sql("id", false, p);
+  auto k = keyset_sql("id", p.descending.value_or(false), p);
   auto st =
       x_.conn.prepare(std::string(kColumns) + " WHERE app_id = ?" + k.where + k.order + " LIMIT ?");
   int i = 1;

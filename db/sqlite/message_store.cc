@@ -7,7 +7,8 @@ namespace herald::sqlite {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, app_id, event_id, event_type, payload, channels, tags, created_at FROM messages";
+    "SELECT id, app_id, event_id, event_type, payload, channels, tags, created_at, deliver_at "
+    "FROM messages";
 
 Message read_message(const Stmt& st) {
   Message m;
@@ -20,6 +21,7 @@ Message read_message(const Stmt& st) {
   m.channels = opt_string_list_from_json(st.get_opt_text(5));
   m.tags = opt_string_list_from_json(st.get_opt_text(6));
   m.timestamp = st.get_int(7);
+  m.deliver_at = st.get_opt_int(8);
   return m;
 }
 
@@ -29,7 +31,7 @@ void SqliteMessageStore::insert(const Message& m) {
   x_.conn
       .prepare(
           "INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, "
-          "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+          "created_at, deliver_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, m.id)
       .bind(2, m.app_id)
       .bind(3, m.event_id)
@@ -38,6 +40,7 @@ void SqliteMessageStore::insert(const Message& m) {
       .bind(6, to_json_text(m.channels))
       .bind(7, to_json_text(m.tags))
       .bind(8, m.timestamp)
+      .bind(9, m.deliver_at)
       .run();
 }
 
@@ -97,13 +100,23 @@ ListPage<Message> SqliteMessageStore::list(const std::string& app_id, const List
                                            const MessageFilter& f) {
   auto k = keyset_sql("id", true, p);
   std::string sql = std::string(kColumns) + " WHERE app_id = ?";
+  if (f.endpoint_id) {
+    sql +=
+        " AND EXISTS (SELECT 1 FROM deliveries e WHERE e.msg_id = messages.id AND "
+        "e.endpoint_id = ?)";
+  }
   if (f.event_types && !f.event_types->empty()) {
     sql += " AND event_type IN (SELECT value FROM json_each(?))";
   }
   if (f.channel) sql += " AND EXISTS (SELECT 1 FROM json_each(channels) WHERE value = ?)";
+  if (f.tag) sql += " AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)";
   if (f.before) sql += " AND id < ?";
   if (f.after) sql += " AND id >= ?";
-  if (f.status) {
+  if (f.status && f.endpoint_id) {
+    sql +=
+        " AND (SELECT d.status FROM deliveries d WHERE d.msg_id = messages.id AND d.endpoint_id = "
+        "? ORDER BY d.id DESC LIMIT 1) = ?";
+  } else if (f.status) {
     // DeliveryStats::overall, over the latest delivery to each endpoint (index deliveries_msg).
     sql +=
         " AND (SELECT CASE WHEN sum(d.status = 2) > 0 THEN 2 WHEN sum(d.status = 3) > 0 THEN 3 "
@@ -115,10 +128,13 @@ ListPage<Message> SqliteMessageStore::list(const std::string& app_id, const List
   auto st = x_.conn.prepare(sql);
   int i = 1;
   st.bind(i++, app_id);
+  if (f.endpoint_id) st.bind(i++, *f.endpoint_id);
   if (f.event_types && !f.event_types->empty()) st.bind(i++, to_json_text(*f.event_types));
   if (f.channel) st.bind(i++, *f.channel);
+  if (f.tag) st.bind(i++, *f.tag);
   if (f.before) st.bind(i++, id_lower_bound(kMessagePrefix, *f.before));
   if (f.after) st.bind(i++, id_lower_bound(kMessagePrefix, *f.after + 1));
+  if (f.status && f.endpoint_id) st.bind(i++, *f.endpoint_id);
   if (f.status) st.bind(i++, static_cast<int>(*f.status));
   if (p.cursor) st.bind(i++, *p.cursor);
   st.bind(i, p.limit + 1);

@@ -168,6 +168,14 @@ ALTER TABLE endpoint_secrets ADD COLUMN kind TEXT NOT NULL DEFAULT 'hmac';
     R"sql(
 ALTER TABLE endpoints ADD COLUMN client_cert TEXT;
 )sql",
+    // 9: scheduled messages (deliverAt): when the message's first attempts are due.
+    R"sql(
+ALTER TABLE messages ADD COLUMN deliver_at INTEGER;
+)sql",
+    // 10: the portal session a token was made for (expire-all by sessionIds).
+    R"sql(
+ALTER TABLE api_tokens ADD COLUMN session_id TEXT;
+)sql",
 };
 
 }  // namespace

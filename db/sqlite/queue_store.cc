@@ -18,9 +18,11 @@ void SqliteQueueStore::enqueue(std::vector<Delivery> deliveries,
   // The fast path: deliveries the scheduler has room for are written claimed and handed to it
   // once committed (no claim query, no payload read). Only this process consumes the file's
   // queue, so no other claimer can be bypassed. The rest wait in the queue to be claimed.
+  // Deliveries due later (a scheduled message) wait in the queue like any other.
   QueueListener* listener = x_.db.queue_listener();
+  const bool due_now = deliveries.front().next_attempt_at <= deliveries.front().created_at;
   const int granted =
-      listener != nullptr ? listener->reserve(static_cast<int>(deliveries.size())) : 0;
+      listener != nullptr && due_now ? listener->reserve(static_cast<int>(deliveries.size())) : 0;
   std::vector<Delivery> fresh;
   if (granted > 0) {
     // The room comes back if this work is undone; once committed it is the scheduler's.

@@ -1,3 +1,4 @@
+#include "db/json_text.h"
 #include "db/sqlite/connection.h"
 #include "db/sqlite/stores.h"
 
@@ -5,7 +6,8 @@ namespace herald::sqlite {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, hash, app_id, name, created_at, expires_at, read_only FROM api_tokens";
+    "SELECT id, hash, app_id, name, created_at, expires_at, read_only, session_id FROM "
+    "api_tokens";
 
 TokenRecord read_token(const Stmt& st) {
   TokenRecord t;
@@ -16,6 +18,7 @@ TokenRecord read_token(const Stmt& st) {
   t.created_at = st.get_int(4);
   t.expires_at = st.get_opt_int(5);
   t.read_only = st.get_int(6) != 0;
+  t.session_id = st.get_opt_text(7);
   return t;
 }
 
@@ -24,8 +27,8 @@ TokenRecord read_token(const Stmt& st) {
 void SqliteTokenStore::insert(const TokenRecord& t) {
   x_.conn
       .prepare(
-          "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at, read_only) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?)")
+          "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at, read_only, "
+          "session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, t.id)
       .bind_blob(2, t.hash)
       .bind(3, t.app_id)
@@ -33,6 +36,7 @@ void SqliteTokenStore::insert(const TokenRecord& t) {
       .bind(5, t.created_at)
       .bind(6, t.expires_at)
       .bind(7, t.read_only ? 1 : 0)
+      .bind(8, t.session_id)
       .run();
 }
 
@@ -67,6 +71,20 @@ std::vector<TokenRecord> SqliteTokenStore::list() {
 bool SqliteTokenStore::remove(const std::string& id) {
   x_.conn.prepare("DELETE FROM api_tokens WHERE id = ?").bind(1, id).run();
   return x_.conn.changes() > 0;
+}
+
+int64_t SqliteTokenStore::expire_app_tokens(const std::string& app_id, TimeMs at,
+                                            const std::vector<std::string>& session_ids) {
+  auto st = x_.conn.prepare(
+      "UPDATE api_tokens SET expires_at = ? WHERE app_id = ? AND (expires_at IS NULL OR "
+      "expires_at > ?) AND (? = 0 OR session_id IN (SELECT value FROM json_each(?)))");
+  st.bind(1, at)
+      .bind(2, app_id)
+      .bind(3, at)
+      .bind(4, static_cast<int64_t>(session_ids.size()))
+      .bind(5, to_json_text(session_ids))
+      .run();
+  return x_.conn.changes();
 }
 
 void SqliteTokenStore::purge_expired(TimeMs now) {

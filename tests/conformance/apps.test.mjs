@@ -272,6 +272,20 @@ describe("event types", () => {
     );
   });
 
+  test("schemas read back on get; lists leave them out unless withContent", async () => {
+    const name = uniq("schema.type");
+    const schemas = { 1: { type: "object", properties: { id: { type: "string" } }, examples: [{ id: "x" }] } };
+    const created = await svix.eventType.create({ name, description: "with a schema", schemas });
+    assert.deepEqual(created.schemas, schemas);
+    assert.deepEqual((await svix.eventType.get(name)).schemas, schemas, "get carries the schemas");
+    const find = (list) => list.data.find((e) => e.name === name);
+    const plain = find(await svix.eventType.list({ limit: 250 }));
+    assert.ok(plain, "listed");
+    assert.equal(plain.schemas ?? null, null, "the SDK's default (with_content=false) leaves schemas out");
+    const full = find(await svix.eventType.list({ limit: 250, withContent: true }));
+    assert.deepEqual(full.schemas, schemas, "withContent: true includes them");
+  });
+
   test("create on an archived event type unarchives it", async () => {
     const name = `conf.${uniq("unarch").replace(/-/g, "_")}`;
     await svix.eventType.create({ name, description: "d" });

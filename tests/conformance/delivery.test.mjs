@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 
 import {
   assertRecentDate,
+  collectAll,
   ensureEventTypes,
   eventually,
   expectApiError,
@@ -265,6 +266,117 @@ describe("attempts", () => {
     assert.equal(rx.requests(`${base}/ok`).length, 1, "a success is never re-sent");
   });
 
+  test("attempt lists filter by statusCodeClass, eventTypes, channel and tag; withMsg carries the message", async () => {
+    const app = await svix.application.create({ name: "attempt-filters", uid: uniq("app") });
+    const base = `/${uniq("filters")}`;
+    rx.respond(`${base}/ok`, [200]);
+    rx.respond(`${base}/bad`, [400]);
+    const ok = await svix.endpoint.create(app.id, { url: rx.url(`${base}/ok`) });
+    const bad = await svix.endpoint.create(app.id, { url: rx.url(`${base}/bad`) });
+    const send = (eventType, extra) => svix.message.create(app.id, { eventType, payload: { eventType }, ...extra });
+    const eu = await send("invoice.paid", { channels: ["eu"], tags: ["vip"] });
+    const us = await send("user.created", { channels: ["us"] });
+    const plain = await send("order.shipped");
+    for (const m of [eu, us, plain]) await settled(h, app.id, m.id, { timeoutMs: 10_000 });
+
+    const ids = async (endpointId, options) =>
+      (await svix.messageAttempt.listByEndpoint(app.id, endpointId, options)).data.map((a) => a.msgId).sort();
+    const all = [eu.id, us.id, plain.id].sort();
+    assert.deepEqual(await ids(ok.id, {}), all);
+    assert.deepEqual(await ids(ok.id, { statusCodeClass: 200 }), all, "2xx at the good endpoint");
+    assert.deepEqual(await ids(ok.id, { statusCodeClass: 400 }), [], "no 4xx there");
+    // Every try at the failing endpoint (4 per message: the schedule's 3 retries) is a 4xx.
+    const badAll = await svix.messageAttempt.listByEndpoint(app.id, bad.id, { statusCodeClass: 400 });
+    assert.equal(badAll.data.length, 12);
+    assert.ok(badAll.data.every((a) => a.responseStatusCode === 400));
+    assert.deepEqual(await ids(bad.id, { statusCodeClass: 200 }), []);
+    assert.deepEqual(await ids(bad.id, { statusCodeClass: 0 }), [], "class 0: no response at all");
+
+    assert.deepEqual(await ids(ok.id, { eventTypes: ["invoice.paid", "order.shipped"] }), [eu.id, plain.id].sort());
+    assert.deepEqual(await ids(ok.id, { channel: "eu" }), [eu.id]);
+    assert.deepEqual(await ids(ok.id, { tag: "vip" }), [eu.id]);
+    assert.deepEqual(await ids(ok.id, { tag: "vip", channel: "us" }), [], "filters combine");
+    const byMsg = await svix.messageAttempt.listByMsg(app.id, us.id, { channel: "us", statusCodeClass: 400 });
+    assert.equal(byMsg.data.length, 4, "listByMsg filters too");
+    assert.ok(byMsg.data.every((a) => a.endpointId === bad.id));
+    assert.equal((await svix.messageAttempt.listByMsg(app.id, us.id, { tag: "vip" })).data.length, 0);
+
+    // withMsg: each attempt carries its message, payload included.
+    const withMsg = await rawRequest(h, "GET", `/api/v1/app/${app.id}/attempt/endpoint/${ok.id}?with_msg=true&channel=eu`);
+    const items = JSON.parse(withMsg.text).data;
+    assert.equal(items.length, 1);
+    assert.equal(items[0].msg?.id, eu.id);
+    assert.deepEqual(items[0].msg.payload, { eventType: "invoice.paid" });
+    assert.deepEqual(items[0].msg.tags, ["vip"]);
+    const without = JSON.parse((await rawRequest(h, "GET", `/api/v1/app/${app.id}/attempt/endpoint/${ok.id}`)).text).data;
+    assert.ok(without.every((a) => !("msg" in a)), "no msg unless asked");
+
+    // Messages list by tag; status 4 (canceled) is a value that matches nothing here.
+    assert.deepEqual((await svix.message.list(app.id, { tag: "vip" })).data.map((m) => m.id), [eu.id]);
+    // The SDK's message.list has no status option: said over raw HTTP.
+    const canceled = await rawRequest(h, "GET", `/api/v1/app/${app.id}/msg?status=4`);
+    assert.equal(canceled.status, 200, canceled.text);
+    assert.deepEqual(JSON.parse(canceled.text).data, []);
+    assert.deepEqual(await ids(ok.id, { status: 4 }), []);
+    for (const q of ["status_code_class=250", "status_code_class=2xx", "status=5"]) {
+      const res = await rawRequest(h, "GET", `/api/v1/app/${app.id}/attempt/endpoint/${ok.id}?${q}`);
+      assert.equal(res.status, 422, `${q}: ${res.status} ${res.text}`);
+    }
+  });
+
+  test("listAttemptedDestinations: each endpoint once, its latest delivery's state, in pages", async () => {
+    const app = await svix.application.create({ name: "destinations", uid: uniq("app") });
+    const base = `/${uniq("dest")}`;
+    const eps = [];
+    for (let i = 0; i < 5; i++) eps.push(await svix.endpoint.create(app.id, { url: rx.url(`${base}/${i}`) }));
+    const msg = await svix.message.create(app.id, { eventType: "user.created", payload: { d: 1 } });
+    await settled(h, app.id, msg.id);
+    await svix.messageAttempt.resend(app.id, msg.id, eps[2].id);
+    await rx.waitFor(`${base}/2`, 2);
+    await settled(h, app.id, msg.id);
+
+    const pages = await collectAll((iterator) =>
+      svix.messageAttempt.listAttemptedDestinations(app.id, msg.id, { limit: 2, iterator }),
+    );
+    assert.deepEqual(pages.map((p) => p.data.length), [2, 2, 1]);
+    assert.deepEqual(pages.map((p) => p.done), [false, false, true]);
+    const seen = pages.flatMap((p) => p.data.map((d) => d.id));
+    assert.deepEqual(seen, eps.map((e) => e.id).sort(), "every endpoint once, by id (the resent one too)");
+    assert.ok(pages.flatMap((p) => p.data).every((d) => d.status === 0 && d.nextAttempt == null));
+  });
+
+  test("listAttemptedMessages: an endpoint's messages, newest first, with its latest delivery's state", async () => {
+    const app = await svix.application.create({ name: "attempted-messages", uid: uniq("app") });
+    const base = `/${uniq("attempted")}`;
+    rx.respond(`${base}/bad`, [500]);
+    const good = await svix.endpoint.create(app.id, { url: rx.url(`${base}/good`) });
+    const bad = await svix.endpoint.create(app.id, { url: rx.url(`${base}/bad`), eventTypes: ["invoice.paid"] });
+    const m1 = await svix.message.create(app.id, { eventType: "invoice.paid", payload: { n: 1 }, channels: ["eu"] });
+    const m2 = await svix.message.create(app.id, { eventType: "user.created", payload: { n: 2 }, tags: ["t"] });
+    for (const m of [m1, m2]) await settled(h, app.id, m.id);
+
+    const list = (endpointId, options) => svix.messageAttempt.listAttemptedMessages(app.id, endpointId, options);
+    const ids = async (endpointId, options) => (await list(endpointId, options)).data.map((m) => m.id);
+    const atGood = await list(good.id, { withContent: true });
+    assert.deepEqual(atGood.data.map((m) => m.id), [m2.id, m1.id], "newest first");
+    assert.ok(atGood.data.every((m) => m.status === 0 && m.statusText === "success" && m.nextAttempt == null));
+    assert.deepEqual(atGood.data[1].payload, { n: 1 }, "withContent carries payloads");
+    assert.deepEqual((await list(good.id)).data[0].payload, {}, "the SDK's default leaves them out");
+    const atBad = await list(bad.id);
+    assert.deepEqual(atBad.data.map((m) => m.id), [m1.id], "only what was sent there");
+    assert.equal(atBad.data[0].status, 2);
+    assert.equal(atBad.data[0].statusText, "fail");
+
+    assert.deepEqual(await ids(good.id, { status: 2 }), [], "status is the state at that endpoint");
+    assert.deepEqual(await ids(bad.id, { status: 2 }), [m1.id]);
+    assert.deepEqual(await ids(good.id, { eventTypes: ["invoice.paid"] }), [m1.id]);
+    assert.deepEqual(await ids(good.id, { channel: "eu" }), [m1.id]);
+    assert.deepEqual(await ids(good.id, { tag: "t" }), [m2.id]);
+    const pages = await collectAll((iterator) => list(good.id, { limit: 1, iterator }));
+    assert.deepEqual(pages.map((p) => p.data[0]?.id).filter(Boolean), [m2.id, m1.id], "one per page");
+    await expectApiError(list("ep_doesnotexist"), 404, "not_found", "an unknown endpoint");
+  });
+
   test("attempt routes on unknown message → 404", async () => {
     const app = await svix.application.create({ name: "attempts-404" });
     await expectApiError(
@@ -273,6 +385,39 @@ describe("attempts", () => {
       "not_found",
       "attempts of unknown message",
     );
+  });
+});
+
+describe("precheck", () => {
+  test("active exactly when an enabled endpoint would take the message; it sends nothing", async () => {
+    const app = await svix.application.create({ name: "precheck", uid: uniq("app") });
+    const check = async (eventType, channels) =>
+      (await svix.message.precheck(app.id, { eventType, ...(channels ? { channels } : {}) })).active;
+    assert.equal(await check("user.created"), false, "no endpoint at all");
+
+    const path = `/${uniq("precheck")}`;
+    const typed = await svix.endpoint.create(app.id, {
+      url: rx.url(path),
+      eventTypes: ["invoice.paid"],
+      channels: ["eu"],
+    });
+    assert.equal(await check("invoice.paid", ["eu"]), true, "type and channel match");
+    assert.equal(await check("invoice.paid", ["us"]), false, "the channel does not");
+    assert.equal(await check("invoice.paid"), false, "a message without channels skips a channel-filtered endpoint");
+    assert.equal(await check("user.created", ["eu"]), false, "the type does not");
+
+    await svix.endpoint.patch(app.id, typed.id, { disabled: true });
+    assert.equal(await check("invoice.paid", ["eu"]), false, "a disabled endpoint takes nothing");
+    await svix.endpoint.create(app.id, { url: rx.url(path) });
+    assert.equal(await check("user.created"), true, "an endpoint without filters takes everything");
+
+    assert.equal((await svix.message.list(app.id)).data.length, 0, "precheck creates no message");
+    assert.equal(rx.requests(path).length, 0, "and sends nothing");
+    for (const body of [{}, { eventType: "bad type!" }, { eventType: "a", channels: "eu" }]) {
+      const res = await rawRequest(h, "POST", `/api/v1/app/${app.id}/msg/precheck/active`, { body });
+      assert.equal(res.status, 422, `precheck ${JSON.stringify(body)}: ${res.status} ${res.text}`);
+    }
+    await expectApiError(svix.message.precheck("app_doesnotexist", { eventType: "a" }), 404, undefined, "an unknown app");
   });
 });
 
@@ -514,6 +659,24 @@ describe("delivery semantics beyond the happy path", () => {
       { message: "failing endpoint stats fail=2" },
     );
     assert.equal(badStats.success, 0);
+
+    // since/until: only the deliveries created in that window.
+    const between = new Date();
+    await new Promise((r) => setTimeout(r, 20));
+    const third = await svix.message.create(app.id, { eventType: "user.created", payload: { s: 3 } });
+    await settled(h, app.id, third.id);
+    const end = new Date();
+    const statsIn = async (options) => {
+      const st = await svix.endpoint.getStats(app.id, good.id, options);
+      return [st.success, st.fail, st.pending, st.sending];
+    };
+    assert.deepEqual(await statsIn({}), [3, 0, 0, 0]);
+    assert.deepEqual(await statsIn({ since: between }), [1, 0, 0, 0], "since: only the third");
+    assert.deepEqual(await statsIn({ until: between }), [2, 0, 0, 0], "until: the first two");
+    assert.deepEqual(await statsIn({ since: between, until: end }), [1, 0, 0, 0]);
+    assert.deepEqual(await statsIn({ since: end }), [0, 0, 0, 0]);
+    const res = await rawRequest(h, "GET", `/api/v1/app/${app.id}/endpoint/${good.id}/stats?since=yesterday`);
+    assert.equal(res.status, 422, res.text);
   });
 });
 

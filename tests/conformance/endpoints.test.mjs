@@ -8,6 +8,7 @@ import {
   ensureEventTypes,
   expectApiError,
   makeSecret,
+  rawRequest,
   startHerald,
   startReceiver,
   uniq,
@@ -173,6 +174,24 @@ describe("endpoints", () => {
     const replaced = lowerKeys((await svix.endpoint.getHeaders(app.id, ep.id)).headers);
     assert.equal(replaced["x-three"], "3");
     assert.equal(replaced["x-one"], undefined, "PUT headers replaces the previous set");
+
+    // PATCH adds and changes; a null value or deleteHeaders (any case) removes.
+    await svix.endpoint.setHeaders(app.id, ep.id, { headers: { "X-A": "a", "X-B": "b", "X-C": "c" } });
+    await svix.endpoint.patchHeaders(app.id, ep.id, { headers: { "X-D": "d" }, deleteHeaders: ["x-a", "X-Nope"] });
+    assert.deepEqual(lowerKeys((await svix.endpoint.getHeaders(app.id, ep.id)).headers), {
+      "x-b": "b",
+      "x-c": "c",
+      "x-d": "d",
+    });
+    await svix.endpoint.patchHeaders(app.id, ep.id, { headers: { "X-B": null }, deleteHeaders: ["X-C"] });
+    assert.deepEqual(lowerKeys((await svix.endpoint.getHeaders(app.id, ep.id)).headers), { "x-d": "d" });
+    await expectApiError(
+      svix.endpoint.patchHeaders(app.id, ep.id, { headers: {}, deleteHeaders: "X-D" }),
+      422,
+      undefined,
+      "deleteHeaders not a list",
+    );
+    assert.deepEqual(lowerKeys((await svix.endpoint.getHeaders(app.id, ep.id)).headers), { "x-d": "d" });
   });
 
   test("endpoint uid works in every endpoint route; app uid works too", async () => {
@@ -205,6 +224,40 @@ describe("endpoints", () => {
     await expectApiError(svix.endpoint.getSecret(app.id, "nope"), 404, "not_found", "secret of unknown endpoint");
   });
 
+  test("upsert on an unknown uid creates the endpoint under it (201); again, it updates it (200)", async () => {
+    const app = await svix.application.create({ name: "ep-upsert" });
+    const uid = uniq("ep-upsert");
+    const made = await svix.endpoint.upsert(app.id, uid, {
+      url: rx.url("/endpoints/upsert-a"),
+      description: "made by upsert",
+      eventTypes: ["user.created"],
+    });
+    assert.match(made.id, /^ep_/);
+    assert.equal(made.uid, uid, "created under the uid of the path");
+    assert.equal(made.description, "made by upsert");
+    assert.deepEqual(made.eventTypes, ["user.created"]);
+    assert.match((await svix.endpoint.getSecret(app.id, uid)).key, /^whsec_/, "a secret was made");
+    const again = await svix.endpoint.upsert(app.id, uid, { url: rx.url("/endpoints/upsert-b") });
+    assert.equal(again.id, made.id, "the second upsert updates the same endpoint");
+    assert.equal(again.url, rx.url("/endpoints/upsert-b"));
+    assert.deepEqual((await svix.endpoint.list(app.id)).data.map((e) => e.id), [made.id]);
+
+    // The status tells created from updated; an id-shaped key, PATCH, or a bad body create nothing.
+    // The SDK's update has no secret field; over HTTP, a secret in the body is the new endpoint's.
+    const secret = makeSecret();
+    const rawUid = uniq("ep-raw");
+    const raw = await rawRequest(h, "PUT", `/api/v1/app/${app.id}/endpoint/${rawUid}`, {
+      body: { url: rx.url("/endpoints/upsert-c"), secret },
+    });
+    assert.equal(raw.status, 201, raw.text);
+    assert.equal((await svix.endpoint.getSecret(app.id, rawUid)).key, secret, "the given secret is kept");
+    assert.equal((await rawRequest(h, "PUT", `/api/v1/app/${app.id}/endpoint/${uid}`, { body: { url: rx.url("/x") } })).status, 200);
+    await expectApiError(svix.endpoint.upsert(app.id, "ep_2Jb8ZkqYbXzUnknown0000", { url: rx.url("/x") }), 404, "not_found", "an unknown id (herald's id shape)");
+    await expectApiError(svix.endpoint.patch(app.id, uniq("ep-patch"), { description: "x" }), 404, "not_found", "PATCH on an unknown uid");
+    await expectApiError(svix.endpoint.upsert(app.id, uniq("ep-bad"), { url: "ftp://nope" }), 422, undefined, "a bad url");
+    assert.equal((await svix.endpoint.list(app.id)).data.length, 2, "only the two upserts made endpoints");
+  });
+
   test("an endpoint of one app is not reachable through another app", async () => {
     const a = await svix.application.create({ name: "iso-a" });
     const b = await svix.application.create({ name: "iso-b" });
@@ -230,6 +283,30 @@ describe("pagination", () => {
     const seen = pages.flatMap((p) => p.data.map((e) => e.id));
     assert.equal(new Set(seen).size, seen.length, `duplicates across pages: ${seen}`);
     assert.deepEqual([...seen].sort(), [...ids].sort(), "every endpoint seen exactly once");
+    assert.deepEqual(seen, ids, "oldest first by default");
+
+    // order: descending pages newest first, ascending as the default; anything else is a 422.
+    const down = await collectAll((iterator) => svix.endpoint.list(app.id, { limit: 3, iterator, order: "descending" }));
+    assert.deepEqual(down.map((p) => p.data.length), [3, 3, 1]);
+    assert.deepEqual(down.flatMap((p) => p.data.map((e) => e.id)), [...ids].reverse(), "newest first, each once");
+    const up = await collectAll((iterator) => svix.endpoint.list(app.id, { limit: 3, iterator, order: "ascending" }));
+    assert.deepEqual(up.flatMap((p) => p.data.map((e) => e.id)), ids);
+    const res = await rawRequest(h, "GET", `/api/v1/app/${app.id}/endpoint?order=sideways`);
+    assert.equal(res.status, 422, res.text);
+  });
+
+  test("applications: order descending lists newest first, across pages", async () => {
+    const apps = [];
+    for (let i = 0; i < 4; i++) apps.push((await svix.application.create({ name: `order-${i}` })).id);
+    const listed = async (order) =>
+      (await collectAll((iterator) => svix.application.list({ limit: 2, iterator, order })))
+        .flatMap((p) => p.data.map((a) => a.id))
+        .filter((id) => apps.includes(id));
+    assert.deepEqual(await listed("descending"), [...apps].reverse());
+    assert.deepEqual(await listed("ascending"), apps);
+    assert.deepEqual(await listed(undefined), apps, "oldest first by default");
+    const res = await rawRequest(h, "GET", "/api/v1/app?order=newest");
+    assert.equal(res.status, 422, res.text);
   });
 
   test("7 messages with limit 3 → pages of 3, 3, 1, newest first", async () => {

@@ -206,6 +206,80 @@ describe("app-scoped tokens across two apps", () => {
   });
 });
 
+describe("ending portal sessions: logout and expire-all", () => {
+  // A token from appPortalAccess, and a client that uses it.
+  async function portalToken(appId, body = {}) {
+    const access = await svix.authentication.appPortalAccess(appId, body);
+    return { token: access.token, client: clientFor(access.token) };
+  }
+  const works = async (client, appId) => (await client.application.get(appId)).id === appId;
+  const refused = (client, appId, what) =>
+    expectApiError(client.application.get(appId), 401, "authentication_failed", what);
+
+  test("logout revokes the calling app token at once, read-only ones too; others keep working", async () => {
+    const app = await svix.application.create({ name: "logout", uid: uniq("logout") });
+    const one = await portalToken(app.id);
+    const two = await portalToken(app.id);
+    const reader = await portalToken(app.id, { readOnly: true });
+    assert.ok(await works(one.client, app.id));
+    await one.client.authentication.logout();
+    await refused(one.client, app.id, "a logged-out token");
+    await expectApiError(one.client.authentication.logout(), 401, "authentication_failed", "logging out twice");
+    assert.ok(await works(two.client, app.id), "another token of the same app still works");
+    await reader.client.authentication.logout();
+    await refused(reader.client, app.id, "a logged-out read-only token");
+    // The admin token cannot log itself out: 403, and it keeps working.
+    await expectApiError(svix.authentication.logout(), 403, "forbidden", "logout with the admin token");
+    assert.ok(await works(svix, app.id), "the admin token still works");
+  });
+
+  test("expire-all: every token of the app, now or after `expiry`; sessionIds picks some; others untouched", async () => {
+    const app = await svix.application.create({ name: "expire-all", uid: uniq("expire") });
+    const other = await svix.application.create({ name: "expire-other", uid: uniq("expire") });
+    const plain = await portalToken(app.id);
+    const alice = await portalToken(app.id, { sessionId: "alice" });
+    const bob = await portalToken(app.id, { sessionId: "bob" });
+    const elsewhere = await portalToken(other.id, { sessionId: "alice" });
+
+    // Only alice's session of this app.
+    await svix.authentication.expireAll(app.id, { sessionIds: ["alice"] });
+    await refused(alice.client, app.id, "alice's token after expire-all of her session");
+    assert.ok(await works(bob.client, app.id), "bob's session is not named");
+    assert.ok(await works(plain.client, app.id), "a token without a session is not named");
+    assert.ok(await works(elsewhere.client, other.id), "the other app's alice is another app's");
+
+    // All of them, two seconds from now: they work until then.
+    await svix.authentication.expireAll(app.id, { expiry: 2 });
+    assert.ok(await works(bob.client, app.id), "still within the expiry");
+    await eventually(
+      async () => {
+        try {
+          await bob.client.application.get(app.id);
+          return false;
+        } catch (e) {
+          return e.code === 401;
+        }
+      },
+      { timeoutMs: 6000, intervalMs: 200, message: "bob's token expires about 2 s after expire-all" },
+    );
+    await refused(plain.client, app.id, "every token of the app, once expired");
+    assert.ok(await works(elsewhere.client, other.id), "the other app's token still works");
+    assert.ok(await works(svix, app.id), "the admin token is not an app token");
+  });
+
+  test("expire-all refuses bad input and app tokens, and changes nothing then", async () => {
+    const app = await svix.application.create({ name: "expire-bad", uid: uniq("expire") });
+    const t = await portalToken(app.id);
+    for (const body of [{ expiry: -1 }, { expiry: "soon" }, { sessionIds: "alice" }, { sessionIds: [7] }]) {
+      const res = await rawRequest(h, "POST", `/api/v1/auth/app/${app.id}/expire-all`, { body });
+      assert.equal(res.status, 422, `expire-all ${JSON.stringify(body)}: ${res.status} ${res.text}`);
+    }
+    await expectApiError(t.client.authentication.expireAll(app.id, {}), 404, undefined, "expire-all with an app token");
+    await expectApiError(svix.authentication.expireAll("app_doesnotexist", {}), 404, undefined, "an unknown app");
+    assert.ok(await works(t.client, app.id), "nothing was expired");
+  });
+});
+
 describe("secrets at rest", () => {
   // The herald whose master key lives in a key file. On SQLite that is `h` with its default
   // <db>.key; on PostgreSQL, where the harness hands every node HERALD_MASTER_KEY, it is one
