@@ -10,6 +10,7 @@
 #include "api/json_mapping.h"
 #include "core/ascii.h"
 #include "core/encoding.h"
+#include "core/heap.h"
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "core/time_format.h"
@@ -246,6 +247,10 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
         g.pending = std::max<int64_t>(0, q.queued + q.parked - q.sending.value_or(g.in_flight));
         g.queue_lag_s = q.oldest_due ? static_cast<double>(now - *q.oldest_due) / 1000.0 : 0.0;
         g.sqlite_memory_bytes = db_.memory_used();
+        if (auto heap = heap_figures()) {
+          g.heap_in_use_bytes = heap->in_use;
+          g.heap_free_bytes = heap->free;
+        }
       } catch (const std::exception& e) {
         spdlog::error("metrics: {}", e.what());
         res.status = 500;

@@ -187,6 +187,8 @@ export async function metrics(h) {
     pending: get(/^herald_deliveries_pending (\d+)/m),
     lag: get(/^herald_queue_lag_seconds ([\d.]+)/m),
     sqliteBytes: get(/^herald_sqlite_memory_bytes (\d+)/m),
+    heapInUseBytes: get(/^herald_heap_bytes\{state="in_use"\} (\d+)/m),
+    heapFreeBytes: get(/^herald_heap_bytes\{state="free"\} (\d+)/m),
   };
 }
 

@@ -146,6 +146,8 @@ function chart(samples, file) {
   const series = [
     ["RSS (MiB)", "rssMiB"],
     ["SQLite's memory (MiB)", "sqliteMiB"],
+    ["heap in use (MiB)", "heapMiB"],
+    ["heap free, held (MiB)", "heapFreeMiB"],
     ["open file descriptors", "fds"],
     ["database files (MiB)", "dbMiB"],
     ["deliveries/s", "perSecond"],
@@ -180,6 +182,7 @@ function report(o, rate, samples, chartName, took) {
   const verdicts = [
     ["RSS", growth(samples, "rssMiB")],
     ["SQLite's memory", growth(samples, "sqliteMiB")],
+    ["heap in use", growth(samples, "heapMiB")],
     ["open file descriptors", growth(samples, "fds")],
     ["database files", growth(samples, "dbMiB")],
     ["deliveries pending", growth(samples, "pending")],
@@ -200,11 +203,11 @@ function report(o, rate, samples, chartName, took) {
     "",
     `Chart: [${chartName}](${chartName}).`,
     "",
-    "| minute | RSS MiB | SQLite's MiB | fds | database MiB | deliveries/s | pending |",
-    "|---|---|---|---|---|---|---|",
+    "| minute | RSS MiB | SQLite's MiB | heap in use MiB | heap free MiB | fds | database MiB | deliveries/s | pending |",
+    "|---|---|---|---|---|---|---|---|---|",
     ...samples.map(
       (s) =>
-        `| ${s.minute} | ${f1(s.rssMiB)} | ${f1(s.sqliteMiB)} | ${s.fds} | ${f1(s.dbMiB)} | ${Math.round(s.perSecond)} | ${s.pending} |`,
+        `| ${s.minute} | ${f1(s.rssMiB)} | ${f1(s.sqliteMiB)} | ${f1(s.heapMiB)} | ${f1(s.heapFreeMiB)} | ${s.fds} | ${f1(s.dbMiB)} | ${Math.round(s.perSecond)} | ${s.pending} |`,
     ),
     "",
   ];
@@ -248,6 +251,8 @@ async function main() {
       minute,
       rssMiB: memory(h.proc.pid).rssMiB,
       sqliteMiB: m.sqliteBytes / (1 << 20),
+      heapMiB: m.heapInUseBytes / (1 << 20),
+      heapFreeMiB: m.heapFreeBytes / (1 << 20),
       fds: openFds(h.proc.pid),
       dbMiB: fileMiB(h.dbPath, `${h.dbPath}-wal`, `${h.dbPath}-shm`),
       perSecond: (made(m) - made(last)) / ((m.at - last.at) / 1000),
@@ -255,7 +260,7 @@ async function main() {
     };
     last = m;
     samples.push(s);
-    log(`minute ${minute}: RSS ${s.rssMiB.toFixed(1)} MiB (SQLite ${s.sqliteMiB.toFixed(1)}), ${s.fds} fds, database ${s.dbMiB.toFixed(1)} MiB, ${Math.round(s.perSecond)} deliveries/s, ${s.pending} pending`);
+    log(`minute ${minute}: RSS ${s.rssMiB.toFixed(1)} MiB (SQLite ${s.sqliteMiB.toFixed(1)}, heap ${s.heapMiB.toFixed(1)} in use, ${s.heapFreeMiB.toFixed(1)} free), ${s.fds} fds, database ${s.dbMiB.toFixed(1)} MiB, ${Math.round(s.perSecond)} deliveries/s, ${s.pending} pending`);
   }
   const pub = await publishing;
   await stop(h.proc);

@@ -17,6 +17,7 @@
 #include "cli/token_command.h"
 #include "core/address_policy.h"
 #include "core/config.h"
+#include "core/heap.h"
 #include "core/metrics.h"
 #include "core/signing.h"
 #include "db/database.h"
@@ -133,6 +134,8 @@ int serve(const std::vector<std::string>& args) {
   std::cout << "herald " << kVersion << " listening on http://" << config->listen_host << ":"
             << port << " (database " << db->describe() << ")" << std::endl;
 
+  // Freed memory goes back to the system every half minute, so RSS follows what is in use.
+  herald::HeapTrimmer trimmer(std::chrono::seconds(30));
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);

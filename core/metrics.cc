@@ -49,6 +49,12 @@ std::string Metrics::render(const Gauges& g) const {
     add("# TYPE herald_sqlite_memory_bytes gauge\n");
     add("herald_sqlite_memory_bytes %lld\n", static_cast<long long>(*g.sqlite_memory_bytes));
   }
+  if (g.heap_in_use_bytes && g.heap_free_bytes) {
+    add("# HELP herald_heap_bytes The C allocator's heap: in use, and free but still held.\n");
+    add("# TYPE herald_heap_bytes gauge\n");
+    add("herald_heap_bytes{state=\"in_use\"} %lld\n", static_cast<long long>(*g.heap_in_use_bytes));
+    add("herald_heap_bytes{state=\"free\"} %lld\n", static_cast<long long>(*g.heap_free_bytes));
+  }
 
   add("# HELP herald_attempt_duration_seconds Time from sending a request to its response.\n");
   add("# TYPE herald_attempt_duration_seconds histogram\n");

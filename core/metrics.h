@@ -32,6 +32,8 @@ class Metrics {
     int64_t in_flight = 0;   // handed to the sender, result not yet recorded
     double queue_lag_s = 0;  // age of the oldest due delivery
     std::optional<int64_t> sqlite_memory_bytes;  // SQLite's heap in this process (not on PG)
+    std::optional<int64_t> heap_in_use_bytes;    // the C allocator's, where it says
+    std::optional<int64_t> heap_free_bytes;
   };
   // The Prometheus text exposition (version 0.0.4) of the counters and `g`.
   std::string render(const Gauges& g) const;

@@ -3,10 +3,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -18,6 +22,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/encoding.h"
+#include "core/heap.h"
 #include "core/ids.h"
 #include "core/retry.h"
 #include "core/signer.h"
@@ -1457,3 +1462,78 @@ TEST_CASE("https-only is off by default and reads true/false/1/0 from flag or en
   CHECK(contains(help, "HERALD_HTTPS_ONLY"));
   CHECK_FALSE(contains(help, "not built yet"));
 }
+
+#if defined(__GLIBC__)
+namespace {
+
+// This process's resident size, from /proc.
+int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0;
+  int64_t resident = 0;
+  statm >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+// Leaves each of `threads` arenas holding about `bytes` freed but not returned: blocks
+// allocated and freed on their own threads, every 64th kept so the arenas cannot shrink by
+// themselves.
+std::vector<std::vector<char*>> fragment_arenas(int threads, size_t bytes) {
+  std::vector<std::vector<char*>> kept(static_cast<size_t>(threads));
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&kept, t, bytes] {
+      constexpr size_t kBlock = 4096;
+      std::vector<char*> blocks;
+      for (size_t i = 0; i < bytes / kBlock; ++i) {
+        blocks.push_back(static_cast<char*>(std::malloc(kBlock)));
+        std::memset(blocks.back(), 1, kBlock);  // resident
+      }
+      for (size_t i = 0; i < blocks.size(); ++i) {
+        if (i % 64 == 63) {
+          kept[static_cast<size_t>(t)].push_back(blocks[i]);
+        } else {
+          std::free(blocks[i]);
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  return kept;
+}
+
+void release(std::vector<std::vector<char*>>& kept) {
+  for (auto& blocks : kept) {
+    for (char* b : blocks) std::free(b);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the heap trimmer gives memory that threads freed back to the system") {
+  constexpr int kThreads = 4;
+  constexpr size_t kPerThread = 32u << 20;
+  auto kept = fragment_arenas(kThreads, kPerThread);
+  const auto figures = heap_figures();
+  REQUIRE(figures.has_value());
+  CHECK(figures->free >= static_cast<int64_t>(kThreads * kPerThread / 2));
+  const int64_t before = resident_bytes();
+  {
+    // On its own thread, within a few periods.
+    HeapTrimmer trimmer(std::chrono::milliseconds(10));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (resident_bytes() > before - static_cast<int64_t>(kThreads * kPerThread / 2) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  const int64_t after = resident_bytes();
+  INFO("resident before " << before / 1024 << " KiB, after " << after / 1024 << " KiB");
+  CHECK(before - after >= static_cast<int64_t>(kThreads * kPerThread / 2));
+  // What is still in use stays readable.
+  for (auto& blocks : kept) {
+    for (char* b : blocks) CHECK(b[4095] == 1);
+  }
+  release(kept);
+}
+#endif

@@ -445,6 +445,14 @@ async function checkFresh(fresh) {
     );
   }
 
+  // The C allocator's heap (herald is built against glibc here): in use, and free but held.
+  assert.equal(m.types.get("herald_heap_bytes"), "gauge", "# TYPE herald_heap_bytes");
+  const heap = Object.fromEntries(
+    m.samples.filter((s) => s.name === "herald_heap_bytes").map((s) => [s.labels.state, s.value]),
+  );
+  assert.deepEqual(Object.keys(heap).sort(), ["free", "in_use"], "herald_heap_bytes by state");
+  assert.ok(heap.in_use > 0 && heap.free >= 0, `herald_heap_bytes: ${JSON.stringify(heap)}`);
+
   // The exposition is public: a wrong token does not turn it into a 401 either.
   const wrong = await rawRequest(fresh, "GET", "/metrics", { token: "not-a-valid-token-at-all-0000" });
   assert.equal(wrong.status, 200, `GET /metrics with an unknown token: expected 200, got ${wrong.status}`);
