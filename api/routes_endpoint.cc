@@ -1,8 +1,10 @@
-// /api/v1/app/{app}/endpoint: endpoints, their secrets, headers and stats.
+// /api/v1/app/{app}/endpoint: endpoints, their secrets, headers and stats; and
+// /api/v1/operational-webhook/endpoint, the same for operational webhooks.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <string_view>
 
 #include "api/errors.h"
@@ -20,6 +22,7 @@
 #include "db/database.h"
 #include "db/delivery_store.h"
 #include "db/endpoint_store.h"
+#include "db/operational_webhooks.h"
 #include "db/queue_store.h"
 #include "db/session.h"
 
@@ -327,19 +330,37 @@ int64_t bucket_ms(const std::string& name) {
   throw invalid_query("bucket", "must be minute, hour or day");
 }
 
-}  // namespace
+// Where a family of endpoint routes finds the application its endpoints belong to.
+struct EndpointScope {
+  std::string base;    // the path (a pattern) of the collection
+  int endpoint_param;  // the capture holding {endpoint}
+  // The application, nullopt when it does not exist yet; `make` (in a transaction): made if
+  // not. Throws 404 when the caller may not use it.
+  std::function<std::optional<Application>(Session&, const ApiRequest&, bool make)> app;
 
-void register_endpoint_routes(ApiServer& s) {
-  const std::string base = "/api/v1/app/([^/]+)/endpoint";
+  // The application, or 404.
+  Application need(Session& session, const ApiRequest& r, bool make) const {
+    auto found = app(session, r, make);
+    if (!found) throw not_found("endpoint");
+    return *found;
+  }
+};
+
+// An application's endpoints, or the operational-webhook ones: create, read, list, change,
+// delete, secrets and headers, the same routes under `scope.base`.
+void register_endpoint_crud(ApiServer& s, const EndpointScope& scope) {
+  const std::string& base = scope.base;
   const std::string one = base + "/([^/]+)";
+  const int ep_param = scope.endpoint_param;
 
-  s.route("GET", base + "/?", [&s](ApiRequest& r) {
+  s.route("GET", base + "/?", [&s, scope](ApiRequest& r) {
     auto p = r.list_params(kEndpointPrefix);
     p.descending = r.query_descending();
     const bool with_health = r.query_bool("with_health", false);
     auto session = s.db().session();
-    Application app = load_app(*session, r.caller, r.param(1));
-    auto page = session->endpoints().list(app.id, p);
+    const auto app = scope.app(*session, r, false);
+    if (!app) return ApiReply{200, list_json(json::array(), "", "", true, p)};
+    auto page = session->endpoints().list(app->id, p);
     const TimeMs now = s.clock().now_ms();
     json data = json::array();
     for (const auto& e : page.items) {
@@ -375,28 +396,28 @@ void register_endpoint_routes(ApiServer& s) {
     return ApiReply{201, to_json(ep)};
   };
 
-  s.route("POST", base + "/?", [&s, create](ApiRequest& r) {
+  s.route("POST", base + "/?", [&s, scope, create](ApiRequest& r) {
     auto session = s.db().begin();
-    Application app = load_app(*session, r.caller, r.param(1));
+    Application app = *scope.app(*session, r, true);
     ApiReply reply = create(*session, app, r, std::nullopt);
     session->commit();
     return reply;
   });
 
-  s.route("GET", one + "/?", [&s](ApiRequest& r) {
+  s.route("GET", one + "/?", [&s, scope, ep_param](ApiRequest& r) {
     auto session = s.db().session();
-    Application app = load_app(*session, r.caller, r.param(1));
-    return ApiReply{200, to_json(load_endpoint(*session, app, r.param(2)))};
+    Application app = scope.need(*session, r, false);
+    return ApiReply{200, to_json(load_endpoint(*session, app, r.param(ep_param)))};
   });
 
-  auto update = [&s, create](ApiRequest& r, bool patch) {
+  auto update = [&s, scope, ep_param, create](ApiRequest& r, bool patch) {
     auto session = s.db().begin();
-    Application app = load_app(*session, r.caller, r.param(1));
-    auto found = session->endpoints().get(app.id, r.param(2));
+    Application app = scope.need(*session, r, !patch);
+    auto found = session->endpoints().get(app.id, r.param(ep_param));
     if (!found) {
       // Upsert, as Svix: a PUT on an unknown uid creates the endpoint under that uid.
-      if (patch || !valid_uid(r.param(2))) throw not_found("endpoint");
-      ApiReply reply = create(*session, app, r, r.param(2));
+      if (patch || !valid_uid(r.param(ep_param))) throw not_found("endpoint");
+      ApiReply reply = create(*session, app, r, r.param(ep_param));
       session->commit();
       return reply;
     }
@@ -408,7 +429,7 @@ void register_endpoint_routes(ApiServer& s) {
         read_endpoint_body(r.body, ep, patch, s.options().https_only, now, tls);
     // A PUT addressed by uid keeps that uid unless its body names another: an upsert repeated
     // with the same body must find the endpoint again.
-    if (!ep.uid && old_uid == r.param(2)) ep.uid = old_uid;
+    if (!ep.uid && old_uid == r.param(ep_param)) ep.uid = old_uid;
     EndpointStore& endpoints = session->endpoints();
     auto key = apply_signing(ep, change, endpoints.current_key(ep.id));
     if (ep.uid && ep.uid != old_uid) {
@@ -426,18 +447,18 @@ void register_endpoint_routes(ApiServer& s) {
   s.route("PUT", one + "/?", [update](ApiRequest& r) { return update(r, false); });
   s.route("PATCH", one + "/?", [update](ApiRequest& r) { return update(r, true); });
 
-  s.route("DELETE", one + "/?", [&s](ApiRequest& r) {
+  s.route("DELETE", one + "/?", [&s, scope, ep_param](ApiRequest& r) {
     auto session = s.db().session();
-    Application app = load_app(*session, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    Application app = scope.need(*session, r, false);
+    Endpoint ep = load_endpoint(*session, app, r.param(ep_param));
     session->endpoints().remove(app.id, ep.id);
     return ApiReply{204, {}};
   });
 
-  s.route("GET", one + "/secret/?", [&s](ApiRequest& r) {
+  s.route("GET", one + "/secret/?", [&s, scope, ep_param](ApiRequest& r) {
     auto session = s.db().session();
-    Application app = load_app(*session, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    Application app = scope.need(*session, r, false);
+    Endpoint ep = load_endpoint(*session, app, r.param(ep_param));
     auto key = session->endpoints().current_key(ep.id);
     if (!key) throw ApiError(500, "internal", "endpoint has no signing key");
     // A read-only token (a portal link for looking) does not get what signs: whoever holds an
@@ -449,15 +470,15 @@ void register_endpoint_routes(ApiServer& s) {
     return ApiReply{200, json{{"key", shown_secret(*key)}}};
   });
 
-  s.route("POST", one + "/secret/rotate/?", [&s](ApiRequest& r) {
+  s.route("POST", one + "/secret/rotate/?", [&s, scope, ep_param](ApiRequest& r) {
     BodyReader body(r.body);
     SigningChange change;
     change.key = read_secret(body, "key", std::nullopt, change.key_text);
     auto grace = body.opt_int("gracePeriodSeconds", 0, kMaxGraceSeconds);
     body.finish();
     auto session = s.db().begin();
-    Application app = load_app(*session, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    Application app = scope.need(*session, r, false);
+    Endpoint ep = load_endpoint(*session, app, r.param(ep_param));
     TimeMs now = s.clock().now_ms();
     EndpointStore& endpoints = session->endpoints();
     // A key of the other kind switches the scheme (whsk_: ed25519; whsec_ on an ed25519
@@ -476,13 +497,13 @@ void register_endpoint_routes(ApiServer& s) {
     return ApiReply{204, {}};
   });
 
-  s.route("GET", one + "/headers/?", [&s](ApiRequest& r) {
+  s.route("GET", one + "/headers/?", [&s, scope, ep_param](ApiRequest& r) {
     auto session = s.db().session();
-    Application app = load_app(*session, r.caller, r.param(1));
-    return ApiReply{200, headers_json(load_endpoint(*session, app, r.param(2)))};
+    Application app = scope.need(*session, r, false);
+    return ApiReply{200, headers_json(load_endpoint(*session, app, r.param(ep_param)))};
   });
 
-  auto set_headers = [&s](ApiRequest& r, bool patch) {
+  auto set_headers = [&s, scope, ep_param](ApiRequest& r, bool patch) {
     JsonIn given_body = r.body;
     if (patch && given_body.is_object() && given_body["headers"].is_object()) {
       for (auto it = given_body["headers"].begin(); it != given_body["headers"].end();) {
@@ -497,8 +518,8 @@ void register_endpoint_routes(ApiServer& s) {
         patch ? body.opt_string_list("deleteHeaders", kMaxHeaders, 4096) : std::nullopt;
     body.finish();
     auto session = s.db().begin();
-    Application app = load_app(*session, r.caller, r.param(1));
-    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    Application app = scope.need(*session, r, false);
+    Endpoint ep = load_endpoint(*session, app, r.param(ep_param));
     if (!patch) ep.headers.clear();
     // PATCH: a null value removes the header.
     if (patch) {
@@ -523,6 +544,17 @@ void register_endpoint_routes(ApiServer& s) {
           [set_headers](ApiRequest& r) { return set_headers(r, false); });
   s.route("PATCH", one + "/headers/?",
           [set_headers](ApiRequest& r) { return set_headers(r, true); });
+}
+
+}  // namespace
+
+void register_endpoint_routes(ApiServer& s) {
+  const std::string base = "/api/v1/app/([^/]+)/endpoint";
+  const std::string one = base + "/([^/]+)";
+  register_endpoint_crud(
+      s, EndpointScope{base, 2, [](Session& session, const ApiRequest& r, bool) {
+                         return std::optional(load_app(session, r.caller, r.param(1)));
+                       }});
 
   // Re-delivers every message whose delivery to the endpoint failed in [since, until): each
   // is tried once more, now, as a manual attempt.
@@ -597,6 +629,18 @@ void register_endpoint_routes(ApiServer& s) {
     const auto until = r.query_time("until");
     return ApiReply{200, to_json(session->deliveries().stats_between(ep.id, since, until))};
   });
+}
+
+// Operational webhooks' endpoints (Svix's /operational-webhook/endpoint): those of the
+// reserved application, made with the first of them; the operator's alone.
+void register_operational_webhook_routes(ApiServer& s) {
+  register_endpoint_crud(s, EndpointScope{"/api/v1/operational-webhook/endpoint", 1,
+                                          [&s](Session& session, const ApiRequest& r, bool make) {
+                                            require_admin(r.caller);
+                                            return make ? std::optional(ensure_operator_app(
+                                                              session, s.clock().now_ms()))
+                                                        : find_operator_app(session);
+                                          }});
 }
 
 }  // namespace herald

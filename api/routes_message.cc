@@ -7,7 +7,6 @@
 #include "api/json_mapping.h"
 #include "api/raw_json.h"
 #include "api/server.h"
-#include "core/fanout.h"
 #include "core/ids.h"
 #include "core/time_format.h"
 #include "db/app_store.h"
@@ -212,10 +211,7 @@ void register_message_routes(ApiServer& s) {
     b.finish();
     auto session = s.db().session();
     const Application app = load_app(*session, r.caller, r.param(1));
-    const auto endpoints = s.enqueuer().enabled_endpoints(*session, app.id);
-    const bool active = std::any_of(endpoints->begin(), endpoints->end(), [&](const Endpoint& ep) {
-      return endpoint_accepts(ep, event_type, channels);
-    });
+    const bool active = s.enqueuer().would_deliver(*session, app.id, event_type, channels);
     return ApiReply{200, json{{"active", active}}};
   });
 

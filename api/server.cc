@@ -262,6 +262,7 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
   }
   register_app_routes(*this);
   register_endpoint_routes(*this);
+  register_operational_webhook_routes(*this);
   register_event_type_routes(*this);
   register_message_routes(*this);
   register_attempt_routes(*this);

@@ -145,6 +145,7 @@ nlohmann::ordered_json list_json(nlohmann::ordered_json data, const std::string&
 
 void register_app_routes(ApiServer& s);
 void register_endpoint_routes(ApiServer& s);
+void register_operational_webhook_routes(ApiServer& s);
 void register_event_type_routes(ApiServer& s);
 void register_message_routes(ApiServer& s);
 void register_attempt_routes(ApiServer& s);

@@ -21,6 +21,7 @@
 #include "core/metrics.h"
 #include "core/signing.h"
 #include "db/database.h"
+#include "db/operational_webhooks.h"
 #include "scheduler/scheduler.h"
 #include "web/portal.h"
 
@@ -107,9 +108,8 @@ int serve(const std::vector<std::string>& args) {
   if (!config->operator_url.empty()) {
     try {
       std::string why;
-      sopts.operator_channel = herald::ensure_operator_channel(
-          *db, clock, config->operator_url, *config->operator_scheme,
-          *herald::parse_secret(*config->operator_secret, &why));
+      herald::ensure_operator_channel(*db, clock, config->operator_url, *config->operator_scheme,
+                                      *herald::parse_secret(*config->operator_secret, &why));
     } catch (const std::exception& e) {
       return cannot_start(std::string("cannot set up operational webhooks: ") + e.what());
     }

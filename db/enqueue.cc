@@ -30,6 +30,14 @@ size_t Enqueuer::publish(Session& s, const Message& m, std::optional<int64_t> en
   return targets.size();
 }
 
+bool Enqueuer::would_deliver(Session& s, const std::string& app_id, const std::string& event_type,
+                             const std::optional<std::vector<std::string>>& channels) {
+  const auto endpoints = enabled_endpoints(s, app_id);
+  return std::any_of(endpoints->begin(), endpoints->end(), [&](const Endpoint& ep) {
+    return endpoint_accepts(ep, event_type, channels);
+  });
+}
+
 void Enqueuer::publish_to(Session& s, const Message& m, const std::string& endpoint_id) {
   s.messages().insert(m);
   enqueue(s, m, {endpoint_id}, TriggerType::kScheduled);

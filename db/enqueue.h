@@ -37,6 +37,11 @@ class Enqueuer {
   // resend). REQUIRES: a transaction on `s`.
   void redeliver(Session& s, const Message& m, const std::string& endpoint_id);
 
+  // Whether a message of `event_type` on `channels` would reach an enabled endpoint of the
+  // application (what publish() would deliver to), without writing anything.
+  bool would_deliver(Session& s, const std::string& app_id, const std::string& event_type,
+                     const std::optional<std::vector<std::string>>& channels);
+
   // The enabled endpoints of an application, oldest first: kept from an earlier call while
   // the application's endpoints_version (given, or read through `s`) is the one they were read
   // under, else read through `s`. Exact whichever process changed the endpoints.

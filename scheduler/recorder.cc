@@ -13,6 +13,7 @@
 #include "db/attempt_store.h"
 #include "db/endpoint_store.h"
 #include "db/message_store.h"
+#include "db/operational_webhooks.h"
 #include "db/queue_store.h"
 #include "db/session.h"
 
@@ -30,17 +31,27 @@ ResultRecorder::ResultRecorder(Clock& clock, Options options)
 void ResultRecorder::record(Session& s, std::vector<Finished> done, TimeMs now) {
   if (done.empty()) return;
   EndpointStore& endpoints = s.endpoints();
-  const auto& ops = options_.operator_channel;
-  // Operational webhooks about an app's deliveries; none about the operator's own.
+  // Operational webhooks about an app's deliveries (none about the reserved app's own), if
+  // the reserved app exists; looked up once per batch, when the first event needs it.
+  std::optional<std::optional<std::string>> operator_app;
+  auto operator_app_id = [&]() -> const std::optional<std::string>& {
+    if (!operator_app) {
+      auto app = find_operator_app(s);
+      operator_app = app ? std::optional(app->id) : std::nullopt;
+    }
+    return *operator_app;
+  };
   auto report = [&](const Delivery& d, const std::string& type, nlohmann::json data) {
-    if (!ops || d.app_id == ops->app_id) return;
+    const auto& ops = operator_app_id();
+    if (!ops || d.app_id == *ops) return;
     auto app = s.apps().get(d.app_id);
     data["appId"] = d.app_id;
     data["appUid"] = app && app->uid ? nlohmann::json(*app->uid) : nlohmann::json(nullptr);
     queue_operator_event(s, enqueuer_, *ops, type, std::move(data), now);
   };
   auto report_attempt = [&](const Delivery& d, const Attempt& a, const std::string& type) {
-    if (!ops || d.app_id == ops->app_id) return;
+    const auto& ops = operator_app_id();
+    if (!ops || d.app_id == *ops) return;
     auto m = s.messages().get(d.app_id, d.msg_id);
     report(
         d, type,

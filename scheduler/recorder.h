@@ -10,7 +10,6 @@
 #include "core/retry.h"
 #include "core/types.h"
 #include "db/enqueue.h"
-#include "scheduler/operator.h"
 #include "sender/sender.h"
 
 namespace herald {
@@ -30,7 +29,6 @@ class ResultRecorder {
     int64_t disable_after_ms = 5LL * 24 * 3600 * 1000;
     // Retry-After on 429/503 delays the next try up to this long (never less than the schedule).
     int64_t max_retry_after_ms = 6LL * 3600 * 1000;
-    std::optional<OperatorChannel> operator_channel;
     Metrics* metrics = nullptr;  // null: none
   };
 

@@ -22,7 +22,6 @@ ResultRecorder::Options recorder_options(const Scheduler::Options& o) {
   r.retry = o.retry;
   r.disable_after_ms = o.disable_after_ms;
   r.max_retry_after_ms = o.max_retry_after_ms;
-  r.operator_channel = o.operator_channel;
   r.metrics = o.metrics;
   return r;
 }

@@ -17,7 +17,6 @@
 #include "db/queue_store.h"
 #include "scheduler/claim_policy.h"
 #include "scheduler/endpoint_limits.h"
-#include "scheduler/operator.h"
 #include "scheduler/recorder.h"
 #include "scheduler/retention.h"
 #include "scheduler/target_cache.h"
@@ -58,8 +57,6 @@ class Scheduler final : public QueueListener {
     int purge_batch = 500;
     // Idempotency keys older than this are dropped (the API keeps replies this long).
     int64_t idempotency_ttl_ms = 12LL * 3600 * 1000;
-    // Where operational webhooks go, if anywhere.
-    std::optional<OperatorChannel> operator_channel;
     // Counters for /metrics; null: none. Must outlive the Scheduler.
     Metrics* metrics = nullptr;
     Sender::Options sender;

@@ -27,9 +27,9 @@
 #include "db/endpoint_store.h"
 #include "db/list.h"
 #include "db/message_store.h"
+#include "db/operational_webhooks.h"
 #include "db/queue_store.h"
 #include "db/session.h"
-#include "scheduler/operator.h"
 #include "scheduler/scheduler.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/receiver.h"
@@ -91,12 +91,6 @@ struct OperatorFixture : Fixture {
     rx.start();
     ops = ensure_operator_channel(*db, clock, rx.url("/ops"), SignatureScheme::kStandard,
                                   hmac_key(ops_key));
-  }
-
-  Scheduler::Options options() const {
-    auto o = Fixture::options();
-    o.operator_channel = ops;
-    return o;
   }
 
   // The operational webhooks received so far, in arrival order, each checked to be signed

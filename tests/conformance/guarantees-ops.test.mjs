@@ -1,11 +1,13 @@
 // Retention (HERALD_RETENTION purges payloads and attempts) and operational webhooks
-// (HERALD_OPERATOR_URL/SECRET: endpoint.disabled, message.attempt.failing/recovered/exhausted),
-// each operational webhook verified with standardwebhooks against the operator secret.
+// (HERALD_OPERATOR_URL/SECRET, and endpoints made through /operational-webhook/endpoint:
+// endpoint.disabled, message.attempt.failing/recovered/exhausted), each operational webhook
+// verified with standardwebhooks against its endpoint's secret.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
   eventually,
+  expectApiError,
   makeSecret,
   RFC3339,
   rawRequest,
@@ -199,5 +201,112 @@ describe("operational webhooks", () => {
     await checkAttemptEvent("message.attempt.recovered", flaky, 4, 200);
     await checkAttemptEvent("message.attempt.failing", dead, 3, 500);
     await checkAttemptEvent("message.attempt.exhausted", dead, 8, 500);
+  });
+});
+
+describe("operational webhook endpoints through the API", () => {
+  let h;
+  let rx;
+  let svix;
+  before(async () => {
+    rx = await startReceiver();
+    h = await startHerald({ retrySchedule: Array(5).fill("100ms").join(",") });
+    svix = h.svix;
+  });
+  after(async () => {
+    await h?.stop();
+    await rx?.close();
+  });
+
+  // Makes `gone` answer 410 (endpoint.disabled) and `dead` 500 until its 6 tries are used
+  // (message.attempt.failing, then .exhausted); returns the app and the two endpoints.
+  async function causeTrouble() {
+    const app = await svix.application.create({ name: "troubled", uid: uniq("troubled") });
+    const base = `/${uniq("trouble")}`;
+    rx.respond(`${base}/gone`, [410]);
+    rx.respond(`${base}/dead`, [500]);
+    const gone = await svix.endpoint.create(app.id, { url: rx.url(`${base}/gone`) });
+    const dead = await svix.endpoint.create(app.id, { url: rx.url(`${base}/dead`) });
+    await svix.message.create(app.id, { eventType: "x", payload: { trouble: 1 } });
+    await rx.waitFor(`${base}/dead`, 6, 10_000);
+    return { app, gone, dead };
+  }
+  const ops = () => svix.operationalWebhook.endpoint;
+
+  test("none configured: none listed, and trouble writes no operational message", async () => {
+    assert.deepEqual((await ops().list()).data, []);
+    await causeTrouble();
+    await new Promise((r) => setTimeout(r, 300));
+    const apps = (await svix.application.list({ limit: 250 })).data;
+    assert.ok(!apps.some((a) => a.uid === "herald-operator"), "no reserved app until an endpoint is made");
+  });
+
+  test("CRUD, secret and headers through the SDK; each endpoint gets the event types it filters for", async () => {
+    const allSecret = makeSecret(32);
+    const all = await ops().create({
+      url: rx.url("/ops-all"),
+      description: "every event",
+      secret: allSecret,
+      metadata: { team: "sre" },
+      headers: { "X-Ops": "all" },
+    });
+    assert.match(all.id, /^ep_/);
+    assert.equal(all.description, "every event");
+    assert.deepEqual(all.metadata, { team: "sre" });
+    const disabledOnly = await ops().create({
+      url: rx.url("/ops-disabled"),
+      uid: uniq("ops-disabled"),
+      eventTypes: ["endpoint.disabled"],
+    });
+    assert.deepEqual(disabledOnly.eventTypes, ["endpoint.disabled"]);
+    assert.equal((await ops().get(disabledOnly.uid)).id, disabledOnly.id, "addressed by uid");
+    assert.deepEqual((await ops().list()).data.map((e) => e.id).sort(), [all.id, disabledOnly.id].sort());
+    assert.equal((await ops().getSecret(all.id)).key, allSecret);
+    assert.deepEqual((await ops().getHeaders(all.id)).headers, { "X-Ops": "all" });
+    await ops().setHeaders(all.id, { headers: { "X-Ops": "everything" } });
+    const upserted = await ops().upsert(all.id, { url: rx.url("/ops-all"), description: "still every event" });
+    assert.equal(upserted.description, "still every event");
+
+    const { gone, dead } = await causeTrouble();
+    const types = (path) => rx.requests(path).map((r) => JSON.parse(r.body).type).sort();
+    await eventually(
+      () => types("/ops-all").includes("message.attempt.exhausted") && types("/ops-disabled").length >= 1,
+      { timeoutMs: 10_000, message: "operational webhooks at /ops-all and /ops-disabled" },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(types("/ops-all"), ["endpoint.disabled", "message.attempt.exhausted", "message.attempt.failing"]);
+    assert.deepEqual(types("/ops-disabled"), ["endpoint.disabled"], "only the type it filters for");
+    for (const r of rx.requests("/ops-all")) {
+      assert.doesNotThrow(() => new StdWebhook(allSecret).verify(r.rawBody, r.headers), r.body);
+      assert.equal(r.headers["x-ops"], "everything", "its custom header");
+    }
+    const disabled = JSON.parse(rx.requests("/ops-disabled")[0].body);
+    assert.equal(disabled.data.endpointId, gone.id);
+    assert.ok(JSON.parse(rx.requests("/ops-all").find((r) => JSON.parse(r.body).type === "message.attempt.exhausted").body).data.endpointId === dead.id);
+    const opsSecret = (await ops().getSecret(disabledOnly.id)).key;
+    assert.doesNotThrow(() => new StdWebhook(opsSecret).verify(rx.requests("/ops-disabled")[0].rawBody, rx.requests("/ops-disabled")[0].headers));
+
+    // A rotated secret signs what follows; a deleted endpoint gets nothing more.
+    await ops().rotateSecret(disabledOnly.id, { key: makeSecret(32) });
+    assert.notEqual((await ops().getSecret(disabledOnly.id)).key, opsSecret);
+    await ops().delete(all.id);
+    await expectApiError(ops().get(all.id), 404, "not_found", "a deleted operational endpoint");
+    assert.deepEqual((await ops().list()).data.map((e) => e.id), [disabledOnly.id]);
+  });
+
+  test("bad input and other callers are refused and change nothing", async () => {
+    const before = (await ops().list()).data.map((e) => e.id);
+    await expectApiError(ops().create({ url: "ftp://nope" }), 422, undefined, "a bad url");
+    await expectApiError(ops().get("ep_2Jb8ZkqYbXzUnknown0000"), 404, "not_found", "an unknown id");
+    const app = await svix.application.create({ name: "customer", uid: uniq("customer") });
+    const access = await svix.authentication.appPortalAccess(app.id, {});
+    for (const [method, path, body] of [
+      ["GET", "/api/v1/operational-webhook/endpoint"],
+      ["POST", "/api/v1/operational-webhook/endpoint", { url: rx.url("/sneaky") }],
+    ]) {
+      const res = await rawRequest(h, method, path, { token: access.token, body });
+      assert.equal(res.status, 404, `${method} ${path} with an app token: ${res.status} ${res.text}`);
+    }
+    assert.deepEqual((await ops().list()).data.map((e) => e.id), before);
   });
 });

@@ -1,4 +1,4 @@
-#include "scheduler/operator.h"
+#include "db/operational_webhooks.h"
 
 #include "core/ids.h"
 #include "core/time_format.h"
@@ -7,6 +7,7 @@
 #include "db/endpoint_store.h"
 #include "db/enqueue.h"
 #include "db/errors.h"
+#include "db/session.h"
 
 namespace herald {
 namespace {
@@ -17,22 +18,13 @@ OperatorChannel ensure_once(Database& db, Clock& clock, const std::string& url,
                             SignatureScheme scheme, const SigningKey& key) {
   auto s = db.begin();
   const TimeMs now = clock.now_ms();
-  AppStore& apps = s->apps();
-  auto app = apps.get_by_uid(std::string(kOperatorAppUid));
-  if (!app) {
-    app = Application{};
-    app->id = new_id(kAppPrefix, now);
-    app->uid = std::string(kOperatorAppUid);
-    app->name = "herald operational webhooks";
-    app->created_at = app->updated_at = now;
-    apps.insert(*app);
-  }
+  const Application app = ensure_operator_app(*s, now);
   EndpointStore& endpoints = s->endpoints();
-  auto ep = endpoints.get(app->id, kOperatorEndpointUid);
+  auto ep = endpoints.get(app.id, kOperatorEndpointUid);
   if (!ep) {
     ep = Endpoint{};
     ep->id = new_id(kEndpointPrefix, now);
-    ep->app_id = app->id;
+    ep->app_id = app.id;
     ep->uid = kOperatorEndpointUid;
     ep->url = url;
     ep->description = "operational webhooks (HERALD_OPERATOR_URL)";
@@ -50,10 +42,25 @@ OperatorChannel ensure_once(Database& db, Clock& clock, const std::string& url,
     if (endpoints.current_key(ep->id) != key) endpoints.rotate_key(ep->id, key, 0, now);
   }
   s->commit();
-  return OperatorChannel{app->id, ep->id};
+  return OperatorChannel{app.id, ep->id};
 }
 
 }  // namespace
+
+std::optional<Application> find_operator_app(Session& s) {
+  return s.apps().get_by_uid(std::string(kOperatorAppUid));
+}
+
+Application ensure_operator_app(Session& s, TimeMs now) {
+  if (auto app = find_operator_app(s)) return *app;
+  Application app;
+  app.id = new_id(kAppPrefix, now);
+  app.uid = std::string(kOperatorAppUid);
+  app.name = "herald operational webhooks";
+  app.created_at = app.updated_at = now;
+  s.apps().insert(app);
+  return app;
+}
 
 OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::string& url,
                                         SignatureScheme scheme, const SigningKey& key) {
@@ -66,16 +73,17 @@ OperatorChannel ensure_operator_channel(Database& db, Clock& clock, const std::s
   }
 }
 
-void queue_operator_event(Session& s, Enqueuer& enqueuer, const OperatorChannel& channel,
+void queue_operator_event(Session& s, Enqueuer& enqueuer, const std::string& operator_app_id,
                           const std::string& type, nlohmann::json data, TimeMs now) {
+  if (!enqueuer.would_deliver(s, operator_app_id, type, std::nullopt)) return;
   Message m;
   m.id = new_id(kMessagePrefix, now);
-  m.app_id = channel.app_id;
+  m.app_id = operator_app_id;
   m.event_type = type;
   m.payload =
       nlohmann::json{{"type", type}, {"timestamp", format_rfc3339(now)}, {"data", data}}.dump();
   m.timestamp = now;
-  enqueuer.publish_to(s, m, channel.endpoint_id);
+  enqueuer.publish(s, m);
 }
 
 }  // namespace herald
