@@ -355,7 +355,8 @@ void register_endpoint_crud(ApiServer& s, const EndpointScope& scope) {
 
   s.route("GET", base + "/?", [&s, scope](ApiRequest& r) {
     auto p = r.list_params(kEndpointPrefix);
-    p.descending = r.query_descending();
+    // Svix lists endpoints newest first unless asked otherwise (applications oldest first).
+    p.descending = r.query_descending().value_or(true);
     const bool with_health = r.query_bool("with_health", false);
     auto session = s.db().session();
     const auto app = scope.app(*session, r, false);

@@ -50,7 +50,7 @@ std::string Metrics::render(const Gauges& g) const {
     add("herald_sqlite_memory_bytes %lld\n", static_cast<long long>(*g.sqlite_memory_bytes));
   }
   if (g.heap_in_use_bytes && g.heap_free_bytes) {
-    add("# HELP herald_heap_bytes The C allocator's heap: in use, and free but still held.\n");
+    add("# HELP herald_heap_bytes The C allocator's heap: in use, and free for reuse.\n");
     add("# TYPE herald_heap_bytes gauge\n");
     add("herald_heap_bytes{state=\"in_use\"} %lld\n", static_cast<long long>(*g.heap_in_use_bytes));
     add("herald_heap_bytes{state=\"free\"} %lld\n", static_cast<long long>(*g.heap_free_bytes));

@@ -1552,14 +1552,16 @@ TEST_CASE("http: message and endpoint lists page in their own order") {
       f.get("/api/v1/app/acme/msg?limit=2&iterator=" + p2.j["prevIterator"].get<std::string>());
   CHECK(ids_of(back.j) == ids_of(p1.j));
 
-  // Endpoints: oldest first.
+  // Endpoints: newest first, as Svix; oldest first when asked.
   Reply e1 = f.get("/api/v1/app/acme/endpoint?limit=4");
-  CHECK(ids_of(e1.j) == std::vector<std::string>{eps[0], eps[1], eps[2], eps[3]});
+  CHECK(ids_of(e1.j) == std::vector<std::string>{eps[4], eps[3], eps[2], eps[1]});
   CHECK(e1.j["done"] == false);
   Reply e2 =
       f.get("/api/v1/app/acme/endpoint?limit=4&iterator=" + e1.j["iterator"].get<std::string>());
-  CHECK(ids_of(e2.j) == std::vector<std::string>{eps[4]});
+  CHECK(ids_of(e2.j) == std::vector<std::string>{eps[0]});
   CHECK(e2.j["done"] == true);
+  Reply a1 = f.get("/api/v1/app/acme/endpoint?limit=4&order=ascending");
+  CHECK(ids_of(a1.j) == std::vector<std::string>{eps[0], eps[1], eps[2], eps[3]});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2269,7 +2271,7 @@ TEST_CASE("http: endpoint lists carry health on request") {
 
   json plain = f.list("/api/v1/app/acme/endpoint");
   CHECK_FALSE(plain[0].contains("health"));
-  json list = f.list("/api/v1/app/acme/endpoint?with_health=true");
+  json list = f.list("/api/v1/app/acme/endpoint?with_health=true&order=ascending");
   REQUIRE(list.size() == 2);
   const json& h = list[0]["health"];
   CHECK(h["windowHours"] == 24);

@@ -283,9 +283,9 @@ describe("pagination", () => {
     const seen = pages.flatMap((p) => p.data.map((e) => e.id));
     assert.equal(new Set(seen).size, seen.length, `duplicates across pages: ${seen}`);
     assert.deepEqual([...seen].sort(), [...ids].sort(), "every endpoint seen exactly once");
-    assert.deepEqual(seen, ids, "oldest first by default");
+    assert.deepEqual(seen, [...ids].reverse(), "newest first by default, as Svix");
 
-    // order: descending pages newest first, ascending as the default; anything else is a 422.
+    // order: descending pages newest first (the default), ascending oldest first; anything else is a 422.
     const down = await collectAll((iterator) => svix.endpoint.list(app.id, { limit: 3, iterator, order: "descending" }));
     assert.deepEqual(down.map((p) => p.data.length), [3, 3, 1]);
     assert.deepEqual(down.flatMap((p) => p.data.map((e) => e.id)), [...ids].reverse(), "newest first, each once");
