@@ -8,6 +8,7 @@
 
 #include "api/errors.h"
 #include "api/json_mapping.h"
+#include "api/openapi_document.h"
 #include "core/ascii.h"
 #include "core/encoding.h"
 #include "core/heap.h"
@@ -235,6 +236,10 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
     return res;
   });
   route("GET", "/api/v1/health/?", [](ApiRequest&) { return ApiReply{204, {}}; });
+  // The API's own description (api/openapi.json), without a token: it holds no one's data.
+  http_->route("GET", "/api/v1/openapi.json", [](const http::Request&, http::Response& res) {
+    res.set_content(std::string(openapi_document()), "application/json");
+  });
   if (options_.metrics != nullptr) {
     // Prometheus text format, without a token: aggregate counts only, nothing per app.
     http_->route("GET", "/metrics", [this](const http::Request&, http::Response& res) {

@@ -27,7 +27,8 @@
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+// project(VERSION) in CMakeLists.txt, which api/openapi.json's info.version must match too.
+constexpr const char* kVersion = HERALD_VERSION;
 
 constexpr const char* kUsage =
     "herald — outbound webhook delivery (Svix-compatible API, Standard Webhooks signing)\n"

@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,12 +18,15 @@
 
 #include "api/errors.h"
 #include "api/json_mapping.h"
+#include "api/openapi_document.h"
 #include "api/server.h"
 #include "api/tokens.h"
+#include "core/ascii.h"
 #include "core/clock.h"
 #include "core/encoding.h"
 #include "core/headers.h"
 #include "core/ids.h"
+#include "core/metrics.h"
 #include "core/signing.h"
 #include "core/types.h"
 #include "db/attempt_store.h"
@@ -131,6 +135,7 @@ class ApiFixture {
   }
   Reply del(const std::string& path) { return call("DELETE", path); }
   int port() const { return port_; }
+  ApiServer& api() { return *api_; }
 
   // Creates an application and returns its JSON.
   json make_app(const std::string& name, const std::optional<std::string>& uid = std::nullopt) {
@@ -915,6 +920,90 @@ TEST_CASE("http: health answers without a token") {
     CHECK(r.body.empty());
     CHECK(f.call("GET", path, "", bearer("bogus")).status == 204);
   }
+}
+
+TEST_CASE("http: the OpenAPI document is served without a token, as compiled in") {
+  ApiFixture f;
+  for (const std::optional<std::string>& auth :
+       {std::optional<std::string>(), std::optional(bearer("bogus")),
+        std::optional(bearer(kAdminToken))}) {
+    Reply r = f.call("GET", "/api/v1/openapi.json", "", auth);
+    CHECK(r.status == 200);
+    CHECK(r.content_type == "application/json");
+    CHECK(r.body == openapi_document());
+    REQUIRE(r.is_json);
+    CHECK(r.j["openapi"] == "3.1.0");
+    CHECK(r.j["info"]["title"] == "herald");
+  }
+}
+
+namespace {
+
+// An OpenAPI path template made concrete, each {parameter} replaced by a sample value, so that
+// the server's route patterns can be matched against it.
+std::string sample_path(const std::string& path_template) {
+  static const std::regex kParameter(R"(\{[^}/]+\})");
+  return std::regex_replace(path_template, kParameter, "sample");
+}
+
+// The index of the route `method path` is served by (`method` in any case, as OpenAPI writes it
+// in lower case): the first that matches, as http::Server tries them. nullopt when none does.
+std::optional<size_t> serving_route(const std::vector<http::RouteInfo>& routes,
+                                    const std::string& method, const std::string& path) {
+  for (size_t i = 0; i < routes.size(); ++i) {
+    if (equals_ascii_ci(routes[i].method, method) &&
+        std::regex_match(path, std::regex(routes[i].pattern))) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Fails when a route is added without an operation in api/openapi.json, or an operation is
+// documented that no route serves, or an operation's security says otherwise than the server.
+TEST_CASE("http: api/openapi.json documents every route the server registers, and no other") {
+  Metrics metrics;
+  ApiOptions options = options_with_limit(kMaxPayload);
+  options.metrics = &metrics;  // so that /metrics is registered too
+  ApiFixture f(options);       // the portal's routes (web/) are not the API's: left out
+  const std::vector<http::RouteInfo> routes = f.api().http().routes();
+  REQUIRE(routes.size() > 10);
+  const json doc = json::parse(openapi_document());
+  REQUIRE(doc["paths"].is_object());
+  REQUIRE(doc["security"] == json::parse(R"([{"bearerAuth": []}])"));  // unless an operation says
+  static const std::set<std::string> kMethods = {"get", "put", "post", "delete", "patch"};
+
+  std::vector<bool> documented(routes.size(), false);
+  size_t operations = 0;
+  for (const auto& [path, item] : doc["paths"].items()) {
+    for (const auto& [method, operation] : item.items()) {
+      if (kMethods.count(method) == 0) continue;
+      ++operations;
+      const std::string concrete = sample_path(path);
+      INFO(method << " " << path << " (as " << concrete << ")");
+      const auto at = serving_route(routes, method, concrete);
+      CHECK_MESSAGE(at.has_value(), "documented in api/openapi.json, but no route serves it");
+      if (!at) continue;
+      documented[*at] = true;
+      // Without a token: an operation that needs none is served, any other is refused.
+      const bool needs_token = !operation.contains("security") || !operation["security"].empty();
+      const Reply r = f.call(routes[*at].method, concrete, "", std::nullopt);
+      if (needs_token) {
+        CHECK(r.status == 401);
+      } else {
+        CHECK(r.status >= 200);
+        CHECK(r.status < 300);
+      }
+    }
+  }
+  for (size_t i = 0; i < routes.size(); ++i) {
+    CHECK_MESSAGE(documented[i], routes[i].method << " " << routes[i].pattern
+                                                  << " is served, but api/openapi.json has no "
+                                                     "operation for it");
+  }
+  CHECK(operations >= routes.size());
 }
 
 TEST_CASE("http: unknown resources and routes get 404 not_found") {

@@ -37,7 +37,7 @@ constexpr size_t kLingerBytes = 1 << 20;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 struct Route {
-  std::string method;
+  RouteInfo info;
   std::regex pattern;
   Handler handler;
 };
@@ -425,7 +425,7 @@ void Server::Impl::check_drained() {
 Response Server::Impl::handle(Request& req) const {
   const std::string& method = req.method == "HEAD" ? std::string("GET") : req.method;
   for (const auto& r : routes) {
-    if (r.method != method || !std::regex_match(req.path, req.matches, r.pattern)) continue;
+    if (r.info.method != method || !std::regex_match(req.path, req.matches, r.pattern)) continue;
     Response res;
     try {
       r.handler(req, res);
@@ -445,7 +445,15 @@ Server::~Server() {
 }
 
 void Server::route(const std::string& method, const std::string& pattern, Handler handler) {
-  impl_->routes.push_back(Route{method, std::regex(pattern), std::move(handler)});
+  impl_->routes.push_back(
+      Route{RouteInfo{method, pattern}, std::regex(pattern), std::move(handler)});
+}
+
+std::vector<RouteInfo> Server::routes() const {
+  std::vector<RouteInfo> out;
+  out.reserve(impl_->routes.size());
+  for (const auto& r : impl_->routes) out.push_back(r.info);
+  return out;
 }
 
 void Server::set_error_renderer(ErrorRenderer render) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/http/message.h"
 
@@ -25,6 +26,12 @@ struct Limits {
   size_t max_connections_per_client = 256;  // open at once from one address; beyond: 503
   int workers = 64;                         // threads running handlers (they may block on storage)
   int shutdown_grace_ms = 5'000;            // how long stop() lets requests being handled finish
+};
+
+// A registered route as it was registered: its method and its path pattern.
+struct RouteInfo {
+  std::string method;
+  std::string pattern;
 };
 
 // The body and headers of a reply the server makes itself (a malformed request, a limit, no
@@ -50,6 +57,8 @@ class Server {
   // the order registered; register before listen().
   void route(const std::string& method, const std::string& pattern, Handler handler);
   void set_error_renderer(ErrorRenderer render);
+  // Every route registered so far, in the order they are tried.
+  std::vector<RouteInfo> routes() const;
 
   // Binds and listens (SO_REUSEADDR, never SO_REUSEPORT); port 0 picks a free port. Returns the
   // bound port, or -1. Raises the process's open-file limit to its hard limit, as each
