@@ -6,6 +6,7 @@
 #include "api/errors.h"
 #include "core/ascii.h"
 #include "core/certificates.h"
+#include "core/encoding.h"
 #include "core/headers.h"
 #include "core/ids.h"
 #include "core/time_format.h"
@@ -40,12 +41,62 @@ ApiError invalid_query(const std::string& param, const std::string& msg) {
 
 namespace {
 
+constexpr int kMaxJsonDepth = 64;
+
+// True if `text` nests arrays and objects deeper than kMaxJsonDepth (strings are skipped).
+bool too_deep(std::string_view text) {
+  int depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Why `text`, which does not parse, is not JSON: where its encoding breaks, or where its syntax
+// does (a byte offset, never the bytes themselves, which may not be UTF-8).
+std::string json_problem(const std::string& text, const std::string& what) {
+  if (auto at = first_invalid_utf8(text)) {
+    return what + " is not valid JSON: it is not UTF-8 (byte " + std::to_string(*at) +
+           " starts no UTF-8 character)";
+  }
+  try {
+    const auto parsed = nlohmann::json::parse(text);  // throws, saying where
+    static_cast<void>(parsed);
+  } catch (const nlohmann::json::parse_error& e) {
+    return what + " is not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")";
+  }
+  return what + " is not valid JSON";
+}
+
 template <typename T>
 json opt(const std::optional<T>& v) {
   return v ? json(*v) : json(nullptr);
 }
 
 }  // namespace
+
+std::optional<JsonIn> parse_client_json(const std::string& text, const std::string& what,
+                                        std::string& problem) {
+  if (too_deep(text)) {
+    problem = what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+    return std::nullopt;
+  }
+  JsonIn parsed = JsonIn::parse(text, nullptr, false);
+  if (parsed.is_discarded()) {
+    problem = json_problem(text, what);
+    return std::nullopt;
+  }
+  return parsed;
+}
 
 json to_json(const Application& a) {
   json j{{"id", a.id},
@@ -263,6 +314,22 @@ std::optional<std::vector<std::string>> BodyReader::opt_string_list(const char* 
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
   }
   return out;
+}
+
+std::optional<std::vector<std::string>> BodyReader::opt_name_list(const char* field,
+                                                                  size_t max_items,
+                                                                  size_t max_len) {
+  auto names = opt_string_list(field, max_items, max_len);
+  if (names) {
+    for (const auto& n : *names) {
+      if (!valid_name(n)) {
+        error(field, "'" + n + "' is not a valid name (A-Z a-z 0-9 _ . -)");
+        break;
+      }
+    }
+    if (names->empty()) names.reset();
+  }
+  return names;
 }
 
 std::optional<std::map<std::string, std::string>> BodyReader::opt_string_map(const char* field,

@@ -29,6 +29,12 @@ nlohmann::ordered_json masked_headers(const std::string& headers_json);
 // stored and signed as written.
 using JsonIn = nlohmann::ordered_json;
 
+// Parses JSON text a client sent, keys in sent order. Text nesting deeper than 64 levels is
+// refused unparsed (the recursive code that prints JSON would exhaust the stack). On failure,
+// nullopt, and `problem` says why, naming the text `what` ("the body").
+std::optional<JsonIn> parse_client_json(const std::string& text, const std::string& what,
+                                        std::string& problem);
+
 // Reads and validates a request body field by field. Every problem is collected; finish()
 // throws one ApiError 422 listing all of them. Explicit nulls read as absent.
 class BodyReader {
@@ -49,6 +55,10 @@ class BodyReader {
   // A list of strings, each at most `max_item_len`, at most `max_items` long.
   std::optional<std::vector<std::string>> opt_string_list(const char* field, size_t max_items,
                                                           size_t max_item_len);
+  // A list of names (valid_name, at most `max_len` long), duplicates dropped; an empty list
+  // reads as absent.
+  std::optional<std::vector<std::string>> opt_name_list(const char* field, size_t max_items,
+                                                        size_t max_len = 256);
   std::optional<std::map<std::string, std::string>> opt_string_map(const char* field,
                                                                    size_t max_entries,
                                                                    size_t max_len);
