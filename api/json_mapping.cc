@@ -145,7 +145,11 @@ json to_json(const EventType& e, bool with_content) {
          {"archived", e.archived},
          {"deprecated", e.deprecated},
          {"groupName", opt(e.group_name)},
-         {"featureFlags", nullptr},
+         {"featureFlags", opt(e.feature_flags)},
+         // Svix's older single flag, for clients that read only it: set when there is one.
+         {"featureFlag", e.feature_flags && e.feature_flags->size() == 1
+                             ? json(e.feature_flags->front())
+                             : json(nullptr)},
          {"createdAt", format_rfc3339(e.created_at)},
          {"updatedAt", format_rfc3339(e.updated_at)}};
   j["schemas"] = with_content && e.schemas_json ? json::parse(*e.schemas_json) : json(nullptr);
@@ -358,6 +362,54 @@ std::optional<std::map<std::string, std::string>> BodyReader::opt_string_map(con
     out[k] = item.get<std::string>();
   }
   return out;
+}
+
+namespace {
+
+constexpr size_t kMaxSchemaBytes = 64 * 1024;
+constexpr size_t kMaxFeatureFlags = 100;
+
+}  // namespace
+
+std::string read_event_type_name(BodyReader& r) {
+  std::string name = r.req_string("name");
+  if (!name.empty() && !valid_name(name)) {
+    r.error("name", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
+  }
+  return name;
+}
+
+void read_event_type_fields(BodyReader& r, EventType& et, bool patch) {
+  if (!patch || r.present("description"))
+    et.description = r.opt_string("description", 1024).value_or("");
+  if (!patch || r.present("archived")) et.archived = r.opt_bool("archived").value_or(false);
+  if (!patch || r.present("deprecated")) et.deprecated = r.opt_bool("deprecated").value_or(false);
+  if (!patch || r.present("groupName")) et.group_name = r.opt_string("groupName");
+  if (!patch || r.present("schemas")) {
+    et.schemas_json.reset();
+    if (const JsonIn* schemas = r.raw("schemas")) {
+      if (!schemas->is_object()) {
+        r.error("schemas", "must be an object", "type_error.dict");
+      } else {
+        et.schemas_json = schemas->dump();
+        if (et.schemas_json->size() > kMaxSchemaBytes) r.error("schemas", "too large");
+      }
+    }
+  }
+  // Older clients send one `featureFlag`: a list of that one. An EventTypeOut sent back has
+  // both, agreeing.
+  if (!patch || r.present("featureFlags") || r.present("featureFlag")) {
+    et.feature_flags = r.opt_name_list("featureFlags", kMaxFeatureFlags);
+    if (auto flag = r.opt_string("featureFlag")) {
+      if (!valid_name(*flag)) {
+        r.error("featureFlag", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
+      } else if (!r.has("featureFlags")) {
+        et.feature_flags = std::vector<std::string>{*flag};
+      } else if (et.feature_flags != std::optional(std::vector<std::string>{*flag})) {
+        r.error("featureFlag", "disagrees with featureFlags: send one of them");
+      }
+    }
+  }
 }
 
 namespace {

@@ -76,6 +76,12 @@ class BodyReader {
   nlohmann::ordered_json errors_ = nlohmann::ordered_json::array();
 };
 
+// Reads an event type's required `name` (valid_name).
+std::string read_event_type_name(BodyReader& r);
+// Reads the fields of Svix's EventTypeIn, EventTypeUpsertIn or EventTypePatch other than the
+// name into `et`; with `patch`, only those present. Problems go to `r`.
+void read_event_type_fields(BodyReader& r, EventType& et, bool patch);
+
 // Checks a uid: 1 to 256 of [A-Za-z0-9_.-]; it must not look like one of herald's ids.
 bool valid_uid(const std::string& uid);
 // Checks an event type or channel name: 1 to 256 of [A-Za-z0-9_.-].

@@ -11,33 +11,17 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr size_t kMaxSchemaBytes = 64 * 1024;
+// The event type `name` as `caller` may see it; throws 404.
+EventType load_event_type(Session& c, const Caller& caller, const std::string& name) {
+  auto et = c.event_types().get(name);
+  if (!et || !caller.may_see(*et)) throw not_found("event type");
+  return *et;
+}
 
 void read_event_type_body(const JsonIn& body, EventType& et, bool patch) {
   BodyReader r(body);
-  if (!patch || r.present("description"))
-    et.description = r.opt_string("description", 1024).value_or("");
-  if (!patch || r.present("archived")) et.archived = r.opt_bool("archived").value_or(false);
-  if (!patch || r.present("deprecated")) et.deprecated = r.opt_bool("deprecated").value_or(false);
-  if (!patch || r.present("groupName")) et.group_name = r.opt_string("groupName");
-  if (!patch || r.present("schemas")) {
-    et.schemas_json.reset();
-    if (const JsonIn* schemas = r.raw("schemas")) {
-      if (!schemas->is_object()) {
-        r.error("schemas", "must be an object", "type_error.dict");
-      } else {
-        et.schemas_json = schemas->dump();
-        if (et.schemas_json->size() > kMaxSchemaBytes) r.error("schemas", "too large");
-      }
-    }
-  }
+  read_event_type_fields(r, et, patch);
   r.finish();
-}
-
-EventType load_event_type(Session& c, const std::string& name) {
-  auto et = c.event_types().get(name);
-  if (!et) throw not_found("event type");
-  return *et;
 }
 
 }  // namespace
@@ -51,7 +35,12 @@ void register_event_type_routes(ApiServer& s) {
     // Svix leaves schemas out of lists unless asked: they can be large.
     const bool with_content = r.query_bool("with_content", false);
     auto session = s.db().session();
-    auto page = session->event_types().list(p, archived);
+    EventTypeStore& store = session->event_types();
+    // An application's token sees only the types whose feature flags it was granted.
+    auto page = filtered_page<EventType>(
+        p, [&](const ListParams& q) { return store.list(q, archived); },
+        [&](const EventType& e) { return r.caller.may_see(e); },
+        [](const EventType& e) { return e.name; });
     json data = json::array();
     for (const auto& e : page.items) data.push_back(to_json(e, with_content));
     std::string first = page.items.empty() ? "" : page.items.front().name;
@@ -63,14 +52,11 @@ void register_event_type_routes(ApiServer& s) {
     require_admin(r.caller);
     EventType et;
     {
-      BodyReader names(r.body);
-      et.name = names.req_string("name");
-      if (!et.name.empty() && !valid_name(et.name)) {
-        names.error("name", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
-      }
-      names.finish();
+      BodyReader body(r.body);
+      et.name = read_event_type_name(body);
+      read_event_type_fields(body, et, false);
+      body.finish();
     }
-    read_event_type_body(r.body, et, false);
     et.created_at = et.updated_at = s.clock().now_ms();
     auto session = s.db().begin();
     EventTypeStore& store = session->event_types();
@@ -87,7 +73,7 @@ void register_event_type_routes(ApiServer& s) {
 
   s.route("GET", one, [&s](ApiRequest& r) {
     auto session = s.db().session();
-    return ApiReply{200, to_json(load_event_type(*session, r.param(1)))};
+    return ApiReply{200, to_json(load_event_type(*session, r.caller, r.param(1)))};
   });
 
   auto update = [&s](ApiRequest& r, bool patch) {
@@ -125,7 +111,7 @@ void register_event_type_routes(ApiServer& s) {
     bool expunge = r.query_bool("expunge", false);
     auto session = s.db().session();
     EventTypeStore& store = session->event_types();
-    EventType et = load_event_type(*session, r.param(1));
+    EventType et = load_event_type(*session, r.caller, r.param(1));
     if (expunge) {
       store.remove(et.name);
     } else {

@@ -156,6 +156,13 @@ std::optional<bool> ApiRequest::query_descending() const {
   throw invalid_query("order", "must be ascending or descending");
 }
 
+bool Caller::may_see(const EventType& et) const {
+  if (is_admin() || !et.feature_flags) return true;
+  return std::all_of(et.feature_flags->begin(), et.feature_flags->end(), [&](const auto& flag) {
+    return std::find(feature_flags.begin(), feature_flags.end(), flag) != feature_flags.end();
+  });
+}
+
 Application load_app(Session& c, const Caller& caller, const std::string& key) {
   auto app = c.apps().get(key);
   if (!app || (caller.app_id && *caller.app_id != app->id)) throw not_found("application");
@@ -296,7 +303,8 @@ Caller ApiServer::authenticate(const http::Request& req) {
       (token->expires_at && *token->expires_at <= clock_.now_ms())) {
     throw ApiError(401, "authentication_failed", "invalid or expired token");
   }
-  return Caller{token->id, token->app_id, token->read_only, token->expires_at};
+  return Caller{token->id, token->app_id, token->read_only, token->expires_at,
+                std::move(token->feature_flags)};
 }
 
 ApiReply ApiServer::dispatch(const http::Request& req, const ApiHandler& h) {

@@ -41,7 +41,11 @@ struct Caller {
   std::optional<std::string> app_id;
   bool read_only = false;            // may only make GET requests (else 403)
   std::optional<TimeMs> expires_at;  // when the token stops working, if ever
+  // The event types' feature flags granted (see may_see); admins see every event type.
+  std::vector<std::string> feature_flags = {};
   bool is_admin() const { return !app_id; }
+  // Whether the caller may see `et`: an admin always, else when granted all of its flags.
+  bool may_see(const EventType& et) const;
 };
 
 // One API request as handlers see it.
