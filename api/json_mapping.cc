@@ -216,6 +216,13 @@ BodyReader::BodyReader(const JsonIn& body) : body_(body) {
   }
 }
 
+BodyReader::BodyReader(const JsonIn& body, json loc) : body_(body), loc_(std::move(loc)) {
+  if (!body_.is_object()) {
+    throw ApiError(json::array(
+        {json{{"loc", loc_}, {"msg", "must be a JSON object"}, {"type", "type_error.dict"}}}));
+  }
+}
+
 bool BodyReader::has(const char* field) const {
   auto it = body_.find(field);
   return it != body_.end() && !it->is_null();
@@ -232,7 +239,17 @@ const JsonIn* BodyReader::raw(const char* field) const {
 }
 
 void BodyReader::error(const char* field, const std::string& msg, const std::string& type) {
-  errors_.push_back(json{{"loc", {"body", field}}, {"msg", msg}, {"type", type}});
+  json loc = loc_;
+  loc.push_back(field);
+  error_at(std::move(loc), msg, type);
+}
+
+void BodyReader::error_at(json loc, const std::string& msg, const std::string& type) {
+  errors_.push_back(json{{"loc", std::move(loc)}, {"msg", msg}, {"type", type}});
+}
+
+void BodyReader::absorb(const BodyReader& nested) {
+  for (const auto& e : nested.errors_) errors_.push_back(e);
 }
 
 void BodyReader::finish() const {

@@ -43,6 +43,9 @@ class BodyReader {
   explicit BodyReader(const JsonIn& body);
   // Reads a copy of `body` (for callers holding sorted JSON).
   explicit BodyReader(const nlohmann::json& body);
+  // Reads an object nested in a body: errors are located under `loc` (a JSON array such as
+  // ["body", "eventTypes", 3]). Throws 422 there unless `body` is an object.
+  BodyReader(const JsonIn& body, nlohmann::ordered_json loc);
 
   bool has(const char* field) const;  // present and not null
   // A field present in the body, null included (for PATCH).
@@ -67,12 +70,19 @@ class BodyReader {
 
   // Records an error found by the caller.
   void error(const char* field, const std::string& msg, const std::string& type = "value_error");
+  // Records an error at `loc` (a JSON array), wherever in the body it is.
+  void error_at(nlohmann::ordered_json loc, const std::string& msg,
+                const std::string& type = "value_error");
+  // Takes over the errors a reader of a nested object found.
+  void absorb(const BodyReader& nested);
+  bool failed() const { return !errors_.empty(); }
   // Throws the collected errors, if any.
   void finish() const;
 
  private:
   std::optional<JsonIn> owned_;
   const JsonIn& body_;
+  nlohmann::ordered_json loc_ = nlohmann::ordered_json::array({"body"});
   nlohmann::ordered_json errors_ = nlohmann::ordered_json::array();
 };
 

@@ -26,6 +26,17 @@ void read_event_type_body(const JsonIn& body, EventType& et, bool patch) {
 
 }  // namespace
 
+bool upsert_event_type(EventTypeStore& store, EventType& et) {
+  auto existing = store.get(et.name);
+  if (!existing) {
+    store.insert(et);
+    return false;
+  }
+  et.created_at = existing->created_at;
+  store.update(et);
+  return true;
+}
+
 void register_event_type_routes(ApiServer& s) {
   const std::string one = "/api/v1/event-type/([^/]+)/?";
 

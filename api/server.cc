@@ -235,6 +235,7 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
   register_message_routes(*this);
   register_attempt_routes(*this);
   register_auth_routes(*this);
+  register_environment_routes(*this);
 }
 
 ApiServer::~ApiServer() {

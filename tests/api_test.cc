@@ -435,6 +435,29 @@ TEST_CASE("read_event_type_fields: featureFlags, the older featureFlag, and both
   CHECK(problem({{"featureFlag", "a b"}}) == json{"body", "featureFlag"});
 }
 
+TEST_CASE("BodyReader of a nested object locates its problems there; absorb gathers them") {
+  const JsonIn item = {{"name", 5}};
+  const JsonIn body = {{"list", JsonIn::array({item})}};
+  BodyReader outer(body);
+  BodyReader inner(item, JsonIn{"body", "list", 0});
+  inner.opt_string("name");
+  CHECK(inner.failed());
+  outer.absorb(inner);
+  outer.error_at(JsonIn{"body", "list"}, "another");
+  try {
+    outer.finish();
+    FAIL("finish() should throw");
+  } catch (const ApiError& e) {
+    json b = e.body();
+    const json detail = b["detail"];
+    REQUIRE(detail.size() == 2);
+    CHECK(detail[0]["loc"] == json{"body", "list", 0, "name"});
+    CHECK(detail[1]["loc"] == json{"body", "list"});
+  }
+  const JsonIn three = 3;
+  CHECK_THROWS_AS(BodyReader(three, JsonIn{"body", "x"}), ApiError);
+}
+
 TEST_CASE("to_json(Message) uses timestamp/eventType/eventId and hides the payload on request") {
   Message m;
   m.id = "msg_2Uvq8dj3X1Rm6qLrTmC0bA";

@@ -1161,20 +1161,26 @@ TEST_CASE("EventTypeStore CRUD and list without archived types") {
   CHECK_FALSE(types.remove("zeta.event"));
 }
 
-TEST_CASE("filtered_page reads through as many pages of a list as it takes") {
+TEST_CASE("EventTypeStore list_all and filtered_page read through every page") {
   TestStore store;
   auto db = store.open();
   auto s = db->session();
   EventTypeStore& types = s->event_types();
   const TimeMs now = wall_now();
-  std::vector<std::string> even;
-  for (int i = 0; i < 300; ++i) {
+  std::vector<std::string> all, even;
+  for (int i = 0; i < 300; ++i) {  // more than list_all's page of 250
     EventType e{.name = "t." + std::to_string(1000 + i), .archived = i == 7};
     if (i % 2 == 1) e.feature_flags = std::vector<std::string>{"odd"};
     e.created_at = e.updated_at = now;
     types.insert(e);
+    all.push_back(e.name);
     if (i % 2 == 0) even.push_back(e.name);
   }
+  CHECK(names_of(types.list_all(true)) == all);
+  auto unarchived = all;
+  unarchived.erase(unarchived.begin() + 7);
+  CHECK(names_of(types.list_all(false)) == unarchived);
+
   // Only the flagless ones, 3 to a page, forwards then backwards: every page full but the
   // last, the cursor where the kept items end.
   int fetches = 0;

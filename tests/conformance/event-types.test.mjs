@@ -1,5 +1,5 @@
 // Event types beyond CRUD, driven through the official svix SDK: feature flags and what
-// portal tokens see of them.
+// portal tokens see of them, and the environment export and import.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
@@ -121,5 +121,90 @@ describe("event type feature flags", () => {
     const paged = await allTypes(none, { limit: 1 });
     assert.deepEqual(present(paged, names), [open], "paging one by one shows the same");
     assert.ok(paged.every((t) => !t.featureFlags || t.featureFlags.length === 0), "no flagged type leaks into a page");
+  });
+});
+
+describe("environment export and import", () => {
+  test("export holds every event type with its schemas and flags; import brings them back", async () => {
+    const name = uniq("env.kept");
+    const archived = uniq("env.archived");
+    const schemas = { 1: { type: "object", properties: { id: { type: "string" } }, required: ["id"] } };
+    await svix.eventType.create({ name, description: "exported", schemas, groupName: "env", featureFlags: ["beta"] });
+    await svix.eventType.create({ name: archived, description: "archived" });
+    await svix.eventType.delete(archived);
+
+    const env = await svix.environment.export();
+    assert.ok(env.createdAt instanceof Date && !Number.isNaN(env.createdAt.getTime()), "createdAt is a date");
+    assert.equal(env.version, 1, "version");
+    assert.deepEqual(env.connectors, [], "no connectors");
+    const mine = env.eventTypes.find((t) => t.name === name);
+    assert.ok(mine, "the event type is exported");
+    assert.deepEqual(mine.schemas, schemas, "with its schemas");
+    assert.equal(mine.groupName, "env");
+    assert.deepEqual(mine.featureFlags, ["beta"]);
+    assert.equal(env.eventTypes.find((t) => t.name === archived)?.archived, true, "archived types are exported as archived");
+
+    // Change it, then import the export: it is as it was.
+    await svix.eventType.upsert(name, { description: "changed since", schemas: null });
+    await svix.environment.import({ eventTypes: env.eventTypes, settings: env.settings });
+    const back = await svix.eventType.get(name);
+    assert.equal(back.description, "exported", "import replaced the description");
+    assert.deepEqual(back.schemas, schemas, "and the schemas");
+    assert.deepEqual(back.featureFlags, ["beta"], "and the flags");
+    assert.equal(back.createdAt.getTime(), mine.createdAt.getTime(), "an updated type keeps its createdAt");
+    assert.equal((await svix.eventType.get(archived)).archived, true, "still archived");
+  });
+
+  test("import creates new event types and deletes nothing", async () => {
+    const fresh = uniq("env.new");
+    const bystander = uniq("env.bystander");
+    await svix.eventType.create({ name: bystander, description: "not in the document" });
+    await svix.environment.import({ eventTypes: [{ name: fresh, description: "imported", featureFlags: ["x"] }] });
+    const got = await svix.eventType.get(fresh);
+    assert.equal(got.description, "imported");
+    assert.deepEqual(got.featureFlags, ["x"]);
+    assert.equal((await svix.eventType.get(bystander)).archived, false, "the others are left alone");
+    await svix.environment.import({}); // an empty document changes nothing
+  });
+
+  test("a bad document → 422 listing each problem, and nothing is written", async () => {
+    const good = uniq("env.good");
+    const existing = uniq("env.existing");
+    await svix.eventType.create({ name: existing, description: "before" });
+    const err = await expectApiError(
+      svix.environment.import({
+        eventTypes: [
+          { name: good, description: "fine" },
+          { name: existing, description: "would change" },
+          { name: "bad name!", description: "bad" },
+          { name: uniq("env.x"), description: "d", schemas: "not an object" },
+          { name: good, description: "twice" },
+        ],
+      }),
+      422,
+      "validation",
+      "import of a bad document",
+    );
+    assertValidationBody(err.body, "import");
+    const locs = err.body.detail.map((d) => d.loc.join("."));
+    for (const want of ["body.eventTypes.2.name", "body.eventTypes.3.schemas", "body.eventTypes.4.name"]) {
+      assert.ok(locs.includes(want), `the 422 names ${want}: ${JSON.stringify(err.body.detail)}`);
+    }
+    await expectApiError(svix.eventType.get(good), 404, "not_found", "the good entry was not written either");
+    assert.equal((await svix.eventType.get(existing)).description, "before", "the existing type is unchanged");
+
+    const connectors = await rawRequest(h, "POST", "/api/v1/environment/import", {
+      body: { eventTypes: [{ name: good, description: "d" }], connectors: [{ name: "c", transformation: "x" }] },
+    });
+    assert.equal(connectors.status, 422, `connectors are refused: ${connectors.text}`);
+    assert.match(connectors.text, /connectors/);
+    await expectApiError(svix.eventType.get(good), 404, "not_found", "nothing written beside refused connectors");
+  });
+
+  test("an application's token may neither export nor import", async () => {
+    const app = await svix.application.create({ name: "env-portal" });
+    const portal = await portalClient(app.id);
+    await expectApiError(portal.environment.export(), 404, undefined, "export with an app token");
+    await expectApiError(portal.environment.import({ eventTypes: [] }), 404, undefined, "import with an app token");
   });
 });
