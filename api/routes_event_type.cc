@@ -1,6 +1,9 @@
 // /api/v1/event-type: the event types producers declare.
+#include <algorithm>
+
 #include "api/errors.h"
 #include "api/json_mapping.h"
+#include "api/openapi_import.h"
 #include "api/server.h"
 #include "db/database.h"
 #include "db/event_type_store.h"
@@ -22,6 +25,76 @@ void read_event_type_body(const JsonIn& body, EventType& et, bool patch) {
   BodyReader r(body);
   read_event_type_fields(r, et, patch);
   r.finish();
+}
+
+// Svix's EventTypeFromOpenApi: what an import would make of a webhook.
+json from_openapi_json(const EventType& e) {
+  json j = to_json(e);
+  return json{{"name", e.name},
+              {"description", e.description},
+              {"schemas", j["schemas"]},
+              {"deprecated", e.deprecated},
+              {"groupName", j["groupName"]},
+              {"featureFlags", j["featureFlags"]}};
+}
+
+// Svix's EventTypeImportOpenApiIn: the document as `spec` (an object) or `specRaw` (its text).
+// Answers EventTypeImportOpenApiOut: {data: {modified: the names written, to_modify (so spelled
+// on the wire): on a dry run, what would be written}}. The document is checked whole before
+// anything is written.
+ApiReply import_openapi(ApiServer& s, ApiRequest& r) {
+  require_admin(r.caller);
+  BodyReader body(r.body);
+  const bool dry_run = body.opt_bool("dryRun").value_or(false);
+  const bool replace_all = body.opt_bool("replaceAll").value_or(false);
+  const JsonIn* spec = body.raw("spec");
+  const auto spec_raw = body.opt_string("specRaw", s.options().max_payload_bytes);
+  std::optional<JsonIn> parsed;
+  if ((spec != nullptr) == spec_raw.has_value()) {
+    body.error("spec", "send the document as spec (an object) or specRaw (its text), one of them");
+  } else if (spec_raw) {
+    std::string problem;
+    parsed = parse_client_json(*spec_raw, "specRaw", problem);
+    if (!parsed) body.error("specRaw", problem + "; herald reads OpenAPI documents as JSON only");
+  }
+  std::vector<EventType> types;
+  if (spec != nullptr) {
+    types = event_types_from_openapi(*spec, body, json::array({"body", "spec"}));
+  } else if (parsed) {
+    types = event_types_from_openapi(*parsed, body, json::array({"body", "specRaw"}));
+  }
+  body.finish();
+
+  const TimeMs now = s.clock().now_ms();
+  if (dry_run) {
+    json to_modify = json::array();
+    for (auto& et : types) {
+      et.created_at = et.updated_at = now;
+      to_modify.push_back(from_openapi_json(et));
+    }
+    return ApiReply{
+        200, json{{"data", {{"modified", json::array()}, {"to_modify", std::move(to_modify)}}}}};
+  }
+  json modified = json::array();
+  auto session = s.db().begin();
+  EventTypeStore& store = session->event_types();
+  for (auto& et : types) {
+    et.created_at = et.updated_at = now;  // an existing type keeps its createdAt
+    upsert_event_type(store, et);
+    modified.push_back(et.name);
+  }
+  if (replace_all) {
+    for (auto& et : store.list_all(false)) {
+      const bool listed = std::any_of(types.begin(), types.end(),
+                                      [&](const EventType& t) { return t.name == et.name; });
+      if (listed) continue;
+      et.archived = true;
+      et.updated_at = now;
+      store.update(et);
+    }
+  }
+  session->commit();
+  return ApiReply{200, json{{"data", {{"modified", std::move(modified)}}}}};
 }
 
 }  // namespace
@@ -81,6 +154,9 @@ void register_event_type_routes(ApiServer& s) {
     session->commit();
     return ApiReply{201, to_json(et)};
   });
+
+  s.route("POST", "/api/v1/event-type/import/openapi/?",
+          [&s](ApiRequest& r) { return import_openapi(s, r); });
 
   s.route("GET", one, [&s](ApiRequest& r) {
     auto session = s.db().session();

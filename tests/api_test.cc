@@ -2015,6 +2015,10 @@ TEST_CASE("http: deeply nested JSON gets a 400 and stores nothing") {
               400, "bad_request");
   CHECK(f.call("GET", "/api/v1/health", "", std::nullopt).status == 204);
   CHECK(f.list("/api/v1/app/acme/msg").size() == 2);
+  // An OpenAPI document given as text is held to the same bound, as a 422 at specRaw.
+  const std::string deep_spec = R"({"openapi":"3.1.0","webhooks":{"a":)" + nested(100) + "}}";
+  check_validation(f.post("/api/v1/event-type/import/openapi", {{"specRaw", deep_spec}}),
+                   json{"body", "specRaw"});
   CHECK(f.list("/api/v1/event-type?include_archived=true").empty());
 }
 

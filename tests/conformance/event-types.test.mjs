@@ -1,5 +1,5 @@
 // Event types beyond CRUD, driven through the official svix SDK: feature flags and what
-// portal tokens see of them, and the environment export and import.
+// portal tokens see of them, the environment export and import, and the OpenAPI import.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
@@ -206,5 +206,133 @@ describe("environment export and import", () => {
     const portal = await portalClient(app.id);
     await expectApiError(portal.environment.export(), 404, undefined, "export with an app token");
     await expectApiError(portal.environment.import({ eventTypes: [] }), 404, undefined, "import with an app token");
+  });
+});
+
+describe("event type import from OpenAPI", () => {
+  const spec = (webhooks, extra = {}) => ({
+    openapi: "3.1.0",
+    info: { title: "t", version: "1" },
+    webhooks,
+    components: {
+      schemas: {
+        Money: { type: "object", properties: { amount: { type: "integer" }, currency: { type: "string" } } },
+        Invoice: {
+          type: "object",
+          properties: { id: { type: "string" }, total: { $ref: "#/components/schemas/Money" } },
+          required: ["id"],
+        },
+      },
+    },
+    ...extra,
+  });
+  const hook = (schema, more = {}) => ({
+    post: {
+      requestBody: { content: { "application/json": { schema } } },
+      responses: { 200: { description: "ok" } },
+      ...more,
+    },
+  });
+
+  test("webhooks become event types: name, description, schema under version 1 with $refs inlined", async () => {
+    const paid = uniq("oa.invoice.paid");
+    const voided = uniq("oa.invoice.voided");
+    const out = await svix.eventType.importOpenapi({
+      spec: spec({
+        [paid]: hook({ $ref: "#/components/schemas/Invoice" }, {
+          summary: "short",
+          description: "An invoice was paid",
+          "x-svix-group-name": "billing",
+          "x-svix-feature-flags": ["beta"],
+        }),
+        [voided]: hook({ type: "object" }, { summary: "An invoice was voided", deprecated: true }),
+      }),
+    });
+    assert.deepEqual(out.data.modified, [paid, voided], `modified: ${JSON.stringify(out)}`);
+    const got = await svix.eventType.get(paid);
+    assert.equal(got.description, "An invoice was paid", "the description wins over the summary");
+    assert.equal(got.groupName, "billing");
+    assert.deepEqual(got.featureFlags, ["beta"]);
+    assert.equal(got.deprecated, false);
+    assert.deepEqual(got.schemas, {
+      1: {
+        type: "object",
+        properties: {
+          id: { type: "string" },
+          total: { type: "object", properties: { amount: { type: "integer" }, currency: { type: "string" } } },
+        },
+        required: ["id"],
+      },
+    });
+    const v = await svix.eventType.get(voided);
+    assert.equal(v.description, "An invoice was voided", "the summary when there is no description");
+    assert.equal(v.deprecated, true);
+
+    // Importing again updates, and unarchives.
+    await svix.eventType.delete(voided);
+    await svix.eventType.importOpenapi({
+      specRaw: JSON.stringify(spec({ [voided]: hook({ type: "object" }, { description: "new text" }) }, { webhooks: undefined, "x-webhooks": { [voided]: hook({ type: "object" }, { description: "new text" }) } })),
+    });
+    const again = await svix.eventType.get(voided);
+    assert.equal(again.description, "new text", "specRaw and x-webhooks are read");
+    assert.equal(again.archived, false, "an archived type is unarchived");
+    assert.equal(again.deprecated, false);
+    assert.equal(again.createdAt.getTime(), v.createdAt.getTime(), "it keeps its createdAt");
+  });
+
+  test("dryRun answers what would change and changes nothing", async () => {
+    const name = uniq("oa.dry");
+    const out = await svix.eventType.importOpenapi({
+      dryRun: true,
+      replaceAll: true,
+      spec: spec({ [name]: hook({ type: "object" }, { description: "would be" }) }),
+    });
+    assert.deepEqual(out.data.modified, [], "nothing was modified");
+    assert.equal(out.data.toModify?.length, 1, `toModify: ${JSON.stringify(out)}`);
+    assert.equal(out.data.toModify[0].name, name);
+    assert.equal(out.data.toModify[0].description, "would be");
+    assert.deepEqual(out.data.toModify[0].schemas, { 1: { type: "object" } });
+    await expectApiError(svix.eventType.get(name), 404, "not_found", "a dry run creates nothing");
+    assert.ok((await allTypes(svix)).length > 0, "and a dry replaceAll archives nothing");
+  });
+
+  test("replaceAll archives the event types the document does not name", async () => {
+    const stays = uniq("oa.stays");
+    const goes = uniq("oa.goes");
+    await svix.eventType.create({ name: goes, description: "not in the document" });
+    await svix.eventType.importOpenapi({ replaceAll: true, spec: spec({ [stays]: hook({ type: "object" }) }) });
+    assert.equal((await svix.eventType.get(goes)).archived, true, "the unnamed type is archived");
+    assert.equal((await svix.eventType.get(stays)).archived, false);
+    assert.deepEqual((await allTypes(svix)).map((t) => t.name), [stays], "only the document's types are left unarchived");
+  });
+
+  test("bad documents → 422 with a clear detail; nothing is written", async () => {
+    const name = uniq("oa.bad");
+    const cases = [
+      ["neither spec nor specRaw", {}, "spec"],
+      ["both spec and specRaw", { spec: spec({}), specRaw: "{}" }, "spec"],
+      ["specRaw that is not JSON", { specRaw: "openapi: 3.1.0\nwebhooks: {}\n" }, "specRaw"],
+      ["a Swagger 2 document", { spec: { swagger: "2.0", paths: {} } }, "openapi"],
+      ["no webhooks", { spec: { openapi: "3.1.0", paths: {} } }, "webhooks"],
+      ["a dangling $ref", { spec: spec({ [name]: hook({ $ref: "#/components/schemas/Nope" }) }) }, name],
+      ["an external $ref", { spec: spec({ [name]: hook({ $ref: "other.yaml#/Thing" }) }) }, name],
+      ["a recursive schema", {
+        spec: spec({ [name]: hook({ $ref: "#/components/schemas/Node" }) }, {
+          components: { schemas: { Node: { type: "object", properties: { next: { $ref: "#/components/schemas/Node" } } } } },
+        }),
+      }, name],
+      ["a bad event type name", { spec: spec({ [name]: hook({ type: "object" }), "bad name": hook({ type: "object" }) }) }, "bad name"],
+      ["a webhook without an operation", { spec: spec({ [name]: { summary: "no operation" } }) }, name],
+    ];
+    for (const [what, body, locPart] of cases) {
+      const res = await rawRequest(h, "POST", "/api/v1/event-type/import/openapi", { body });
+      assert.equal(res.status, 422, `${what}: expected 422, got ${res.status} ${res.text}`);
+      assertValidationBody(res.json, what);
+      assert.ok(
+        res.json.detail.some((d) => d.loc.includes(locPart)),
+        `${what}: a detail located at ${locPart}: ${JSON.stringify(res.json.detail)}`,
+      );
+    }
+    await expectApiError(svix.eventType.get(name), 404, "not_found", "no bad document wrote anything");
   });
 });
