@@ -6,6 +6,7 @@
 #include "api/errors.h"
 #include "core/ascii.h"
 #include "core/certificates.h"
+#include "core/encoding.h"
 #include "core/headers.h"
 #include "core/ids.h"
 #include "core/time_format.h"
@@ -40,12 +41,62 @@ ApiError invalid_query(const std::string& param, const std::string& msg) {
 
 namespace {
 
+constexpr int kMaxJsonDepth = 64;
+
+// True if `text` nests arrays and objects deeper than kMaxJsonDepth (strings are skipped).
+bool too_deep(std::string_view text) {
+  int depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Why `text`, which does not parse, is not JSON: where its encoding breaks, or where its syntax
+// does (a byte offset, never the bytes themselves, which may not be UTF-8).
+std::string json_problem(const std::string& text, const std::string& what) {
+  if (auto at = first_invalid_utf8(text)) {
+    return what + " is not valid JSON: it is not UTF-8 (byte " + std::to_string(*at) +
+           " starts no UTF-8 character)";
+  }
+  try {
+    const auto parsed = nlohmann::json::parse(text);  // throws, saying where
+    static_cast<void>(parsed);
+  } catch (const nlohmann::json::parse_error& e) {
+    return what + " is not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")";
+  }
+  return what + " is not valid JSON";
+}
+
 template <typename T>
 json opt(const std::optional<T>& v) {
   return v ? json(*v) : json(nullptr);
 }
 
 }  // namespace
+
+std::optional<JsonIn> parse_client_json(const std::string& text, const std::string& what,
+                                        std::string& problem) {
+  if (too_deep(text)) {
+    problem = what + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+    return std::nullopt;
+  }
+  JsonIn parsed = JsonIn::parse(text, nullptr, false);
+  if (parsed.is_discarded()) {
+    problem = json_problem(text, what);
+    return std::nullopt;
+  }
+  return parsed;
+}
 
 json to_json(const Application& a) {
   json j{{"id", a.id},
@@ -94,7 +145,11 @@ json to_json(const EventType& e, bool with_content) {
          {"archived", e.archived},
          {"deprecated", e.deprecated},
          {"groupName", opt(e.group_name)},
-         {"featureFlags", nullptr},
+         {"featureFlags", opt(e.feature_flags)},
+         // Svix's older single flag, for clients that read only it: set when there is one.
+         {"featureFlag", e.feature_flags && e.feature_flags->size() == 1
+                             ? json(e.feature_flags->front())
+                             : json(nullptr)},
          {"createdAt", format_rfc3339(e.created_at)},
          {"updatedAt", format_rfc3339(e.updated_at)}};
   j["schemas"] = with_content && e.schemas_json ? json::parse(*e.schemas_json) : json(nullptr);
@@ -161,6 +216,13 @@ BodyReader::BodyReader(const JsonIn& body) : body_(body) {
   }
 }
 
+BodyReader::BodyReader(const JsonIn& body, json loc) : body_(body), loc_(std::move(loc)) {
+  if (!body_.is_object()) {
+    throw ApiError(json::array(
+        {json{{"loc", loc_}, {"msg", "must be a JSON object"}, {"type", "type_error.dict"}}}));
+  }
+}
+
 bool BodyReader::has(const char* field) const {
   auto it = body_.find(field);
   return it != body_.end() && !it->is_null();
@@ -177,7 +239,17 @@ const JsonIn* BodyReader::raw(const char* field) const {
 }
 
 void BodyReader::error(const char* field, const std::string& msg, const std::string& type) {
-  errors_.push_back(json{{"loc", {"body", field}}, {"msg", msg}, {"type", type}});
+  json loc = loc_;
+  loc.push_back(field);
+  error_at(std::move(loc), msg, type);
+}
+
+void BodyReader::error_at(json loc, const std::string& msg, const std::string& type) {
+  errors_.push_back(json{{"loc", std::move(loc)}, {"msg", msg}, {"type", type}});
+}
+
+void BodyReader::absorb(const BodyReader& nested) {
+  for (const auto& e : nested.errors_) errors_.push_back(e);
 }
 
 void BodyReader::finish() const {
@@ -265,6 +337,22 @@ std::optional<std::vector<std::string>> BodyReader::opt_string_list(const char* 
   return out;
 }
 
+std::optional<std::vector<std::string>> BodyReader::opt_name_list(const char* field,
+                                                                  size_t max_items,
+                                                                  size_t max_len) {
+  auto names = opt_string_list(field, max_items, max_len);
+  if (names) {
+    for (const auto& n : *names) {
+      if (!valid_name(n)) {
+        error(field, "'" + n + "' is not a valid name (A-Z a-z 0-9 _ . -)");
+        break;
+      }
+    }
+    if (names->empty()) names.reset();
+  }
+  return names;
+}
+
 std::optional<std::map<std::string, std::string>> BodyReader::opt_string_map(const char* field,
                                                                              size_t max_entries,
                                                                              size_t max_len) {
@@ -291,6 +379,54 @@ std::optional<std::map<std::string, std::string>> BodyReader::opt_string_map(con
     out[k] = item.get<std::string>();
   }
   return out;
+}
+
+namespace {
+
+constexpr size_t kMaxSchemaBytes = 64 * 1024;
+constexpr size_t kMaxFeatureFlags = 100;
+
+}  // namespace
+
+std::string read_event_type_name(BodyReader& r) {
+  std::string name = r.req_string("name");
+  if (!name.empty() && !valid_name(name)) {
+    r.error("name", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
+  }
+  return name;
+}
+
+void read_event_type_fields(BodyReader& r, EventType& et, bool patch) {
+  if (!patch || r.present("description"))
+    et.description = r.opt_string("description", 1024).value_or("");
+  if (!patch || r.present("archived")) et.archived = r.opt_bool("archived").value_or(false);
+  if (!patch || r.present("deprecated")) et.deprecated = r.opt_bool("deprecated").value_or(false);
+  if (!patch || r.present("groupName")) et.group_name = r.opt_string("groupName");
+  if (!patch || r.present("schemas")) {
+    et.schemas_json.reset();
+    if (const JsonIn* schemas = r.raw("schemas")) {
+      if (!schemas->is_object()) {
+        r.error("schemas", "must be an object", "type_error.dict");
+      } else {
+        et.schemas_json = schemas->dump();
+        if (et.schemas_json->size() > kMaxSchemaBytes) r.error("schemas", "too large");
+      }
+    }
+  }
+  // Older clients send one `featureFlag`: a list of that one. An EventTypeOut sent back has
+  // both, agreeing.
+  if (!patch || r.present("featureFlags") || r.present("featureFlag")) {
+    et.feature_flags = r.opt_name_list("featureFlags", kMaxFeatureFlags);
+    if (auto flag = r.opt_string("featureFlag")) {
+      if (!valid_name(*flag)) {
+        r.error("featureFlag", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
+      } else if (!r.has("featureFlags")) {
+        et.feature_flags = std::vector<std::string>{*flag};
+      } else if (et.feature_flags != std::optional(std::vector<std::string>{*flag})) {
+        r.error("featureFlag", "disagrees with featureFlags: send one of them");
+      }
+    }
+  }
 }
 
 namespace {

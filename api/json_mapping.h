@@ -29,6 +29,12 @@ nlohmann::ordered_json masked_headers(const std::string& headers_json);
 // stored and signed as written.
 using JsonIn = nlohmann::ordered_json;
 
+// Parses JSON text a client sent, keys in sent order. Text nesting deeper than 64 levels is
+// refused unparsed (the recursive code that prints JSON would exhaust the stack). On failure,
+// nullopt, and `problem` says why, naming the text `what` ("the body").
+std::optional<JsonIn> parse_client_json(const std::string& text, const std::string& what,
+                                        std::string& problem);
+
 // Reads and validates a request body field by field. Every problem is collected; finish()
 // throws one ApiError 422 listing all of them. Explicit nulls read as absent.
 class BodyReader {
@@ -37,6 +43,9 @@ class BodyReader {
   explicit BodyReader(const JsonIn& body);
   // Reads a copy of `body` (for callers holding sorted JSON).
   explicit BodyReader(const nlohmann::json& body);
+  // Reads an object nested in a body: errors are located under `loc` (a JSON array such as
+  // ["body", "eventTypes", 3]). Throws 422 there unless `body` is an object.
+  BodyReader(const JsonIn& body, nlohmann::ordered_json loc);
 
   bool has(const char* field) const;  // present and not null
   // A field present in the body, null included (for PATCH).
@@ -49,6 +58,10 @@ class BodyReader {
   // A list of strings, each at most `max_item_len`, at most `max_items` long.
   std::optional<std::vector<std::string>> opt_string_list(const char* field, size_t max_items,
                                                           size_t max_item_len);
+  // A list of names (valid_name, at most `max_len` long), duplicates dropped; an empty list
+  // reads as absent.
+  std::optional<std::vector<std::string>> opt_name_list(const char* field, size_t max_items,
+                                                        size_t max_len = 256);
   std::optional<std::map<std::string, std::string>> opt_string_map(const char* field,
                                                                    size_t max_entries,
                                                                    size_t max_len);
@@ -57,14 +70,27 @@ class BodyReader {
 
   // Records an error found by the caller.
   void error(const char* field, const std::string& msg, const std::string& type = "value_error");
+  // Records an error at `loc` (a JSON array), wherever in the body it is.
+  void error_at(nlohmann::ordered_json loc, const std::string& msg,
+                const std::string& type = "value_error");
+  // Takes over the errors a reader of a nested object found.
+  void absorb(const BodyReader& nested);
+  bool failed() const { return !errors_.empty(); }
   // Throws the collected errors, if any.
   void finish() const;
 
  private:
   std::optional<JsonIn> owned_;
   const JsonIn& body_;
+  nlohmann::ordered_json loc_ = nlohmann::ordered_json::array({"body"});
   nlohmann::ordered_json errors_ = nlohmann::ordered_json::array();
 };
+
+// Reads an event type's required `name` (valid_name).
+std::string read_event_type_name(BodyReader& r);
+// Reads the fields of Svix's EventTypeIn, EventTypeUpsertIn or EventTypePatch other than the
+// name into `et`; with `patch`, only those present. Problems go to `r`.
+void read_event_type_fields(BodyReader& r, EventType& et, bool patch);
 
 // Checks a uid: 1 to 256 of [A-Za-z0-9_.-]; it must not look like one of herald's ids.
 bool valid_uid(const std::string& uid);

@@ -19,18 +19,22 @@ constexpr int64_t kMaxExpirySeconds = 7 * 24 * 3600;
 // Session ids: how long one may be, and how many one expire-all may name.
 constexpr size_t kMaxSessionIdLength = 256;
 constexpr size_t kMaxSessionIds = 100;
+// How many event type feature flags one portal token may be granted.
+constexpr size_t kMaxFeatureFlags = 100;
 
 }  // namespace
 
 void register_auth_routes(ApiServer& s) {
   // Svix's AppPortalAccessIn: {expiry?, readOnly?, featureFlags?, sessionId?, application?};
-  // featureFlags and application mean nothing here. Answers {url, token}.
+  // featureFlags: the token sees the event types that need no other flags (Caller::may_see).
+  // application means nothing here. Answers {url, token}.
   s.route("POST", "/api/v1/auth/app-portal-access/([^/]+)/?", [&s](ApiRequest& r) {
     require_admin(r.caller);
     BodyReader body(r.body);
     auto expiry = body.opt_int("expiry", kMinExpirySeconds, kMaxExpirySeconds);
     bool read_only = body.opt_bool("readOnly").value_or(false);
     auto session_id = body.opt_string("sessionId", kMaxSessionIdLength);
+    auto feature_flags = body.opt_name_list("featureFlags", kMaxFeatureFlags);
     body.finish();
     Application app;
     {
@@ -40,7 +44,8 @@ void register_auth_routes(ApiServer& s) {
     TimeMs expires_at = s.clock().now_ms() + expiry.value_or(kMaxExpirySeconds) * 1000;
     NewToken token = create_token(s.db(), s.clock(), app.id,
                                   read_only ? "portal access (read-only)" : "portal access",
-                                  expires_at, read_only, std::move(session_id));
+                                  expires_at, read_only, std::move(session_id),
+                                  feature_flags.value_or(std::vector<std::string>{}));
     // The token travels in the fragment, which browsers never send: it stays out of access logs.
     ApiReply reply{
         200, json{{"url", s.base_url() + "/portal/#key=" + token.text}, {"token", token.text}}};

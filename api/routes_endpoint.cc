@@ -52,21 +52,6 @@ std::optional<std::map<std::string, std::string>> read_headers(BodyReader& r, co
   return headers;
 }
 
-std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* field,
-                                                   size_t max_items) {
-  auto names = r.opt_string_list(field, max_items, 256);
-  if (names) {
-    for (const auto& n : *names) {
-      if (!valid_name(n)) {
-        r.error(field, "'" + n + "' is not a valid name (A-Z a-z 0-9 _ . -)");
-        break;
-      }
-    }
-    if (names->empty()) names.reset();  // an empty filter means no filter
-  }
-  return names;
-}
-
 // The scheme is https, in any case.
 bool is_https_url(const std::string& url) {
   return starts_with_ascii_ci(url, "https://");
@@ -227,8 +212,10 @@ SigningChange read_endpoint_body(const JsonIn& body, Endpoint& ep, bool patch, b
     ep.disabled = disabled;
   }
   const char* types_field = r.present("eventTypes") ? "eventTypes" : "filterTypes";
-  if (!patch || r.present(types_field)) ep.event_types = read_names(r, types_field, kMaxEventTypes);
-  if (!patch || r.present("channels")) ep.channels = read_names(r, "channels", kMaxChannels);
+  // An empty filter means no filter.
+  if (!patch || r.present(types_field))
+    ep.event_types = r.opt_name_list(types_field, kMaxEventTypes);
+  if (!patch || r.present("channels")) ep.channels = r.opt_name_list("channels", kMaxChannels);
   if (!patch || r.present("metadata")) {
     ep.metadata = r.opt_string_map("metadata", kMaxMetadataEntries, kMaxMetadataLen)
                       .value_or(std::map<std::string, std::string>{});

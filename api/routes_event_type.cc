@@ -1,6 +1,9 @@
 // /api/v1/event-type: the event types producers declare.
+#include <algorithm>
+
 #include "api/errors.h"
 #include "api/json_mapping.h"
+#include "api/openapi_import.h"
 #include "api/server.h"
 #include "db/database.h"
 #include "db/event_type_store.h"
@@ -11,36 +14,101 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr size_t kMaxSchemaBytes = 64 * 1024;
-
-void read_event_type_body(const JsonIn& body, EventType& et, bool patch) {
-  BodyReader r(body);
-  if (!patch || r.present("description"))
-    et.description = r.opt_string("description", 1024).value_or("");
-  if (!patch || r.present("archived")) et.archived = r.opt_bool("archived").value_or(false);
-  if (!patch || r.present("deprecated")) et.deprecated = r.opt_bool("deprecated").value_or(false);
-  if (!patch || r.present("groupName")) et.group_name = r.opt_string("groupName");
-  if (!patch || r.present("schemas")) {
-    et.schemas_json.reset();
-    if (const JsonIn* schemas = r.raw("schemas")) {
-      if (!schemas->is_object()) {
-        r.error("schemas", "must be an object", "type_error.dict");
-      } else {
-        et.schemas_json = schemas->dump();
-        if (et.schemas_json->size() > kMaxSchemaBytes) r.error("schemas", "too large");
-      }
-    }
-  }
-  r.finish();
-}
-
-EventType load_event_type(Session& c, const std::string& name) {
+// The event type `name` as `caller` may see it; throws 404.
+EventType load_event_type(Session& c, const Caller& caller, const std::string& name) {
   auto et = c.event_types().get(name);
-  if (!et) throw not_found("event type");
+  if (!et || !caller.may_see(*et)) throw not_found("event type");
   return *et;
 }
 
+void read_event_type_body(const JsonIn& body, EventType& et, bool patch) {
+  BodyReader r(body);
+  read_event_type_fields(r, et, patch);
+  r.finish();
+}
+
+// Svix's EventTypeFromOpenApi: what an import would make of a webhook.
+json from_openapi_json(const EventType& e) {
+  json j = to_json(e);
+  return json{{"name", e.name},
+              {"description", e.description},
+              {"schemas", j["schemas"]},
+              {"deprecated", e.deprecated},
+              {"groupName", j["groupName"]},
+              {"featureFlags", j["featureFlags"]}};
+}
+
+// Svix's EventTypeImportOpenApiIn: the document as `spec` (an object) or `specRaw` (its text).
+// Answers EventTypeImportOpenApiOut: {data: {modified: the names written, to_modify (so spelled
+// on the wire): on a dry run, what would be written}}. The document is checked whole before
+// anything is written.
+ApiReply import_openapi(ApiServer& s, ApiRequest& r) {
+  require_admin(r.caller);
+  BodyReader body(r.body);
+  const bool dry_run = body.opt_bool("dryRun").value_or(false);
+  const bool replace_all = body.opt_bool("replaceAll").value_or(false);
+  const JsonIn* spec = body.raw("spec");
+  const auto spec_raw = body.opt_string("specRaw", s.options().max_payload_bytes);
+  std::optional<JsonIn> parsed;
+  if ((spec != nullptr) == spec_raw.has_value()) {
+    body.error("spec", "send the document as spec (an object) or specRaw (its text), one of them");
+  } else if (spec_raw) {
+    std::string problem;
+    parsed = parse_client_json(*spec_raw, "specRaw", problem);
+    if (!parsed) body.error("specRaw", problem + "; herald reads OpenAPI documents as JSON only");
+  }
+  std::vector<EventType> types;
+  if (spec != nullptr) {
+    types = event_types_from_openapi(*spec, body, json::array({"body", "spec"}));
+  } else if (parsed) {
+    types = event_types_from_openapi(*parsed, body, json::array({"body", "specRaw"}));
+  }
+  body.finish();
+
+  const TimeMs now = s.clock().now_ms();
+  if (dry_run) {
+    json to_modify = json::array();
+    for (auto& et : types) {
+      et.created_at = et.updated_at = now;
+      to_modify.push_back(from_openapi_json(et));
+    }
+    return ApiReply{
+        200, json{{"data", {{"modified", json::array()}, {"to_modify", std::move(to_modify)}}}}};
+  }
+  json modified = json::array();
+  auto session = s.db().begin();
+  EventTypeStore& store = session->event_types();
+  for (auto& et : types) {
+    et.created_at = et.updated_at = now;  // an existing type keeps its createdAt
+    upsert_event_type(store, et);
+    modified.push_back(et.name);
+  }
+  if (replace_all) {
+    for (auto& et : store.list_all(false)) {
+      const bool listed = std::any_of(types.begin(), types.end(),
+                                      [&](const EventType& t) { return t.name == et.name; });
+      if (listed) continue;
+      et.archived = true;
+      et.updated_at = now;
+      store.update(et);
+    }
+  }
+  session->commit();
+  return ApiReply{200, json{{"data", {{"modified", std::move(modified)}}}}};
+}
+
 }  // namespace
+
+bool upsert_event_type(EventTypeStore& store, EventType& et) {
+  auto existing = store.get(et.name);
+  if (!existing) {
+    store.insert(et);
+    return false;
+  }
+  et.created_at = existing->created_at;
+  store.update(et);
+  return true;
+}
 
 void register_event_type_routes(ApiServer& s) {
   const std::string one = "/api/v1/event-type/([^/]+)/?";
@@ -51,7 +119,12 @@ void register_event_type_routes(ApiServer& s) {
     // Svix leaves schemas out of lists unless asked: they can be large.
     const bool with_content = r.query_bool("with_content", false);
     auto session = s.db().session();
-    auto page = session->event_types().list(p, archived);
+    EventTypeStore& store = session->event_types();
+    // An application's token sees only the types whose feature flags it was granted.
+    auto page = filtered_page<EventType>(
+        p, [&](const ListParams& q) { return store.list(q, archived); },
+        [&](const EventType& e) { return r.caller.may_see(e); },
+        [](const EventType& e) { return e.name; });
     json data = json::array();
     for (const auto& e : page.items) data.push_back(to_json(e, with_content));
     std::string first = page.items.empty() ? "" : page.items.front().name;
@@ -63,14 +136,11 @@ void register_event_type_routes(ApiServer& s) {
     require_admin(r.caller);
     EventType et;
     {
-      BodyReader names(r.body);
-      et.name = names.req_string("name");
-      if (!et.name.empty() && !valid_name(et.name)) {
-        names.error("name", "must be 1 to 256 of A-Z a-z 0-9 _ . -");
-      }
-      names.finish();
+      BodyReader body(r.body);
+      et.name = read_event_type_name(body);
+      read_event_type_fields(body, et, false);
+      body.finish();
     }
-    read_event_type_body(r.body, et, false);
     et.created_at = et.updated_at = s.clock().now_ms();
     auto session = s.db().begin();
     EventTypeStore& store = session->event_types();
@@ -85,9 +155,12 @@ void register_event_type_routes(ApiServer& s) {
     return ApiReply{201, to_json(et)};
   });
 
+  s.route("POST", "/api/v1/event-type/import/openapi/?",
+          [&s](ApiRequest& r) { return import_openapi(s, r); });
+
   s.route("GET", one, [&s](ApiRequest& r) {
     auto session = s.db().session();
-    return ApiReply{200, to_json(load_event_type(*session, r.param(1)))};
+    return ApiReply{200, to_json(load_event_type(*session, r.caller, r.param(1)))};
   });
 
   auto update = [&s](ApiRequest& r, bool patch) {
@@ -125,7 +198,7 @@ void register_event_type_routes(ApiServer& s) {
     bool expunge = r.query_bool("expunge", false);
     auto session = s.db().session();
     EventTypeStore& store = session->event_types();
-    EventType et = load_event_type(*session, r.param(1));
+    EventType et = load_event_type(*session, r.caller, r.param(1));
     if (expunge) {
       store.remove(et.name);
     } else {

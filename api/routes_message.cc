@@ -29,20 +29,8 @@ constexpr size_t kMaxTags = 10;
 // How far ahead a message may be scheduled (deliverAt), as on Svix.
 constexpr TimeMs kMaxScheduleAheadMs = 24LL * 3600 * 1000;
 
-std::optional<std::vector<std::string>> read_names(BodyReader& r, const char* field,
-                                                   size_t max_items) {
-  auto names = r.opt_string_list(field, max_items, 128);
-  if (names) {
-    for (const auto& n : *names) {
-      if (!valid_name(n)) {
-        r.error(field, "'" + n + "' is not a valid name (A-Z a-z 0-9 _ . -)");
-        break;
-      }
-    }
-    if (names->empty()) names.reset();
-  }
-  return names;
-}
+// Channels and tags: at most 128 characters each.
+constexpr size_t kMaxLabelLength = 128;
 
 // The required `eventType` of a request body.
 std::string read_event_type(BodyReader& r) {
@@ -61,8 +49,8 @@ Message read_message_body(const JsonIn& body, std::string_view raw, TimeMs now) 
   m.event_type = read_event_type(r);
   m.event_id = r.opt_string("eventId");
   if (m.event_id && m.event_id->empty()) r.error("eventId", "must not be empty");
-  m.channels = read_names(r, "channels", kMaxChannels);
-  m.tags = read_names(r, "tags", kMaxTags);
+  m.channels = r.opt_name_list("channels", kMaxChannels, kMaxLabelLength);
+  m.tags = r.opt_name_list("tags", kMaxTags, kMaxLabelLength);
   if (auto at = r.opt_string("deliverAt", 64)) {
     // A time already past is delivered at once: a clock a little behind the producer's must
     // not make a message fail.
@@ -207,7 +195,7 @@ void register_message_routes(ApiServer& s) {
   s.route("POST", base + "/precheck/active/?", [&s](ApiRequest& r) {
     BodyReader b(r.body);
     const std::string event_type = read_event_type(b);
-    const auto channels = read_names(b, "channels", kMaxChannels);
+    const auto channels = b.opt_name_list("channels", kMaxChannels, kMaxLabelLength);
     b.finish();
     auto session = s.db().session();
     const Application app = load_app(*session, r.caller, r.param(1));

@@ -32,28 +32,6 @@ using json = nlohmann::ordered_json;
 namespace {
 
 constexpr int kMaxListLimit = 250;
-// Deeper JSON is refused before parsing: it serves no webhook and would exhaust the stack of
-// the recursive code that prints JSON.
-constexpr int kMaxJsonDepth = 64;
-
-// True if `text` nests arrays and objects deeper than kMaxJsonDepth (strings are skipped).
-bool too_deep(std::string_view text) {
-  int depth = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '"') {
-      for (++i; i < text.size() && text[i] != '"'; ++i) {
-        if (text[i] == '\\') ++i;
-      }
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 void write_reply(http::Response& res, const ApiReply& reply) {
   res.status = reply.status;
   for (const auto& [name, value] : reply.headers) res.set_header(name, value);
@@ -77,22 +55,6 @@ ApiReply unavailable_reply(const std::string& detail) {
 
 // The reply for a storage failure: 409 for a conflict, 503 (and Retry-After) while the store
 // cannot be reached or written, else 500. Nothing was written: the request can be repeated.
-// Why `text`, which does not parse, is not JSON: where its encoding breaks, or where its syntax
-// does (a byte offset, never the bytes themselves, which may not be UTF-8).
-std::string json_problem(const std::string& text) {
-  if (auto at = first_invalid_utf8(text)) {
-    return "the body is not valid JSON: it is not UTF-8 (byte " + std::to_string(*at) +
-           " starts no UTF-8 character)";
-  }
-  try {
-    const auto parsed = nlohmann::json::parse(text);  // throws, saying where
-    static_cast<void>(parsed);
-  } catch (const nlohmann::json::parse_error& e) {
-    return "the body is not valid JSON (syntax error at byte " + std::to_string(e.byte) + ")";
-  }
-  return "the body is not valid JSON";
-}
-
 ApiReply db_error_reply(const DbError& e, const http::Request& req) {
   if (e.is_constraint()) return error_reply(conflict("a resource with this identifier exists"));
   spdlog::error("api {} {}: {}", req.method, req.path, e.what());
@@ -195,6 +157,13 @@ std::optional<bool> ApiRequest::query_descending() const {
   throw invalid_query("order", "must be ascending or descending");
 }
 
+bool Caller::may_see(const EventType& et) const {
+  if (is_admin() || !et.feature_flags) return true;
+  return std::all_of(et.feature_flags->begin(), et.feature_flags->end(), [&](const auto& flag) {
+    return std::find(feature_flags.begin(), feature_flags.end(), flag) != feature_flags.end();
+  });
+}
+
 Application load_app(Session& c, const Caller& caller, const std::string& key) {
   auto app = c.apps().get(key);
   if (!app || (caller.app_id && *caller.app_id != app->id)) throw not_found("application");
@@ -272,6 +241,7 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
   register_message_routes(*this);
   register_attempt_routes(*this);
   register_auth_routes(*this);
+  register_environment_routes(*this);
 }
 
 ApiServer::~ApiServer() {
@@ -340,7 +310,8 @@ Caller ApiServer::authenticate(const http::Request& req) {
       (token->expires_at && *token->expires_at <= clock_.now_ms())) {
     throw ApiError(401, "authentication_failed", "invalid or expired token");
   }
-  return Caller{token->id, token->app_id, token->read_only, token->expires_at};
+  return Caller{token->id, token->app_id, token->read_only, token->expires_at,
+                std::move(token->feature_flags)};
 }
 
 ApiReply ApiServer::dispatch(const http::Request& req, const ApiHandler& h) {
@@ -372,12 +343,10 @@ ApiReply ApiServer::dispatch(const http::Request& req, const ApiHandler& h) {
       if (req.body.empty()) {
         body = nlohmann::ordered_json::object();
       } else {
-        if (too_deep(req.body)) {
-          throw bad_request("the body nests JSON deeper than " + std::to_string(kMaxJsonDepth) +
-                            " levels");
-        }
-        body = nlohmann::ordered_json::parse(req.body, nullptr, false);
-        if (body.is_discarded()) throw bad_request(json_problem(req.body));
+        std::string problem;
+        auto parsed = parse_client_json(req.body, "the body", problem);
+        if (!parsed) throw bad_request(problem);
+        body = std::move(*parsed);
       }
     }
     ApiRequest r{req, caller, std::move(body)};

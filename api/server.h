@@ -18,6 +18,7 @@ namespace herald {
 
 class Database;
 class Enqueuer;
+class EventTypeStore;
 class Metrics;
 class Session;
 class WriteBatcher;
@@ -41,7 +42,11 @@ struct Caller {
   std::optional<std::string> app_id;
   bool read_only = false;            // may only make GET requests (else 403)
   std::optional<TimeMs> expires_at;  // when the token stops working, if ever
+  // The event types' feature flags granted (see may_see); admins see every event type.
+  std::vector<std::string> feature_flags = {};
   bool is_admin() const { return !app_id; }
+  // Whether the caller may see `et`: an admin always, else when granted all of its flags.
+  bool may_see(const EventType& et) const;
 };
 
 // One API request as handlers see it.
@@ -137,6 +142,9 @@ class ApiServer {
 
 // Looks up the application named by `key` (id or uid) as `caller` may see it; throws 404.
 Application load_app(Session& c, const Caller& caller, const std::string& key);
+// Writes `et` over the stored event type of its name, keeping that one's createdAt, or
+// inserts it; true if it existed.
+bool upsert_event_type(EventTypeStore& store, EventType& et);
 // Throws 404 unless `caller` is an admin.
 void require_admin(const Caller& caller);
 // {data, iterator, prevIterator, done} of a page of already-mapped items.
@@ -150,5 +158,6 @@ void register_event_type_routes(ApiServer& s);
 void register_message_routes(ApiServer& s);
 void register_attempt_routes(ApiServer& s);
 void register_auth_routes(ApiServer& s);
+void register_environment_routes(ApiServer& s);
 
 }  // namespace herald

@@ -43,11 +43,13 @@ std::optional<std::string> bootstrap_admin_token(Database& db, Clock& clock) {
 
 NewToken create_token(Database& db, Clock& clock, const std::optional<std::string>& app_id,
                       const std::string& name, std::optional<TimeMs> expires_at, bool read_only,
-                      std::optional<std::string> session_id) {
+                      std::optional<std::string> session_id,
+                      std::vector<std::string> feature_flags) {
   NewToken t{new_id(kTokenPrefix, clock.now_ms()), new_token_text(app_id ? "ak" : "sk")};
   auto session = db.session();
   session->tokens().insert(TokenRecord{t.id, sha256(t.text), app_id, name, clock.now_ms(),
-                                       expires_at, read_only, std::move(session_id)});
+                                       expires_at, read_only, std::move(session_id),
+                                       std::move(feature_flags)});
   return t;
 }
 

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 
@@ -28,9 +29,10 @@ struct NewToken {
 // Creates a token: an admin token without `app_id`, else one that reaches only that
 // application (an application id). Expires at `expires_at` if set; a `read_only` token may
 // only make GET requests. `session_id`: the portal session it is made for (see
-// TokenStore::expire_app_tokens).
+// TokenStore::expire_app_tokens). `feature_flags`: the event types' flags it may see.
 NewToken create_token(Database& db, Clock& clock, const std::optional<std::string>& app_id,
                       const std::string& name, std::optional<TimeMs> expires_at,
-                      bool read_only = false, std::optional<std::string> session_id = std::nullopt);
+                      bool read_only = false, std::optional<std::string> session_id = std::nullopt,
+                      std::vector<std::string> feature_flags = {});
 
 }  // namespace herald

@@ -95,6 +95,8 @@ struct EventType {
   bool deprecated = false;
   std::optional<std::string> schemas_json = {};  // raw JSON text, as given
   std::optional<std::string> group_name = {};
+  // Svix's featureFlags: only callers granted every one of them see the type (none: everyone).
+  std::optional<std::vector<std::string>> feature_flags = {};
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
 };

@@ -46,4 +46,33 @@ ListPage<T> finish_page(std::vector<T> rows, const ListParams& p) {
   return page;
 }
 
+// A page of the items of a keyset-paged list that `keep` accepts, read through as many pages
+// of `fetch(ListParams)` as it takes to fill p.limit of them. `key(item)` is an item's cursor.
+template <typename T, typename Fetch, typename Keep, typename Key>
+ListPage<T> filtered_page(const ListParams& p, Fetch fetch, Keep keep, Key key) {
+  ListPage<T> out;
+  std::vector<T> kept;  // in reading order: backwards pages read from the cursor back
+  ListParams q = p;
+  for (;;) {
+    ListPage<T> page = fetch(q);
+    if (p.backwards) std::reverse(page.items.begin(), page.items.end());
+    if (!page.items.empty()) q.cursor = key(page.items.back());
+    for (auto& item : page.items) {
+      if (keep(item)) kept.push_back(std::move(item));
+    }
+    if (static_cast<int>(kept.size()) > p.limit) {
+      kept.resize(static_cast<size_t>(p.limit));
+      out.done = false;
+      break;
+    }
+    if (page.done || page.items.empty()) {
+      out.done = true;
+      break;
+    }
+  }
+  if (p.backwards) std::reverse(kept.begin(), kept.end());
+  out.items = std::move(kept);
+  return out;
+}
+
 }  // namespace herald

@@ -20,6 +20,8 @@ struct TokenRecord {
   // The portal session it was made for (AppPortalAccessIn.sessionId), for expiring one
   // user's sessions.
   std::optional<std::string> session_id;
+  // The event types' feature flags this token was granted (AppPortalAccessIn.featureFlags).
+  std::vector<std::string> feature_flags = {};
 };
 
 // API tokens.

@@ -392,6 +392,75 @@ TEST_CASE("to_json(EventType) parses schemas and uses Svix names") {
   CHECK(j["schemas"] == json{{"1", {{"type", "object"}}}});
   CHECK(j["groupName"] == "users");
   CHECK(j["archived"] == true);
+  CHECK(j["featureFlags"].is_null());
+  CHECK(j["featureFlag"].is_null());
+
+  // The older single featureFlag names the flag when there is just one.
+  e.feature_flags = std::vector<std::string>{"beta"};
+  j = to_json(e);
+  CHECK(j["featureFlags"] == json::array({"beta"}));
+  CHECK(j["featureFlag"] == "beta");
+  e.feature_flags->push_back("gamma");
+  j = to_json(e);
+  CHECK(j["featureFlags"] == json::array({"beta", "gamma"}));
+  CHECK(j["featureFlag"].is_null());
+}
+
+TEST_CASE("read_event_type_fields: featureFlags, the older featureFlag, and both agreeing") {
+  const auto read = [](const json& body, EventType et, bool patch) {
+    BodyReader r(body);
+    read_event_type_fields(r, et, patch);
+    r.finish();
+    return et;
+  };
+  using Flags = std::optional<std::vector<std::string>>;
+  const auto flags = [](std::vector<std::string> v) { return Flags(std::move(v)); };
+  CHECK(read({{"featureFlags", {"a", "b", "a"}}}, {}, false).feature_flags == flags({"a", "b"}));
+  CHECK(read({{"featureFlags", json::array()}}, {}, false).feature_flags == std::nullopt);
+  CHECK(read({{"featureFlag", "solo"}}, {}, false).feature_flags == flags({"solo"}));
+  CHECK(read({{"featureFlag", "a"}, {"featureFlags", {"a"}}}, {}, false).feature_flags ==
+        flags({"a"}));
+  EventType flagged;
+  flagged.feature_flags = flags({"keep"});
+  CHECK(read({{"description", "x"}}, flagged, true).feature_flags == flags({"keep"}));
+  CHECK(read({{"featureFlags", nullptr}}, flagged, true).feature_flags == std::nullopt);
+  CHECK(read({{"description", "x"}}, flagged, false).feature_flags == std::nullopt);  // a PUT
+  const auto problem = [&](const json& body) {
+    try {
+      read(body, {}, false);
+    } catch (const ApiError& e) {
+      json b = e.body();
+      return b["detail"][0]["loc"];
+    }
+    return json();
+  };
+  CHECK(problem({{"featureFlag", "a"}, {"featureFlags", {"b"}}}) == json{"body", "featureFlag"});
+  CHECK(problem({{"featureFlags", {"no spaces"}}}) == json{"body", "featureFlags"});
+  CHECK(problem({{"featureFlags", "beta"}}) == json{"body", "featureFlags"});
+  CHECK(problem({{"featureFlag", "a b"}}) == json{"body", "featureFlag"});
+}
+
+TEST_CASE("BodyReader of a nested object locates its problems there; absorb gathers them") {
+  const JsonIn item = {{"name", 5}};
+  const JsonIn body = {{"list", JsonIn::array({item})}};
+  BodyReader outer(body);
+  BodyReader inner(item, JsonIn{"body", "list", 0});
+  inner.opt_string("name");
+  CHECK(inner.failed());
+  outer.absorb(inner);
+  outer.error_at(JsonIn{"body", "list"}, "another");
+  try {
+    outer.finish();
+    FAIL("finish() should throw");
+  } catch (const ApiError& e) {
+    json b = e.body();
+    const json detail = b["detail"];
+    REQUIRE(detail.size() == 2);
+    CHECK(detail[0]["loc"] == json{"body", "list", 0, "name"});
+    CHECK(detail[1]["loc"] == json{"body", "list"});
+  }
+  const JsonIn three = 3;
+  CHECK_THROWS_AS(BodyReader(three, JsonIn{"body", "x"}), ApiError);
 }
 
 TEST_CASE("to_json(Message) uses timestamp/eventType/eventId and hides the payload on request") {
@@ -2037,6 +2106,10 @@ TEST_CASE("http: deeply nested JSON gets a 400 and stores nothing") {
               400, "bad_request");
   CHECK(f.call("GET", "/api/v1/health", "", std::nullopt).status == 204);
   CHECK(f.list("/api/v1/app/acme/msg").size() == 2);
+  // An OpenAPI document given as text is held to the same bound, as a 422 at specRaw.
+  const std::string deep_spec = R"({"openapi":"3.1.0","webhooks":{"a":)" + nested(100) + "}}";
+  check_validation(f.post("/api/v1/event-type/import/openapi", {{"specRaw", deep_spec}}),
+                   json{"body", "specRaw"});
   CHECK(f.list("/api/v1/event-type?include_archived=true").empty());
 }
 

@@ -1094,6 +1094,7 @@ TEST_CASE("EventTypeStore CRUD and list without archived types") {
   auto a = make("invoice.paid");
   a.schemas_json = R"({"1":{"type":"object"}})";
   a.group_name = "billing";
+  a.feature_flags = std::vector<std::string>{"beta", "billing-v2"};
   types.insert(a);
   types.insert(make("user.created"));
   auto archived = make("legacy.thing");
@@ -1108,6 +1109,8 @@ TEST_CASE("EventTypeStore CRUD and list without archived types") {
   CHECK(got->description == "about invoice.paid");
   CHECK(got->schemas_json == a.schemas_json);
   CHECK(got->group_name == std::optional<std::string>("billing"));
+  CHECK(got->feature_flags == a.feature_flags);
+  CHECK_FALSE(types.get("user.created")->feature_flags);  // none: not an empty list
   CHECK_FALSE(got->archived);
   CHECK_FALSE(got->deprecated);
   CHECK_FALSE(types.get("nope"));
@@ -1135,10 +1138,12 @@ TEST_CASE("EventTypeStore CRUD and list without archived types") {
   changed.archived = true;
   changed.deprecated = true;
   changed.schemas_json.reset();
+  changed.feature_flags = std::vector<std::string>{"gamma"};
   changed.updated_at = now + 7;
   CHECK(types.update(changed));
   auto after = types.get("invoice.paid");
   REQUIRE(after);
+  CHECK(after->feature_flags == std::optional(std::vector<std::string>{"gamma"}));
   CHECK(after->description == "new text");
   CHECK(after->archived);
   CHECK(after->deprecated);
@@ -1147,10 +1152,73 @@ TEST_CASE("EventTypeStore CRUD and list without archived types") {
   CHECK(names_of(types.list(ListParams{}, false).items) ==
         std::vector<std::string>{"user.created", "zeta.event"});
   CHECK_FALSE(types.update(make("missing")));
+  changed.feature_flags.reset();
+  CHECK(types.update(changed));
+  CHECK_FALSE(types.get("invoice.paid")->feature_flags);
 
   CHECK(types.remove("zeta.event"));
   CHECK_FALSE(types.get("zeta.event"));
   CHECK_FALSE(types.remove("zeta.event"));
+}
+
+TEST_CASE("EventTypeStore list_all and filtered_page read through every page") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  EventTypeStore& types = s->event_types();
+  const TimeMs now = wall_now();
+  std::vector<std::string> all, even;
+  for (int i = 0; i < 300; ++i) {  // more than list_all's page of 250
+    EventType e{.name = "t." + std::to_string(1000 + i), .archived = i == 7};
+    if (i % 2 == 1) e.feature_flags = std::vector<std::string>{"odd"};
+    e.created_at = e.updated_at = now;
+    types.insert(e);
+    all.push_back(e.name);
+    if (i % 2 == 0) even.push_back(e.name);
+  }
+  CHECK(names_of(types.list_all(true)) == all);
+  auto unarchived = all;
+  unarchived.erase(unarchived.begin() + 7);
+  CHECK(names_of(types.list_all(false)) == unarchived);
+
+  // Only the flagless ones, 3 to a page, forwards then backwards: every page full but the
+  // last, the cursor where the kept items end.
+  int fetches = 0;
+  const auto fetch = [&](const ListParams& q) {
+    ++fetches;
+    return types.list(q, true);
+  };
+  const auto keep = [](const EventType& e) { return !e.feature_flags; };
+  const auto key = [](const EventType& e) { return e.name; };
+  ListParams p;
+  p.limit = 3;
+  std::vector<std::string> seen;
+  for (;;) {
+    auto page = filtered_page<EventType>(p, fetch, keep, key);
+    for (const auto& e : page.items) seen.push_back(e.name);
+    if (page.done) break;
+    CHECK(page.items.size() == 3);
+    p.cursor = page.items.back().name;
+  }
+  CHECK(seen == even);
+  CHECK(fetches >= 100);  // half of each page of 3 was dropped: it read on
+
+  p.cursor = "t.1010";
+  p.backwards = true;
+  auto back = filtered_page<EventType>(p, fetch, keep, key);
+  CHECK(names_of(back.items) == std::vector<std::string>{"t.1004", "t.1006", "t.1008"});
+  CHECK_FALSE(back.done);
+  p.cursor = "t.1002";
+  back = filtered_page<EventType>(p, fetch, keep, key);
+  CHECK(names_of(back.items) == std::vector<std::string>{"t.1000"});
+  CHECK(back.done);
+
+  // Nothing kept: an empty, finished page.
+  p = ListParams{};
+  auto none = filtered_page<EventType>(
+      p, fetch, [](const EventType&) { return false; }, key);
+  CHECK(none.items.empty());
+  CHECK(none.done);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2283,11 +2351,14 @@ TEST_CASE("TokenStore insert, insert_first_admin, find_by_hash, count_admin, pur
   CHECK_FALSE(tokens.remove(scoped.id));
   CHECK(ids_of(tokens.list()) == std::vector<std::string>{admin.id});
 
-  // Read-only survives the round trip.
+  // Read-only and feature flags survive the round trip; none by default.
   auto ro = make("hash-ro", app.id, std::nullopt);
   ro.read_only = true;
+  ro.feature_flags = {"beta", "billing-v2"};
   tokens.insert(ro);
   CHECK(tokens.find_by_hash("hash-ro")->read_only);
+  CHECK(tokens.find_by_hash("hash-ro")->feature_flags == ro.feature_flags);
+  CHECK(tokens.find_by_hash(admin.hash)->feature_flags.empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2462,6 +2533,7 @@ void check_same(const EventType& a, const EventType& b) {
   CHECK(b.deprecated == a.deprecated);
   CHECK(b.schemas_json == a.schemas_json);
   CHECK(b.group_name == a.group_name);
+  CHECK(b.feature_flags == a.feature_flags);
   CHECK(b.created_at == a.created_at);
   CHECK(b.updated_at == a.updated_at);
 }
@@ -2514,6 +2586,8 @@ void check_same(const TokenRecord& a, const TokenRecord& b) {
   CHECK(b.created_at == a.created_at);
   CHECK(b.expires_at == a.expires_at);
   CHECK(b.read_only == a.read_only);
+  CHECK(b.session_id == a.session_id);
+  CHECK(b.feature_flags == a.feature_flags);
 }
 
 void check_same(const Message& a, const Message& b) {
@@ -2602,7 +2676,7 @@ struct Seeded {
 };
 
 // Writes a bit of everything herald keeps into `db`, at times around `now`: three event types
-// (one archived, one with schemas), two apps, five endpoints, three tokens, `bulk` plain
+// (one archived, one with schemas), two apps, five endpoints, four tokens, `bulk` plain
 // messages delivered once each and the special ones named in Seeded.
 Seeded seed_source(Database& db, TimeMs now, int bulk) {
   Seeded x;
@@ -2616,6 +2690,7 @@ Seeded seed_source(Database& db, TimeMs now, int bulk) {
           // Raw text, spacing and key order as given.
                      .schemas_json = R"({"1": {"type":"object",  "required": ["amount"]}})",
           .group_name = "billing",
+          .feature_flags = std::vector<std::string>{"beta"},
           .created_at = now - 20'000,
           .updated_at = now - 10'000},
            EventType{.name = "legacy.thing", .archived = true, .created_at = now - 30'000},
@@ -2676,6 +2751,16 @@ Seeded seed_source(Database& db, TimeMs now, int bulk) {
   };
   token(std::nullopt, "admin", std::nullopt, false);
   token(x.app.id, "acme portal", now + kDayMs, true);
+  s->tokens().insert(TokenRecord{new_id(kTokenPrefix, now),
+                                 random_bytes(32),
+                                 x.app.id,
+                                 "acme beta portal",
+                                 now - 3000,
+                                 now + kDayMs,
+                                 false,
+                                 "alice",
+                                 {"beta"}});
+  ++n.tokens;
   token(x.other.id, "other integration", std::nullopt, false);
 
   const auto write = [&](const Message& m) {
@@ -3003,7 +3088,7 @@ TEST_CASE("copy_store stopped half-way is finished by running it again") {
     CHECK(s->deliveries().for_message(stop_at.id).empty());
     CHECK(s->messages().list(x.other.id, ListParams{}, MessageFilter{}).items.empty());
     CHECK(s->apps().get(x.other.id));  // applications and endpoints went first
-    CHECK(s->tokens().list().size() == 3);
+    CHECK(s->tokens().list().size() == static_cast<size_t>(x.expected.tokens));
     CHECK(s->apps().remove(blocker.id));
   }
 

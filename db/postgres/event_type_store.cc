@@ -1,3 +1,4 @@
+#include "db/json_text.h"
 #include "db/postgres/connection.h"
 #include "db/postgres/stores.h"
 
@@ -6,7 +7,7 @@ namespace {
 
 constexpr const char* kColumns =
     "SELECT name, description, archived, deprecated, schemas, group_name, created_at, "
-    "updated_at FROM event_types";
+    "updated_at, feature_flags FROM event_types";
 
 EventType read_event_type(const Result& r, int row) {
   EventType e;
@@ -18,6 +19,7 @@ EventType read_event_type(const Result& r, int row) {
   e.group_name = r.get_opt_text(row, 5);
   e.created_at = r.get_int(row, 6);
   e.updated_at = r.get_int(row, 7);
+  e.feature_flags = opt_string_list_from_json(r.get_opt_text(row, 8));
   return e;
 }
 
@@ -26,7 +28,7 @@ EventType read_event_type(const Result& r, int row) {
 void PgEventTypeStore::insert(const EventType& et) {
   x_.conn.query(
       "INSERT INTO event_types (name, description, archived, deprecated, schemas, group_name, "
-      "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      "created_at, updated_at, feature_flags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
       Params()
           .add(et.name)
           .add(et.description)
@@ -35,7 +37,8 @@ void PgEventTypeStore::insert(const EventType& et) {
           .add(et.schemas_json)
           .add(et.group_name)
           .add(et.created_at)
-          .add(et.updated_at));
+          .add(et.updated_at)
+          .add(to_json_text(et.feature_flags)));
 }
 
 std::optional<EventType> PgEventTypeStore::get(const std::string& name) {
@@ -62,7 +65,8 @@ bool PgEventTypeStore::update(const EventType& et) {
   return x_.conn
              .query(
                  "UPDATE event_types SET description = $1, archived = $2, deprecated = $3, "
-                 "schemas = $4, group_name = $5, updated_at = $6 WHERE name = $7",
+                 "schemas = $4, group_name = $5, updated_at = $6, feature_flags = $7 WHERE name = "
+                 "$8",
                  Params()
                      .add(et.description)
                      .add(et.archived)
@@ -70,6 +74,7 @@ bool PgEventTypeStore::update(const EventType& et) {
                      .add(et.schemas_json)
                      .add(et.group_name)
                      .add(et.updated_at)
+                     .add(to_json_text(et.feature_flags))
                      .add(et.name))
              .affected() > 0;
 }

@@ -198,6 +198,12 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS deliver_at BIGINT;
     R"sql(
 ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS session_id TEXT;
 )sql",
+    // 8: feature flags (JSON lists of names): those an event type needs to be seen, and those
+    // a portal token was granted.
+    R"sql(
+ALTER TABLE event_types ADD COLUMN IF NOT EXISTS feature_flags TEXT;
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS feature_flags TEXT NOT NULL DEFAULT '[]';
+)sql",
 };
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include "db/json_text.h"
 #include "db/postgres/connection.h"
 #include "db/postgres/stores.h"
 
@@ -5,8 +6,8 @@ namespace herald::pg {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, hash, app_id, name, created_at, expires_at, read_only, session_id FROM "
-    "api_tokens";
+    "SELECT id, hash, app_id, name, created_at, expires_at, read_only, session_id, "
+    "feature_flags FROM api_tokens";
 
 // Serializes the check-then-insert of the first admin token across processes.
 constexpr const char* kFirstAdminLock = "SELECT pg_advisory_xact_lock(7252315, 2)";
@@ -23,6 +24,7 @@ std::vector<TokenRecord> read_tokens(const Result& r) {
     t.expires_at = r.get_opt_int(i, 5);
     t.read_only = r.get_bool(i, 6);
     t.session_id = r.get_opt_text(i, 7);
+    t.feature_flags = string_list_from_json(r.get_text(i, 8));
     out.push_back(std::move(t));
   }
   return out;
@@ -33,7 +35,7 @@ std::vector<TokenRecord> read_tokens(const Result& r) {
 void PgTokenStore::insert(const TokenRecord& t) {
   x_.conn.query(
       "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at, read_only, "
-      "session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      "session_id, feature_flags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
       Params()
           .add(t.id)
           .add_bytea(t.hash)
@@ -42,7 +44,8 @@ void PgTokenStore::insert(const TokenRecord& t) {
           .add(t.created_at)
           .add(t.expires_at)
           .add(t.read_only)
-          .add(t.session_id));
+          .add(t.session_id)
+          .add(to_json_text(t.feature_flags)));
 }
 
 bool PgTokenStore::insert_first_admin(const TokenRecord& t) {

@@ -1,3 +1,4 @@
+#include "db/json_text.h"
 #include "db/sqlite/connection.h"
 #include "db/sqlite/stores.h"
 
@@ -6,7 +7,7 @@ namespace {
 
 constexpr const char* kColumns =
     "SELECT name, description, archived, deprecated, schemas, group_name, created_at, "
-    "updated_at FROM event_types";
+    "updated_at, feature_flags FROM event_types";
 
 EventType read_event_type(const Stmt& st) {
   EventType e;
@@ -18,6 +19,7 @@ EventType read_event_type(const Stmt& st) {
   e.group_name = st.get_opt_text(5);
   e.created_at = st.get_int(6);
   e.updated_at = st.get_int(7);
+  e.feature_flags = opt_string_list_from_json(st.get_opt_text(8));
   return e;
 }
 
@@ -27,7 +29,7 @@ void SqliteEventTypeStore::insert(const EventType& et) {
   x_.conn
       .prepare(
           "INSERT INTO event_types (name, description, archived, deprecated, schemas, group_name, "
-          "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+          "created_at, updated_at, feature_flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, et.name)
       .bind(2, et.description)
       .bind(3, et.archived ? 1 : 0)
@@ -36,6 +38,7 @@ void SqliteEventTypeStore::insert(const EventType& et) {
       .bind(6, et.group_name)
       .bind(7, et.created_at)
       .bind(8, et.updated_at)
+      .bind(9, to_json_text(et.feature_flags))
       .run();
 }
 
@@ -62,14 +65,15 @@ bool SqliteEventTypeStore::update(const EventType& et) {
   x_.conn
       .prepare(
           "UPDATE event_types SET description = ?, archived = ?, deprecated = ?, schemas = ?, "
-          "group_name = ?, updated_at = ? WHERE name = ?")
+          "group_name = ?, updated_at = ?, feature_flags = ? WHERE name = ?")
       .bind(1, et.description)
       .bind(2, et.archived ? 1 : 0)
       .bind(3, et.deprecated ? 1 : 0)
       .bind(4, et.schemas_json)
       .bind(5, et.group_name)
       .bind(6, et.updated_at)
-      .bind(7, et.name)
+      .bind(7, to_json_text(et.feature_flags))
+      .bind(8, et.name)
       .run();
   return x_.conn.changes() > 0;
 }

@@ -176,6 +176,12 @@ ALTER TABLE messages ADD COLUMN deliver_at INTEGER;
     R"sql(
 ALTER TABLE api_tokens ADD COLUMN session_id TEXT;
 )sql",
+    // 11: feature flags (JSON lists of names): those an event type needs to be seen, and those
+    // a portal token was granted.
+    R"sql(
+ALTER TABLE event_types ADD COLUMN feature_flags TEXT;
+ALTER TABLE api_tokens ADD COLUMN feature_flags TEXT NOT NULL DEFAULT '[]';
+)sql",
 };
 
 }  // namespace

@@ -6,8 +6,8 @@ namespace herald::sqlite {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, hash, app_id, name, created_at, expires_at, read_only, session_id FROM "
-    "api_tokens";
+    "SELECT id, hash, app_id, name, created_at, expires_at, read_only, session_id, "
+    "feature_flags FROM api_tokens";
 
 TokenRecord read_token(const Stmt& st) {
   TokenRecord t;
@@ -19,6 +19,7 @@ TokenRecord read_token(const Stmt& st) {
   t.expires_at = st.get_opt_int(5);
   t.read_only = st.get_int(6) != 0;
   t.session_id = st.get_opt_text(7);
+  t.feature_flags = string_list_from_json(st.get_text(8));
   return t;
 }
 
@@ -28,7 +29,7 @@ void SqliteTokenStore::insert(const TokenRecord& t) {
   x_.conn
       .prepare(
           "INSERT INTO api_tokens (id, hash, app_id, name, created_at, expires_at, read_only, "
-          "session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+          "session_id, feature_flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, t.id)
       .bind_blob(2, t.hash)
       .bind(3, t.app_id)
@@ -37,6 +38,7 @@ void SqliteTokenStore::insert(const TokenRecord& t) {
       .bind(6, t.expires_at)
       .bind(7, t.read_only ? 1 : 0)
       .bind(8, t.session_id)
+      .bind(9, to_json_text(t.feature_flags))
       .run();
 }
 
