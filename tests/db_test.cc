@@ -1655,15 +1655,32 @@ TEST_CASE("QueueStore recover re-queues the endpoint's failed deliveries in [sin
   const auto pending = add(ep, since + 200, DeliveryStatus::kPending, 1);
   const auto elsewhere = add(other, since + 300, DeliveryStatus::kFail, 4);
 
+  const auto of_m = add(ep, since + 400, DeliveryStatus::kFail, 4);
+  // A failed delivery of a message whose payload is gone (expunged) is left alone.
+  const auto gone = add_message(*s, app.id, "{}", t0);
+  Delivery copy = of_m;
+  copy.id = new_id(kDeliveryPrefix, since + 401);
+  copy.msg_id = gone.id;
+  deliveries.insert(copy);
+  const Delivery of_gone = copy;
+  REQUIRE(s->messages().expunge(app.id, {gone.id}, t0).size() == 1);
+
   const TimeMs now = t0 + 5;
+  std::string last;
   s->begin();
-  CHECK(queue.recover(ep.id, since, until, now) == 2);
+  // In pages of `limit`, in id order, from the watermark on.
+  CHECK(queue.recover(ep.id, since, until, now, "", 1, &last) == 1);
+  CHECK(last == first.id);
+  // (Ids sort in the order this test made them: middle, then of_m.)
+  CHECK(queue.recover(ep.id, since, until, now, last, 5, &last) == 2);
+  CHECK(last == of_m.id);
+  CHECK(queue.recover(ep.id, since, until, now, last, 5, &last) == 0);
   // Told once it is committed. (A store may wake the listener at other times too: a wake only
   // says that something may be due.)
   const int wakes_before = listener.calls().wakes;
   s->commit();
   CHECK(wait_until([&] { return listener.calls().wakes > wakes_before; }));
-  for (const auto* d : {&first, &middle}) {
+  for (const auto* d : {&first, &of_m, &middle}) {
     CAPTURE(d->id);
     auto got = deliveries.get(d->id);
     REQUIRE(got);
@@ -1674,7 +1691,7 @@ TEST_CASE("QueueStore recover re-queues the endpoint's failed deliveries in [sin
     CHECK(got->updated_at == now);
     CHECK(got->created_at == d->created_at);
   }
-  for (const auto* d : {&before, &at_until, &succeeded, &pending, &elsewhere}) {
+  for (const auto* d : {&before, &at_until, &succeeded, &pending, &elsewhere, &of_gone}) {
     CAPTURE(d->id);
     auto got = deliveries.get(d->id);
     REQUIRE(got);
@@ -1684,12 +1701,14 @@ TEST_CASE("QueueStore recover re-queues the endpoint's failed deliveries in [sin
   }
 
   // Due now: the next claim takes exactly the recovered ones and the one already pending.
-  CHECK(id_set(claim_due(*s, now, 1000)) == std::set<std::string>{first.id, middle.id, pending.id});
+  CHECK(id_set(claim_due(*s, now, 1000)) ==
+        std::set<std::string>{first.id, of_m.id, middle.id, pending.id});
 
   // Nothing failed is left in the range. Outside a transaction it is told at once.
-  CHECK(queue.recover(ep.id, since, until, now + 1) == 0);
+  last.clear();
+  CHECK(queue.recover(ep.id, since, until, now + 1, "", 100, &last) == 0);
   const int wakes = listener.calls().wakes;
-  CHECK(queue.recover(other.id, since, until, now + 1) == 1);
+  CHECK(queue.recover(other.id, since, until, now + 1, "", 100, &last) == 1);
   CHECK(wait_until([&] { return listener.calls().wakes > wakes; }));
   CHECK(deliveries.get(elsewhere.id)->status == DeliveryStatus::kPending);
 }
@@ -3498,7 +3517,8 @@ TEST_SUITE("sqlite") {
     add_delivery(*s, m, ep.id, now - 20, DeliveryStatus::kFail);
     add_delivery(*s, m, ep.id, now - 10, DeliveryStatus::kFail);
     const auto recover = [&](TimeMs since, TimeMs until) {
-      return s->queue().recover(ep.id, since, until, now);
+      std::string last;
+      return s->queue().recover(ep.id, since, until, now, "", 100, &last);
     };
 
     s->begin();

@@ -198,6 +198,32 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS deliver_at BIGINT;
     R"sql(
 ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS session_id TEXT;
 )sql",
+    // 8: taken by another branch of issue 13; a no-op here, so that 9 keeps its number.
+    R"sql(
+SELECT 1;
+)sql",
+    // 9: background tasks, as SQLite's migration 12: each runs in steps, each committed with
+    // its progress (state), under a lease in the row (claim, lease_until) so that exactly one
+    // process steps it at a time and another resumes it when the lease lapses. An attempt's
+    // response can be expunged.
+    R"sql(
+CREATE TABLE IF NOT EXISTS background_tasks (
+  id          TEXT COLLATE "C" PRIMARY KEY,
+  app_id      TEXT COLLATE "C",
+  kind        TEXT COLLATE "C" NOT NULL,
+  status      SMALLINT NOT NULL,
+  params      TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  data        TEXT NOT NULL,
+  claim       BIGINT,
+  lease_until BIGINT,
+  created_at  BIGINT NOT NULL,
+  updated_at  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS background_tasks_running ON background_tasks(id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS background_tasks_app ON background_tasks(app_id, id);
+ALTER TABLE attempts ADD COLUMN IF NOT EXISTS response_expunged BOOLEAN NOT NULL DEFAULT false;
+)sql",
 };
 
 }  // namespace
