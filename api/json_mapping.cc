@@ -165,22 +165,32 @@ json to_json(const Message& m, bool with_content) {
          {"timestamp", format_rfc3339(m.timestamp)},
          {"deliverAt", m.deliver_at ? json(format_rfc3339(*m.deliver_at)) : json(nullptr)}};
   j["payload"] = with_content && !m.payload.empty() ? json::parse(m.payload) : json::object();
-  if (m.payload_expired) j["payloadExpired"] = true;  // purged by retention
+  if (m.payload_expired) j["payloadExpired"] = true;  // purged by retention, or expunged
   return j;
 }
 
+json to_json(const BackgroundTask& t) {
+  return json{{"id", t.id},
+              {"status", task_status_text(t.status)},
+              {"task", t.kind},
+              {"data", json::parse(t.data_json, nullptr, false)},
+              {"updatedAt", format_rfc3339(t.updated_at)}};
+}
+
 json to_json(const Attempt& a, bool with_content) {
-  return json{{"id", a.id},
-              {"msgId", a.msg_id},
-              {"endpointId", a.endpoint_id},
-              {"url", a.url},
-              {"response", with_content ? a.response : std::string()},
-              {"responseStatusCode", a.response_status_code},
-              {"responseDurationMs", a.response_duration_ms},
-              {"status", static_cast<int>(a.status)},
-              {"statusText", status_text(a.status)},
-              {"triggerType", static_cast<int>(a.trigger)},
-              {"timestamp", format_rfc3339(a.timestamp)}};
+  json j{{"id", a.id},
+         {"msgId", a.msg_id},
+         {"endpointId", a.endpoint_id},
+         {"url", a.url},
+         {"response", with_content ? a.response : std::string()},
+         {"responseStatusCode", a.response_status_code},
+         {"responseDurationMs", a.response_duration_ms},
+         {"status", static_cast<int>(a.status)},
+         {"statusText", status_text(a.status)},
+         {"triggerType", static_cast<int>(a.trigger)},
+         {"timestamp", format_rfc3339(a.timestamp)}};
+  if (a.response_expunged) j["responseExpunged"] = true;  // deleted through the API
+  return j;
 }
 
 json to_json(const DeliveryStats& s) {
@@ -270,6 +280,22 @@ std::optional<std::string> BodyReader::opt_string(const char* field, size_t max_
     return std::nullopt;
   }
   return s;
+}
+
+std::optional<TimeMs> BodyReader::opt_time(const char* field) {
+  auto text = opt_string(field, 64);
+  if (!text) return std::nullopt;
+  auto t = parse_rfc3339(*text);
+  if (!t) error(field, "must be an RFC 3339 date-time", "value_error.datetime");
+  return t;
+}
+
+std::optional<TimeMs> BodyReader::req_time(const char* field) {
+  if (!has(field)) {
+    error(field, "field required", "value_error.missing");
+    return std::nullopt;
+  }
+  return opt_time(field);
 }
 
 std::string BodyReader::req_string(const char* field, size_t max_len) {

@@ -8,6 +8,7 @@
 
 #include "core/types.h"
 #include "db/delivery_store.h"
+#include "db/task_store.h"
 
 namespace herald {
 
@@ -20,6 +21,8 @@ nlohmann::ordered_json to_json(const EventType& e, bool with_content = true);
 nlohmann::ordered_json to_json(const Message& m, bool with_content);
 nlohmann::ordered_json to_json(const Attempt& a, bool with_content);
 nlohmann::ordered_json to_json(const DeliveryStats& s);
+// Svix's BackgroundTaskOut.
+nlohmann::ordered_json to_json(const BackgroundTask& t);
 
 // An attempt's stored request headers (JSON object text) with sensitive values masked; an
 // empty object when the text is not a JSON object.
@@ -54,6 +57,9 @@ class BodyReader {
   std::optional<std::string> opt_string(const char* field, size_t max_len = 256);
   std::string req_string(const char* field, size_t max_len = 256);
   std::optional<int64_t> opt_int(const char* field, int64_t min, int64_t max);
+  // An RFC 3339 date-time; req_time records a missing field as an error (and returns nullopt).
+  std::optional<TimeMs> opt_time(const char* field);
+  std::optional<TimeMs> req_time(const char* field);
   std::optional<bool> opt_bool(const char* field);
   // A list of strings, each at most `max_item_len`, at most `max_items` long.
   std::optional<std::vector<std::string>> opt_string_list(const char* field, size_t max_items,

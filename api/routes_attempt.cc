@@ -95,6 +95,18 @@ void register_attempt_routes(ApiServer& s) {
     return ApiReply{200, page_json(page, p, with_content, &messages)};
   });
 
+  // Svix's expungeContent of an attempt: its recorded response is deleted.
+  s.route("DELETE", "/api/v1/app/([^/]+)/msg/([^/]+)/attempt/([^/]+)/content/?",
+          [&s](ApiRequest& r) {
+            auto session = s.db().session();
+            const Application app = load_app(*session, r.caller, r.param(1));
+            auto a = session->attempts().get(app.id, r.param(3));
+            auto m = session->messages().get(app.id, r.param(2));
+            if (!a || !m || a->msg_id != m->id) throw not_found("attempt");
+            session->attempts().expunge_response(app.id, a->id);
+            return ApiReply{204, {}};
+          });
+
   s.route("GET", "/api/v1/app/([^/]+)/msg/([^/]+)/attempt/([^/]+)/?", [&s](ApiRequest& r) {
     auto session = s.db().session();
     Application app = load_app(*session, r.caller, r.param(1));

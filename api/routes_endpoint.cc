@@ -25,6 +25,7 @@
 #include "db/operational_webhooks.h"
 #include "db/queue_store.h"
 #include "db/session.h"
+#include "db/tasks.h"
 
 namespace herald {
 namespace {
@@ -544,35 +545,68 @@ void register_endpoint_routes(ApiServer& s) {
                          return std::optional(load_app(session, r.caller, r.param(1)));
                        }});
 
-  // Re-delivers every message whose delivery to the endpoint failed in [since, until): each
-  // is tried once more, now, as a manual attempt.
-  s.route("POST", one + "/recover/?", [&s](ApiRequest& r) {
+  // The endpoint an endpoint task (recover, replays) works on: enabled, else 409.
+  auto task_endpoint = [&s](ApiRequest& r) {
+    auto session = s.db().session();
+    Application app = load_app(*session, r.caller, r.param(1));
+    Endpoint ep = load_endpoint(*session, app, r.param(2));
+    if (ep.disabled) throw conflict("the endpoint is disabled: enable it first");
+    return ep;
+  };
+
+  // Svix's recover: a task that re-delivers every message whose delivery to the endpoint
+  // failed in [since, until); each is tried once more, now, as a manual attempt.
+  s.route("POST", one + "/recover/?", [&s, task_endpoint](ApiRequest& r) {
     if (auto refusal = s.intake_refusal()) return *refusal;
     BodyReader body(r.body);
-    auto read_time = [&body](const char* field, bool required) -> std::optional<TimeMs> {
-      auto text = required ? std::optional(body.req_string(field, 64)) : body.opt_string(field, 64);
-      if (!text || text->empty()) return std::nullopt;
-      auto t = parse_rfc3339(*text);
-      if (!t) body.error(field, "must be an RFC 3339 date-time", "value_error.datetime");
-      return t;
-    };
-    auto since = read_time("since", true);
-    auto until = read_time("until", false);
+    const auto since = body.req_time("since");
+    const auto until = body.opt_time("until");
+    if (since && until && *since >= *until) body.error("since", "must be before until");
     body.finish();
-    TimeMs now = s.clock().now_ms();
-    {
-      auto session = s.db().begin();
-      Application app = load_app(*session, r.caller, r.param(1));
-      Endpoint ep = load_endpoint(*session, app, r.param(2));
-      if (ep.disabled) throw conflict("the endpoint is disabled: enable it before recovering");
-      int64_t n = session->queue().recover(ep.id, *since, until.value_or(now + 1), now);
-      session->commit();
-      spdlog::info("recover endpoint={} since={} deliveries={}", ep.id, format_rfc3339(*since), n);
+    const Endpoint ep = task_endpoint(r);
+    const TimeMs now = s.clock().now_ms();
+    return s.start_task(recover_task(ep, *since, until.value_or(now + 1), now));
+  });
+
+  // Svix's replay-missing: a task that sends the endpoint the messages created in [since,
+  // until) that its filters accept and that it never had a delivery of.
+  s.route("POST", one + "/replay-missing/?", [&s, task_endpoint](ApiRequest& r) {
+    if (auto refusal = s.intake_refusal()) return *refusal;
+    BodyReader body(r.body);
+    const auto since = body.req_time("since");
+    const auto until = body.opt_time("until");
+    if (since && until && *since >= *until) body.error("since", "must be before until");
+    body.finish();
+    const Endpoint ep = task_endpoint(r);
+    const TimeMs now = s.clock().now_ms();
+    return s.start_task(replay_missing_task(ep, *since, until.value_or(now + 1), now));
+  });
+
+  // Svix's bulk-replay: a task that sends the endpoint again the messages created in [since,
+  // until) it had deliveries of, successful or not, that match the filters.
+  s.route("POST", one + "/bulk-replay/?", [&s, task_endpoint](ApiRequest& r) {
+    if (auto refusal = s.intake_refusal()) return *refusal;
+    BodyReader body(r.body);
+    BulkReplayFilter f;
+    const auto since = body.req_time("since");
+    const auto until = body.opt_time("until");
+    if (since && until && *since >= *until) body.error("since", "must be before until");
+    f.event_types = read_names(body, "eventTypes", kMaxEventTypes);
+    f.channel = body.opt_string("channel", 128);
+    f.tag = body.opt_string("tag", 128);
+    if (auto status = body.opt_int("status", 0, 4)) {
+      f.status = static_cast<DeliveryStatus>(*status);  // 4 (canceled) matches nothing
     }
-    return ApiReply{202, json{{"id", new_id("rcvr", now)},
-                              {"status", "finished"},
-                              {"task", "endpoint.recover"},
-                              {"updatedAt", format_rfc3339(now)}}};
+    if (auto cls = body.opt_int("statusCodeClass", 0, 500)) {
+      if (*cls % 100 != 0) body.error("statusCodeClass", "must be 0, 100, 200, 300, 400 or 500");
+      f.status_code_class = static_cast<int>(*cls);
+    }
+    body.finish();
+    const Endpoint ep = task_endpoint(r);
+    const TimeMs now = s.clock().now_ms();
+    f.since = *since;
+    f.until = until.value_or(now + 1);
+    return s.start_task(bulk_replay_task(ep, f, now));
   });
 
   // herald's: the endpoint's attempts per bucket of time in [since, until), oldest first,

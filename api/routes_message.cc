@@ -17,6 +17,7 @@
 #include "db/event_type_store.h"
 #include "db/message_store.h"
 #include "db/session.h"
+#include "db/tasks.h"
 #include "db/write_batcher.h"
 
 namespace herald {
@@ -28,6 +29,8 @@ constexpr size_t kMaxChannels = 10;
 constexpr size_t kMaxTags = 10;
 // How far ahead a message may be scheduled (deliverAt), as on Svix.
 constexpr TimeMs kMaxScheduleAheadMs = 24LL * 3600 * 1000;
+// Messages one bulk-expunge may name.
+constexpr size_t kMaxBulkExpunge = 1000;
 
 // Channels and tags: at most 128 characters each.
 constexpr size_t kMaxLabelLength = 128;
@@ -303,6 +306,45 @@ void register_message_routes(ApiServer& s) {
     const std::string first = page.empty() ? "" : page.front()->endpoint_id;
     const std::string last = page.empty() ? "" : page.back()->endpoint_id;
     return ApiReply{200, list_json(std::move(data), first, last, done, p)};
+  });
+
+  // Svix's expungeContent: the payload is deleted; the message reads as payloadExpired and
+  // its deliveries not yet made end failed (DELIVERY.md#expunging).
+  s.route("DELETE", one + "/content/?", [&s](ApiRequest& r) {
+    auto session = s.db().begin();
+    const Application app = load_app(*session, r.caller, r.param(1));
+    if (session->messages().expunge(app.id, {r.param(2)}, s.clock().now_ms()).empty()) {
+      throw not_found("message");
+    }
+    session->commit();
+    return ApiReply{204, {}};
+  });
+
+  // Svix's bulkExpungeContent: expunges each of `ids` (ids or eventIds) at once, in one
+  // transaction; each reads "expunged" or "not-found".
+  s.route("POST", base + "/bulk-expunge/?", [&s](ApiRequest& r) {
+    BodyReader body(r.body);
+    const auto keys =
+        body.opt_string_list("ids", kMaxBulkExpunge, 256).value_or(std::vector<std::string>{});
+    body.finish();
+    auto session = s.db().begin();
+    const Application app = load_app(*session, r.caller, r.param(1));
+    const auto found = session->messages().expunge(app.id, keys, s.clock().now_ms());
+    session->commit();
+    json results = json::object();
+    for (const auto& key : keys) results[key] = found.contains(key) ? "expunged" : "not-found";
+    return ApiReply{200, json{{"results", std::move(results)}}};
+  });
+
+  // Svix's expungeAllContents: a task that expunges every message of the application made
+  // before it.
+  s.route("POST", base + "/expunge-all-contents/?", [&s](ApiRequest& r) {
+    std::string app_id;
+    {
+      auto session = s.db().session();
+      app_id = load_app(*session, r.caller, r.param(1)).id;
+    }
+    return s.start_task(purge_content_task(app_id, s.clock().now_ms()));
   });
 
   s.route("POST", one + "/endpoint/([^/]+)/resend/?", [&s](ApiRequest& r) {

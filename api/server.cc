@@ -22,6 +22,7 @@
 #include "db/idempotency_store.h"
 #include "db/queue_store.h"
 #include "db/session.h"
+#include "db/task_store.h"
 #include "db/token_store.h"
 #include "db/write_batcher.h"
 
@@ -242,6 +243,7 @@ ApiServer::ApiServer(Database& db, Clock& clock, ApiOptions options)
   register_attempt_routes(*this);
   register_auth_routes(*this);
   register_environment_routes(*this);
+  register_task_routes(*this);
 }
 
 ApiServer::~ApiServer() {
@@ -270,6 +272,13 @@ std::optional<ApiReply> ApiServer::intake_refusal() const {
   auto why = db_.intake_paused();
   if (!why) return std::nullopt;
   return unavailable_reply(*why + "; messages already accepted are still being delivered");
+}
+
+ApiReply ApiServer::start_task(const BackgroundTask& t) {
+  db_.session()->tasks().insert(t);
+  spdlog::info("background task {} ({}) created", t.id, t.kind);
+  if (options_.wake_tasks) options_.wake_tasks();
+  return ApiReply{202, to_json(t)};
 }
 
 void ApiServer::count_accepted() {

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/types.h"
 #include "db/list.h"
+#include "db/task_store.h"
 
 namespace herald {
 
@@ -34,6 +35,8 @@ struct ApiOptions {
   // Counters for GET /metrics (served without a token); null: no /metrics. Must outlive the
   // server.
   Metrics* metrics = nullptr;
+  // Told when a background task was made (the TaskRunner's wake()); empty: none runs here.
+  std::function<void()> wake_tasks;
 };
 
 // Who is calling: an admin token, or a token scoped to one application.
@@ -122,6 +125,9 @@ class ApiServer {
   // the store cannot take them (Database::intake_paused); nullopt when it can. Every route that
   // enqueues asks first.
   std::optional<ApiReply> intake_refusal() const;
+  // Writes the new background task `t`, tells the runner, and replies 202 with it (Svix's
+  // BackgroundTaskOut, which RecoverOut, ReplayOut and the others share).
+  ApiReply start_task(const BackgroundTask& t);
   // Counts an accepted message for /metrics.
   void count_accepted();
   // The base URL for links: options().public_url or the bound address.
@@ -159,5 +165,6 @@ void register_message_routes(ApiServer& s);
 void register_attempt_routes(ApiServer& s);
 void register_auth_routes(ApiServer& s);
 void register_environment_routes(ApiServer& s);
+void register_task_routes(ApiServer& s);
 
 }  // namespace herald

@@ -23,6 +23,7 @@
 #include "db/database.h"
 #include "db/operational_webhooks.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/task_runner.h"
 #include "web/portal.h"
 
 namespace {
@@ -116,6 +117,11 @@ int serve(const std::vector<std::string>& args) {
     }
   }
   herald::Scheduler scheduler(*db, clock, sopts);
+  // Background tasks (recover, replays, expunging an application, usage counts): a task a
+  // process died in is resumed by this start (SQLite) or by any node once its lease lapses.
+  herald::TaskRunner::Options topts;
+  topts.lease_ms = config->lease_ms;
+  herald::TaskRunner tasks(*db, clock, topts);
 
   herald::ApiOptions aopts;
   aopts.max_payload_bytes = config->max_payload_bytes;
@@ -124,10 +130,12 @@ int serve(const std::vector<std::string>& args) {
   aopts.public_url = config->public_url;
   aopts.https_only = config->https_only;
   aopts.metrics = &metrics;
+  aopts.wake_tasks = [&tasks] { tasks.wake(); };
   herald::ApiServer api(*db, clock, aopts);
   herald::register_portal_routes(api);
   int port = api.bind(config->listen_host, config->listen_port);
   if (port <= 0) {
+    tasks.stop();
     scheduler.stop(0);
     return cannot_start("cannot listen on " + config->listen_host + ":" +
                         std::to_string(config->listen_port));
@@ -145,6 +153,7 @@ int serve(const std::vector<std::string>& args) {
   });
   api.listen();
   // listen() returned: intake has stopped. Drain, record, exit.
+  tasks.stop();
   scheduler.stop(config->shutdown_timeout_ms);
   if (signal_thread.joinable()) {
     pthread_kill(signal_thread.native_handle(), SIGTERM);  // wakes it if listen() failed

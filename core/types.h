@@ -142,8 +142,9 @@ struct Attempt {
   std::string endpoint_id;
   std::string delivery_id;
   std::string url;
-  int response_status_code = 0;  // 0: no HTTP response (timeout, network error)
-  std::string response;          // first 20 KB of the body, or the error text
+  int response_status_code = 0;    // 0: no HTTP response (timeout, network error)
+  std::string response;            // first 20 KB of the body, or the error text; "" once expunged
+  bool response_expunged = false;  // the response was deleted through the API
   int64_t response_duration_ms = 0;
   DeliveryStatus status = DeliveryStatus::kFail;
   TriggerType trigger = TriggerType::kScheduled;

@@ -44,6 +44,9 @@ class AttemptStore {
   // Deletes up to `limit` attempts made before `before`, oldest first; returns how many.
   virtual int64_t purge(TimeMs before, int limit) = 0;
   virtual std::optional<Attempt> get(const std::string& app_id, const std::string& id) = 0;
+  // Deletes the recorded response of the app's attempt `id` (it reads as "", with
+  // response_expunged); false if there is no such attempt.
+  virtual bool expunge_response(const std::string& app_id, const std::string& id) = 0;
   // Newest first.
   virtual ListPage<Attempt> list_by_message(const std::string& app_id, const std::string& msg_id,
                                             const ListParams& p, const AttemptFilter& f) = 0;

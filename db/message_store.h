@@ -23,6 +23,18 @@ struct MessageFilter {
   std::optional<DeliveryStatus> status;
   // Only messages with a delivery to this endpoint.
   std::optional<std::string> endpoint_id;
+  // With endpoint_id: only messages whose latest attempt there got a response status in
+  // [status_code_class, status_code_class + 100) (0: no response).
+  std::optional<int> status_code_class;
+  // Only messages without any delivery to this endpoint.
+  std::optional<std::string> missing_endpoint_id;
+};
+
+// What MessageStore::usage counted.
+struct MessageUsage {
+  int64_t messages = 0;
+  int64_t destinations = 0;  // (message, endpoint) pairs with a delivery
+  std::string last_id;       // the largest message id counted; "" when none
 };
 
 // Messages.
@@ -43,6 +55,22 @@ class MessageStore {
   // the largest id touched.
   virtual int64_t expire_payloads(TimeMs before, const std::string& after_id, int limit,
                                   std::string* last_id) = 0;
+  // Expunges the app's messages `keys` (ids or event ids): drops their payloads (they read
+  // as payload_expired from then on) and ends their deliveries not yet made (pending ones
+  // become fail as of `now`; one being sent finishes, and its retries then fail unsent).
+  // Returns the id of each key found, by key.
+  virtual std::map<std::string, std::string> expunge(const std::string& app_id,
+                                                     const std::vector<std::string>& keys,
+                                                     TimeMs now) = 0;
+  // Expunges, as expunge() does, up to `limit` of the app's messages created before `before`
+  // that still have their payloads and whose ids sort after `after_id`, in id order. Returns
+  // how many; *last_id becomes the largest id touched.
+  virtual int64_t expunge_app(const std::string& app_id, TimeMs before, const std::string& after_id,
+                              int limit, std::string* last_id, TimeMs now) = 0;
+  // Counts up to `limit` of the app's messages created in [since, until) whose ids sort after
+  // `after_id`, oldest first, and the endpoints each went to.
+  virtual MessageUsage usage(const std::string& app_id, TimeMs since, TimeMs until,
+                             const std::string& after_id, int limit) = 0;
   // Deletes up to `limit` messages created before `before`, oldest first, with their deliveries
   // and attempts; a message with a delivery still pending or sending is skipped. Returns how
   // many.

@@ -66,11 +66,13 @@ class QueueStore {
   virtual std::vector<std::string> parked_endpoints() = 0;
   // When the next pending delivery falls due; nullopt when nothing is queued.
   virtual std::optional<TimeMs> next_due() = 0;
-  // Puts the endpoint's failed deliveries created in [since, until) back in the queue, due
-  // now, as manual (tried once), and tells the QueueListener once that is committed. Returns
-  // how many.
-  virtual int64_t recover(const std::string& endpoint_id, TimeMs since, TimeMs until,
-                          TimeMs now) = 0;
+  // Puts up to `limit` of the endpoint's failed deliveries created in [since, until) whose ids
+  // sort after `after_id` back in the queue, in id order, due now, as manual (tried once), and
+  // tells the QueueListener once that is committed. Deliveries of messages whose payload is
+  // gone (expired, expunged) are left as they are. Returns how many; *last_id becomes the
+  // largest id touched.
+  virtual int64_t recover(const std::string& endpoint_id, TimeMs since, TimeMs until, TimeMs now,
+                          const std::string& after_id, int limit, std::string* last_id) = 0;
   virtual QueueState state(TimeMs now) = 0;
 };
 

@@ -15,6 +15,7 @@ class IdempotencyStore;
 class MessageStore;
 class QueueStore;
 class SharedLimitStore;
+class TaskStore;
 class TokenStore;
 struct Inventory;
 
@@ -39,6 +40,7 @@ class Session {
   virtual TokenStore& tokens() = 0;
   virtual IdempotencyStore& idempotency() = 0;
   virtual QueueStore& queue() = 0;
+  virtual TaskStore& tasks() = 0;
   // Limits held across processes; null when the database's queue is one process's own.
   virtual SharedLimitStore* shared_limits() = 0;
   // How many rows of each kind the store holds.

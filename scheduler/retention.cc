@@ -8,6 +8,7 @@
 #include "db/idempotency_store.h"
 #include "db/message_store.h"
 #include "db/session.h"
+#include "db/task_store.h"
 
 namespace herald {
 namespace {
@@ -34,6 +35,7 @@ bool Retention::purge_once(Session& s, TimeMs now) {
   const int64_t attempts = s.attempts().purge(cutoff, options_.batch);
   const int64_t messages = s.messages().purge(now - options_.message_retention_ms, options_.batch);
   const int64_t keys = s.idempotency().purge(now - options_.idempotency_ttl_ms, options_.batch);
+  const int64_t tasks = s.tasks().purge(cutoff, options_.batch);
   s.commit();
   watermark_ = last;
   if (payloads + attempts + messages > 0) {
@@ -41,7 +43,7 @@ bool Retention::purge_once(Session& s, TimeMs now) {
                   messages);
   }
   return payloads == options_.batch || attempts == options_.batch || messages == options_.batch ||
-         keys == options_.batch;
+         keys == options_.batch || tasks == options_.batch;
 }
 
 }  // namespace herald

@@ -9,10 +9,10 @@ namespace herald {
 
 class Session;
 
-// Retention: payloads and attempts older than the retention period are purged, messages older
-// than the message retention period deleted with their deliveries, and expired idempotency keys
-// dropped, in small batches between rounds, so it never holds the queue up for long. Only the
-// scheduler thread.
+// Retention: payloads and attempts older than the retention period are purged (and background
+// tasks that ended that long ago), messages older than the message retention period deleted
+// with their deliveries, and expired idempotency keys dropped, in small batches between rounds, so
+// it never holds the queue up for long. Only the scheduler thread.
 class Retention {
  public:
   struct Options {

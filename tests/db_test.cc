@@ -48,6 +48,8 @@
 #include "db/sqlite/database.h"
 #include "db/sqlite/file_lock.h"
 #include "db/sqlite/migrations.h"
+#include "db/task_store.h"
+#include "db/tasks.h"
 #include "db/token_store.h"
 #include "db/write_batcher.h"
 #include "tests/support/fixtures.h"
@@ -1723,15 +1725,32 @@ TEST_CASE("QueueStore recover re-queues the endpoint's failed deliveries in [sin
   const auto pending = add(ep, since + 200, DeliveryStatus::kPending, 1);
   const auto elsewhere = add(other, since + 300, DeliveryStatus::kFail, 4);
 
+  const auto of_m = add(ep, since + 400, DeliveryStatus::kFail, 4);
+  // A failed delivery of a message whose payload is gone (expunged) is left alone.
+  const auto gone = add_message(*s, app.id, "{}", t0);
+  Delivery copy = of_m;
+  copy.id = new_id(kDeliveryPrefix, since + 401);
+  copy.msg_id = gone.id;
+  deliveries.insert(copy);
+  const Delivery of_gone = copy;
+  REQUIRE(s->messages().expunge(app.id, {gone.id}, t0).size() == 1);
+
   const TimeMs now = t0 + 5;
+  std::string last;
   s->begin();
-  CHECK(queue.recover(ep.id, since, until, now) == 2);
+  // In pages of `limit`, in id order, from the watermark on.
+  CHECK(queue.recover(ep.id, since, until, now, "", 1, &last) == 1);
+  CHECK(last == first.id);
+  // (Ids sort in the order this test made them: middle, then of_m.)
+  CHECK(queue.recover(ep.id, since, until, now, last, 5, &last) == 2);
+  CHECK(last == of_m.id);
+  CHECK(queue.recover(ep.id, since, until, now, last, 5, &last) == 0);
   // Told once it is committed. (A store may wake the listener at other times too: a wake only
   // says that something may be due.)
   const int wakes_before = listener.calls().wakes;
   s->commit();
   CHECK(wait_until([&] { return listener.calls().wakes > wakes_before; }));
-  for (const auto* d : {&first, &middle}) {
+  for (const auto* d : {&first, &of_m, &middle}) {
     CAPTURE(d->id);
     auto got = deliveries.get(d->id);
     REQUIRE(got);
@@ -1742,7 +1761,7 @@ TEST_CASE("QueueStore recover re-queues the endpoint's failed deliveries in [sin
     CHECK(got->updated_at == now);
     CHECK(got->created_at == d->created_at);
   }
-  for (const auto* d : {&before, &at_until, &succeeded, &pending, &elsewhere}) {
+  for (const auto* d : {&before, &at_until, &succeeded, &pending, &elsewhere, &of_gone}) {
     CAPTURE(d->id);
     auto got = deliveries.get(d->id);
     REQUIRE(got);
@@ -1752,14 +1771,248 @@ TEST_CASE("QueueStore recover re-queues the endpoint's failed deliveries in [sin
   }
 
   // Due now: the next claim takes exactly the recovered ones and the one already pending.
-  CHECK(id_set(claim_due(*s, now, 1000)) == std::set<std::string>{first.id, middle.id, pending.id});
+  CHECK(id_set(claim_due(*s, now, 1000)) ==
+        std::set<std::string>{first.id, of_m.id, middle.id, pending.id});
 
   // Nothing failed is left in the range. Outside a transaction it is told at once.
-  CHECK(queue.recover(ep.id, since, until, now + 1) == 0);
+  last.clear();
+  CHECK(queue.recover(ep.id, since, until, now + 1, "", 100, &last) == 0);
   const int wakes = listener.calls().wakes;
-  CHECK(queue.recover(other.id, since, until, now + 1) == 1);
+  CHECK(queue.recover(other.id, since, until, now + 1, "", 100, &last) == 1);
   CHECK(wait_until([&] { return listener.calls().wakes > wakes; }));
   CHECK(deliveries.get(elsewhere.id)->status == DeliveryStatus::kPending);
+}
+
+TEST_CASE("TaskStore lists filtered and paged; a lease holds a task for one claim at a time") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  TaskStore& tasks = s->tasks();
+  const TimeMs t0 = wall_now();
+  const auto make = [&](std::optional<std::string> app_id, const char* kind, int n) {
+    BackgroundTask t;
+    t.id = id_at(kTaskPrefix, t0, n);
+    t.app_id = std::move(app_id);
+    t.kind = kind;
+    t.params_json = R"({"n":)" + std::to_string(n) + "}";
+    t.created_at = t.updated_at = t0;
+    tasks.insert(t);
+    return t;
+  };
+  const auto t1 = make("app_a", kTaskRecover, 1);
+  const auto t2 = make("app_b", kTaskRecover, 2);
+  const auto t3 = make(std::nullopt, kTaskAppStats, 3);
+
+  auto got = tasks.get(t1.id);
+  REQUIRE(got);
+  CHECK(got->app_id == "app_a");
+  CHECK(got->kind == kTaskRecover);
+  CHECK(got->status == TaskStatus::kRunning);
+  CHECK(got->params_json == t1.params_json);
+  CHECK(got->state_json == "{}");
+  CHECK_FALSE(tasks.get("qtask_nope"));
+
+  ListParams p;
+  CHECK(ids_of(tasks.list(p, {}).items) == std::vector<std::string>{t3.id, t2.id, t1.id});
+  p.descending = false;
+  CHECK(ids_of(tasks.list(p, {}).items) == std::vector<std::string>{t1.id, t2.id, t3.id});
+  p = ListParams{};
+  p.limit = 2;
+  auto page = tasks.list(p, {});
+  CHECK(ids_of(page.items) == std::vector<std::string>{t3.id, t2.id});
+  CHECK_FALSE(page.done);
+  p.cursor = t2.id;
+  page = tasks.list(p, {});
+  CHECK(ids_of(page.items) == std::vector<std::string>{t1.id});
+  CHECK(page.done);
+  TaskFilter f;
+  f.kind = kTaskRecover;
+  CHECK(ids_of(tasks.list({}, f).items) == std::vector<std::string>{t2.id, t1.id});
+  f.app_id = "app_a";
+  CHECK(ids_of(tasks.list({}, f).items) == std::vector<std::string>{t1.id});
+
+  // Claims take the oldest task no live lease holds, one claim each.
+  s->begin();
+  CHECK(tasks.claim(t0, 1000, 11)->id == t1.id);
+  CHECK(tasks.claim(t0, 1000, 12)->id == t2.id);
+  CHECK(tasks.claim(t0, 1000, 13)->id == t3.id);
+  CHECK_FALSE(tasks.claim(t0 + 999, 1000, 14));
+  s->commit();
+
+  // A step holds its task only under its own claim, and extends the lease.
+  s->begin();
+  CHECK_FALSE(tasks.hold(t1.id, 12, t0 + 5000));
+  REQUIRE(tasks.hold(t1.id, 11, t0 + 5000));
+  BackgroundTask done = t1;
+  done.status = TaskStatus::kFinished;
+  done.state_json = R"({"cursor":"x"})";
+  done.data_json = R"({"messagesSent":3})";
+  done.updated_at = t0 + 10;
+  tasks.save(done, 11);
+  s->commit();
+  got = tasks.get(t1.id);
+  CHECK(got->status == TaskStatus::kFinished);
+  CHECK(got->state_json == done.state_json);
+  CHECK(got->data_json == done.data_json);
+  CHECK(got->updated_at == t0 + 10);
+  f = TaskFilter{};
+  f.status = TaskStatus::kFinished;
+  CHECK(ids_of(tasks.list({}, f).items) == std::vector<std::string>{t1.id});
+  f.status = TaskStatus::kRunning;
+  CHECK(ids_of(tasks.list({}, f).items) == std::vector<std::string>{t3.id, t2.id});
+
+  // Once the lease lapses another claim takes the task over; the old claim no longer holds
+  // it, and an ended task is never claimed again.
+  s->begin();
+  CHECK(tasks.claim(t0 + 1000, 1000, 21)->id == t2.id);
+  CHECK_FALSE(tasks.hold(t2.id, 12, t0 + 9000));
+  CHECK(tasks.hold(t2.id, 21, t0 + 9000));
+  CHECK(tasks.claim(t0 + 1000, 1000, 22)->id == t3.id);
+  CHECK(tasks.claim(t0 + 100'000, 1000, 23)->id == t2.id);  // t1 has ended
+  s->commit();
+
+  // Ended tasks go after their time; running ones stay.
+  CHECK(tasks.purge(t0 + 10, 10) == 0);
+  CHECK(tasks.purge(t0 + 11, 10) == 1);
+  CHECK_FALSE(tasks.get(t1.id));
+  CHECK(tasks.get(t2.id));
+}
+
+TEST_CASE(
+    "MessageStore expunge drops payloads and fails deliveries not yet made; expunge_app pages") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  MessageStore& messages = s->messages();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto other = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  // Ids at known times (new_id never goes back before an id it made earlier in the process).
+  const auto message_at = [&](const std::string& app_id, TimeMs t,
+                              std::optional<std::string> event_id = std::nullopt) {
+    Message m = make_message(app_id, t, "x", std::move(event_id));
+    m.id = id_at(kMessagePrefix, t, 1);
+    s->messages().insert(m);
+    return m;
+  };
+  const auto m1 = message_at(app.id, t0, "evt-1");
+  const auto m2 = message_at(app.id, t0 + 1);
+  const auto m3 = message_at(app.id, t0 + 2);
+  const auto theirs = message_at(other.id, t0 + 3);
+  const auto pending = add_delivery(*s, m1, ep.id, t0, DeliveryStatus::kPending, t0 + 60'000);
+  const auto sending = add_delivery(*s, m1, ep.id, t0, DeliveryStatus::kSending, t0 + 60'000);
+  const auto done = add_delivery(*s, m1, ep.id, t0, DeliveryStatus::kSuccess);
+  const auto of_m2 = add_delivery(*s, m2, ep.id, t0, DeliveryStatus::kPending);
+
+  // By event id or id, within the app only.
+  s->begin();
+  const auto found = messages.expunge(app.id, {"evt-1", theirs.id, "msg_missing"}, t0 + 5);
+  s->commit();
+  CHECK(found == std::map<std::string, std::string>{{"evt-1", m1.id}});
+  auto got = messages.get(app.id, m1.id);
+  CHECK(got->payload_expired);
+  CHECK(got->payload.empty());
+  CHECK(messages.payloads({m1.id}).at(m1.id).empty());
+  CHECK_FALSE(messages.get(other.id, theirs.id)->payload_expired);
+  CHECK_FALSE(messages.get(app.id, m2.id)->payload_expired);
+  auto d = s->deliveries().get(pending.id);
+  CHECK(d->status == DeliveryStatus::kFail);
+  CHECK(d->updated_at == t0 + 5);
+  CHECK(s->deliveries().get(sending.id)->status == DeliveryStatus::kSending);
+  CHECK(s->deliveries().get(done.id)->status == DeliveryStatus::kSuccess);
+  CHECK(s->deliveries().get(of_m2.id)->status == DeliveryStatus::kPending);
+  // Nothing due is left of it: a claim takes the one of m2 only (the sending one's lease holds).
+  CHECK(id_set(claim_due(*s, t0 + 10, 1000)) == std::set<std::string>{of_m2.id});
+
+  // The rest of the app's messages in pages: m1 is done already; others' untouched.
+  const auto later = message_at(app.id, t0 + 100);
+  std::string last;
+  s->begin();
+  CHECK(messages.expunge_app(app.id, t0 + 100, "", 1, &last, t0 + 6) == 1);
+  CHECK(last == m2.id);
+  CHECK(messages.expunge_app(app.id, t0 + 100, last, 5, &last, t0 + 6) == 1);
+  CHECK(last == m3.id);
+  CHECK(messages.expunge_app(app.id, t0 + 100, last, 5, &last, t0 + 6) == 0);
+  s->commit();
+  CHECK(messages.get(app.id, m3.id)->payload_expired);
+  CHECK_FALSE(messages.get(app.id, later.id)->payload_expired);  // made after `before`
+  CHECK_FALSE(messages.get(other.id, theirs.id)->payload_expired);
+}
+
+TEST_CASE("MessageStore usage counts messages in a window and the endpoints each went to") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto a = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto b = add_endpoint(*s, app.id, kUrl, "k", t0);
+  std::vector<Message> ms;
+  for (int i = 0; i < 3; ++i) {
+    Message m = make_message(app.id, t0 + 10 * i, "x");
+    m.id = id_at(kMessagePrefix, t0 + 10 * i, 1);
+    s->messages().insert(m);
+    ms.push_back(m);
+  }
+  add_delivery(*s, ms[0], a.id, t0);
+  add_delivery(*s, ms[0], a.id, t0);  // a resend: the same destination
+  add_delivery(*s, ms[0], b.id, t0);
+  add_delivery(*s, ms[1], b.id, t0);
+  auto u = s->messages().usage(app.id, t0, t0 + 30, "", 10);
+  CHECK(u.messages == 3);
+  CHECK(u.destinations == 3);
+  CHECK(u.last_id == ms[2].id);
+  u = s->messages().usage(app.id, t0, t0 + 30, "", 1);
+  CHECK(u.messages == 1);
+  CHECK(u.destinations == 2);
+  CHECK(u.last_id == ms[0].id);
+  u = s->messages().usage(app.id, t0 + 10, t0 + 20, "", 10);
+  CHECK(u.messages == 1);
+  CHECK(u.destinations == 1);
+  u = s->messages().usage(app.id, t0, t0 + 30, ms[2].id, 10);
+  CHECK(u.messages == 0);
+  CHECK(u.last_id.empty());
+}
+
+TEST_CASE(
+    "MessageStore list: missing_endpoint_id and status_code_class; AttemptStore expunge_response") {
+  TestStore store;
+  auto db = store.open();
+  auto s = db->session();
+  const TimeMs t0 = wall_now();
+  const auto app = add_app(*s, t0);
+  const auto ep = add_endpoint(*s, app.id, kUrl, "k", t0);
+  const auto m1 = add_message(*s, app.id, "{}", t0);
+  const auto m2 = add_message(*s, app.id, "{}", t0);
+  const auto m3 = add_message(*s, app.id, "{}", t0);
+  const auto d1 = add_delivery(*s, m1, ep.id, t0, DeliveryStatus::kFail);
+  const auto d2 = add_delivery(*s, m2, ep.id, t0, DeliveryStatus::kSuccess);
+  s->attempts().insert({make_attempt(d1, t0, DeliveryStatus::kFail, 200)});
+  s->attempts().insert({make_attempt(d1, t0, DeliveryStatus::kFail, 503)});  // the latest
+  s->attempts().insert({make_attempt(d2, t0, DeliveryStatus::kSuccess, 204)});
+  MessageFilter f;
+  f.missing_endpoint_id = ep.id;
+  CHECK(ids_of(s->messages().list(app.id, {}, f).items) == std::vector<std::string>{m3.id});
+  f = MessageFilter{};
+  f.endpoint_id = ep.id;
+  f.status_code_class = 500;
+  CHECK(ids_of(s->messages().list(app.id, {}, f).items) == std::vector<std::string>{m1.id});
+  f.status_code_class = 200;
+  CHECK(ids_of(s->messages().list(app.id, {}, f).items) == std::vector<std::string>{m2.id});
+  f.status_code_class = 0;
+  CHECK(s->messages().list(app.id, {}, f).items.empty());
+
+  const auto latest = s->attempts().latest(ep.id);
+  REQUIRE(latest);
+  CHECK_FALSE(latest->response_expunged);
+  CHECK_FALSE(s->attempts().expunge_response("app_other", latest->id));
+  CHECK(s->attempts().expunge_response(app.id, latest->id));
+  const auto got = s->attempts().get(app.id, latest->id);
+  CHECK(got->response.empty());
+  CHECK(got->response_expunged);
+  CHECK(got->response_status_code == latest->response_status_code);
+  CHECK_FALSE(s->attempts().expunge_response(app.id, "atmpt_nope"));
 }
 
 TEST_CASE("DeliveryStats add counts by status; overall: fail, else sending, else pending") {
@@ -3583,7 +3836,8 @@ TEST_SUITE("sqlite") {
     add_delivery(*s, m, ep.id, now - 20, DeliveryStatus::kFail);
     add_delivery(*s, m, ep.id, now - 10, DeliveryStatus::kFail);
     const auto recover = [&](TimeMs since, TimeMs until) {
-      return s->queue().recover(ep.id, since, until, now);
+      std::string last;
+      return s->queue().recover(ep.id, since, until, now, "", 100, &last);
     };
 
     s->begin();

@@ -39,7 +39,10 @@
 #include "db/enqueue.h"
 #include "db/session.h"
 #include "db/sqlite/connection.h"
+#include "db/task_store.h"
+#include "db/tasks.h"
 #include "scheduler/endpoint_limits.h"
+#include "scheduler/task_runner.h"
 #include "tests/support/receiver.h"
 #include "tests/support/scheduler_fixture.h"
 #include "tests/support/store.h"
@@ -1118,4 +1121,125 @@ TEST_CASE("shared limits: a request that ends while a round records others keeps
   limits.end_round(*s);
   s->commit();
   CHECK(limits.room(ep.id, now) == 2);
+}
+
+// Background tasks (scheduler/task_runner.h): a runner of their own, no Scheduler; the clock
+// only moves when a test moves it.
+TEST_SUITE("tasks") {
+  struct TaskWorld {
+    TestStore store;
+    std::unique_ptr<Database> db = store.open();
+    ManualClock clock{clock_start()};
+    std::unique_ptr<Session> s = db->session();
+    Application app = add_app(*s, clock.now_ms());
+    Endpoint ep =
+        add_endpoint(*s, app.id, "https://example.com/hook", random_key(), clock.now_ms());
+
+    std::optional<BackgroundTask> task(const std::string& id) { return s->tasks().get(id); }
+    // Waits for the runner's thread (never for clock time) to end task `id`.
+    BackgroundTask ended(const std::string& id) {
+      CHECK(wait_until([&] { return task(id)->status != TaskStatus::kRunning; }));
+      return *task(id);
+    }
+    // Failed deliveries to `ep`, made now.
+    std::vector<Delivery> failed(int n) {
+      std::vector<Delivery> out;
+      for (int i = 0; i < n; ++i) {
+        const auto m =
+            add_message(*s, app.id, R"({"n":)" + std::to_string(i) + "}", clock.now_ms());
+        out.push_back(add_delivery(*s, m, ep.id, clock.now_ms(), DeliveryStatus::kFail));
+      }
+      return out;
+    }
+  };
+
+  TEST_CASE(
+      "the runner steps a task to its end in bounded steps, each committed with its progress") {
+    TaskWorld w;
+    const TimeMs t0 = w.clock.now_ms();
+    const auto ds = w.failed(5);
+    auto t = recover_task(w.ep, t0 - 1000, t0 + 1, t0);
+    w.s->tasks().insert(t);
+    {
+      // One step does at most `batch` rows' work and says how far it got.
+      Enqueuer enqueuer(w.clock);
+      BackgroundTask stepped = t;
+      w.s->begin();
+      step_task(*w.s, enqueuer, stepped, t0, 2);
+      w.s->rollback();
+      CHECK(stepped.status == TaskStatus::kRunning);
+      CHECK(nlohmann::json::parse(stepped.data_json) == nlohmann::json{{"messagesSent", 2}});
+      CHECK(nlohmann::json::parse(stepped.state_json)["cursor"] == ds[1].id);
+    }
+    TaskRunner::Options o;
+    o.batch = 2;
+    TaskRunner runner(*w.db, w.clock, o);
+    runner.wake();
+    const auto done = w.ended(t.id);
+    CHECK(done.status == TaskStatus::kFinished);
+    CHECK(nlohmann::json::parse(done.data_json) == nlohmann::json{{"messagesSent", 5}});
+    // Three steps of at most two: the last one's watermark is the last delivery.
+    CHECK(nlohmann::json::parse(done.state_json)["cursor"] == ds.back().id);
+    for (const auto& d : ds) {
+      const auto got = w.s->deliveries().get(d.id);
+      CHECK(got->status == DeliveryStatus::kPending);
+      CHECK(got->trigger == TriggerType::kManual);
+    }
+  }
+
+  TEST_CASE("a task leased elsewhere is left alone until the lease lapses, then taken over") {
+    TaskWorld w;
+    const TimeMs t0 = w.clock.now_ms();
+    w.failed(1);
+    auto held = recover_task(w.ep, t0 - 1000, t0 + 1, t0);
+    w.s->tasks().insert(held);
+    // Another process claimed it a moment ago and is (for all anyone knows) stepping it.
+    w.s->begin();
+    REQUIRE(w.s->tasks().claim(t0, 10'000, 77));
+    w.s->commit();
+    TaskRunner::Options o;
+    o.lease_ms = 10'000;
+    TaskRunner runner(*w.db, w.clock, o);
+    // A later task is run meanwhile: the runner has looked, and passed the held one by.
+    auto other = event_type_aggregate_task(t0);
+    w.s->tasks().insert(other);
+    runner.wake();
+    CHECK(w.ended(other.id).status == TaskStatus::kFinished);
+    CHECK(w.task(held.id)->status == TaskStatus::kRunning);
+
+    w.clock.advance(10'000);  // the lease lapses: the process that held it is gone
+    runner.wake();
+    const auto done = w.ended(held.id);
+    CHECK(done.status == TaskStatus::kFinished);
+    CHECK(nlohmann::json::parse(done.data_json) == nlohmann::json{{"messagesSent", 1}});
+    // The old holder's next step finds the task is no longer its own.
+    w.s->begin();
+    CHECK_FALSE(w.s->tasks().hold(held.id, 77, w.clock.now_ms() + 10'000));
+    w.s->rollback();
+  }
+
+  TEST_CASE("a task that cannot go on ends failed, saying why") {
+    TaskWorld w;
+    const TimeMs t0 = w.clock.now_ms();
+    auto t = replay_missing_task(w.ep, t0 - 1000, t0 + 1, t0);
+    w.s->tasks().insert(t);
+    w.s->endpoints().remove(w.app.id, w.ep.id);
+    TaskRunner runner(*w.db, w.clock, TaskRunner::Options{});
+    runner.wake();
+    const auto done = w.ended(t.id);
+    CHECK(done.status == TaskStatus::kFailed);
+    CHECK(nlohmann::json::parse(done.data_json)["error"] == "the endpoint was deleted");
+  }
+
+  TEST_CASE("the runner looks for tasks when its poll interval has passed on the clock") {
+    TaskWorld w;
+    TaskRunner::Options o;
+    o.poll_ms = 60'000;
+    TaskRunner runner(*w.db, w.clock, o);
+    // Made behind the runner's back (by another process): no wake.
+    auto t = event_type_aggregate_task(w.clock.now_ms());
+    w.s->tasks().insert(t);
+    w.clock.advance(60'000);
+    CHECK(w.ended(t.id).status == TaskStatus::kFinished);
+  }
 }

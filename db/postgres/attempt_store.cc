@@ -7,7 +7,8 @@ namespace {
 
 constexpr const char* kColumns =
     "SELECT id, app_id, msg_id, endpoint_id, delivery_id, url, response_status_code, response, "
-    "response_duration_ms, status, trigger, request_headers, created_at FROM attempts";
+    "response_duration_ms, status, trigger, request_headers, created_at, response_expunged::int "
+    "FROM attempts";
 
 std::vector<Attempt> read_attempts(const Result& r) {
   std::vector<Attempt> out;
@@ -27,6 +28,7 @@ std::vector<Attempt> read_attempts(const Result& r) {
     a.trigger = static_cast<TriggerType>(r.get_int(i, 10));
     a.request_headers_json = r.get_text(i, 11);
     a.timestamp = r.get_int(i, 12);
+    a.response_expunged = r.get_int(i, 13) != 0;
     out.push_back(std::move(a));
   }
   return out;
@@ -84,6 +86,15 @@ int64_t PgAttemptStore::purge(TimeMs before, int limit) {
           "LIMIT $2 FOR UPDATE SKIP LOCKED)",
           Params().add(id_lower_bound(kAttemptPrefix, before)).add(limit))
       .affected();
+}
+
+bool PgAttemptStore::expunge_response(const std::string& app_id, const std::string& id) {
+  return x_.conn
+             .query(
+                 "UPDATE attempts SET response = '', response_expunged = true WHERE id = $1 AND "
+                 "app_id = $2",
+                 Params().add(id).add(app_id))
+             .affected() == 1;
 }
 
 std::optional<Attempt> PgAttemptStore::get(const std::string& app_id, const std::string& id) {

@@ -54,6 +54,7 @@ class PgSession final : public Session {
         tokens_(x_),
         idempotency_(x_),
         queue_(x_),
+        tasks_(x_),
         limits_(x_) {}
   ~PgSession() override {
     end_session();
@@ -69,6 +70,7 @@ class PgSession final : public Session {
   TokenStore& tokens() override { return tokens_; }
   IdempotencyStore& idempotency() override { return idempotency_; }
   QueueStore& queue() override { return queue_; }
+  TaskStore& tasks() override { return tasks_; }
   SharedLimitStore* shared_limits() override { return &limits_; }
   Inventory inventory() override {
     auto r = conn_->query(
@@ -110,6 +112,7 @@ class PgSession final : public Session {
   PgTokenStore tokens_;
   PgIdempotencyStore idempotency_;
   PgQueueStore queue_;
+  PgTaskStore tasks_;
   PgSharedLimitStore limits_;
 };
 

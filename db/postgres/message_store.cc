@@ -78,6 +78,71 @@ int64_t PgMessageStore::expire_payloads(TimeMs before, const std::string& after_
   return r.rows();
 }
 
+namespace {
+
+// Drops the payloads of messages `ids` and fails their deliveries still waiting to be made.
+void drop_payloads(Connection& c, const std::vector<std::string>& ids, TimeMs now) {
+  if (ids.empty()) return;
+  c.query("UPDATE messages SET payload = NULL WHERE id = ANY($1::text[])", Params().add_array(ids));
+  c.query(
+      "UPDATE deliveries SET status = 2, due_at = NULL, updated_at = $2 WHERE msg_id = "
+      "ANY($1::text[]) AND status = 1",
+      Params().add_array(ids).add(now));
+}
+
+}  // namespace
+
+std::map<std::string, std::string> PgMessageStore::expunge(const std::string& app_id,
+                                                           const std::vector<std::string>& keys,
+                                                           TimeMs now) {
+  std::map<std::string, std::string> found;
+  std::vector<std::string> ids;
+  for (const auto& key : keys) {
+    auto m = get(app_id, key);
+    if (!m) continue;
+    found.emplace(key, m->id);
+    ids.push_back(m->id);
+  }
+  drop_payloads(x_.conn, ids, now);
+  return found;
+}
+
+int64_t PgMessageStore::expunge_app(const std::string& app_id, TimeMs before,
+                                    const std::string& after_id, int limit, std::string* last_id,
+                                    TimeMs now) {
+  auto r = x_.conn.query(
+      "SELECT id FROM messages WHERE app_id = $1 AND id > $2 AND id < $3 AND payload IS NOT "
+      "NULL ORDER BY id LIMIT $4",
+      Params().add(app_id).add(after_id).add(id_lower_bound(kMessagePrefix, before)).add(limit));
+  std::vector<std::string> ids;
+  for (int i = 0; i < r.rows(); ++i) {
+    ids.push_back(r.get_text(i, 0));
+    if (ids.back() > *last_id) *last_id = ids.back();
+  }
+  drop_payloads(x_.conn, ids, now);
+  return static_cast<int64_t>(ids.size());
+}
+
+MessageUsage PgMessageStore::usage(const std::string& app_id, TimeMs since, TimeMs until,
+                                   const std::string& after_id, int limit) {
+  auto r = x_.conn.query(
+      "WITH m AS MATERIALIZED (SELECT id FROM messages WHERE app_id = $1 AND id > $2 AND id >= "
+      "$3 AND id < $4 ORDER BY id LIMIT $5) SELECT (SELECT count(*) FROM m), (SELECT max(id) "
+      "FROM m), (SELECT count(*) FROM (SELECT DISTINCT d.msg_id, d.endpoint_id FROM deliveries "
+      "d WHERE d.msg_id IN (SELECT id FROM m)) p)",
+      Params()
+          .add(app_id)
+          .add(after_id)
+          .add(id_lower_bound(kMessagePrefix, since))
+          .add(id_lower_bound(kMessagePrefix, until))
+          .add(limit));
+  MessageUsage u;
+  u.messages = r.get_int(0, 0);
+  u.last_id = r.get_opt_text(0, 1).value_or("");
+  u.destinations = r.get_int(0, 2);
+  return u;
+}
+
 int64_t PgMessageStore::purge(TimeMs before, int limit) {
   // The queue's tables keep no foreign keys here (migration 2): deliveries and attempts are
   // deleted with their messages in the same statement.
@@ -101,6 +166,19 @@ ListPage<Message> PgMessageStore::list(const std::string& app_id, const ListPara
         " AND EXISTS (SELECT 1 FROM deliveries e WHERE e.msg_id = messages.id AND "
         "e.endpoint_id = " +
         q.arg(*f.endpoint_id) + ")";
+  }
+  if (f.missing_endpoint_id) {
+    q.text +=
+        " AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.msg_id = messages.id AND "
+        "e.endpoint_id = " +
+        q.arg(*f.missing_endpoint_id) + ")";
+  }
+  if (f.status_code_class && f.endpoint_id) {
+    q.text +=
+        " AND (SELECT a.response_status_code FROM attempts a WHERE a.msg_id = messages.id AND "
+        "a.endpoint_id = " +
+        q.arg(*f.endpoint_id) + " ORDER BY a.id DESC LIMIT 1) BETWEEN " +
+        q.arg(*f.status_code_class) + " AND " + q.arg(*f.status_code_class + 99);
   }
   if (f.event_types && !f.event_types->empty()) {
     q.text += " AND event_type = ANY(" + q.array_arg(*f.event_types) + "::text[])";

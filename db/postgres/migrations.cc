@@ -204,6 +204,28 @@ ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS session_id TEXT;
 ALTER TABLE event_types ADD COLUMN IF NOT EXISTS feature_flags TEXT;
 ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS feature_flags TEXT NOT NULL DEFAULT '[]';
 )sql",
+    // 9: background tasks, as SQLite's migration 12: each runs in steps, each committed with
+    // its progress (state), under a lease in the row (claim, lease_until) so that exactly one
+    // process steps it at a time and another resumes it when the lease lapses. An attempt's
+    // response can be expunged.
+    R"sql(
+CREATE TABLE IF NOT EXISTS background_tasks (
+  id          TEXT COLLATE "C" PRIMARY KEY,
+  app_id      TEXT COLLATE "C",
+  kind        TEXT COLLATE "C" NOT NULL,
+  status      SMALLINT NOT NULL,
+  params      TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  data        TEXT NOT NULL,
+  claim       BIGINT,
+  lease_until BIGINT,
+  created_at  BIGINT NOT NULL,
+  updated_at  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS background_tasks_running ON background_tasks(id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS background_tasks_app ON background_tasks(app_id, id);
+ALTER TABLE attempts ADD COLUMN IF NOT EXISTS response_expunged BOOLEAN NOT NULL DEFAULT false;
+)sql",
 };
 
 }  // namespace

@@ -127,14 +127,19 @@ std::optional<TimeMs> PgQueueStore::next_due() {
 }
 
 int64_t PgQueueStore::recover(const std::string& endpoint_id, TimeMs since, TimeMs until,
-                              TimeMs now) {
-  const int64_t n =
-      x_.conn
-          .query(
-              "UPDATE deliveries SET status = 1, due_at = $1, trigger = 1, updated_at = $1 WHERE "
-              "endpoint_id = $2 AND status = 2 AND created_at >= $3 AND created_at < $4",
-              Params().add(now).add(endpoint_id).add(since).add(until))
-          .affected();
+                              TimeMs now, const std::string& after_id, int limit,
+                              std::string* last_id) {
+  auto r = x_.conn.query(
+      "UPDATE deliveries SET status = 1, due_at = $1, trigger = 1, updated_at = $1 WHERE id IN "
+      "(SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.endpoint_id = $2 "
+      "AND d.status = 2 AND d.created_at >= $3 AND d.created_at < $4 AND d.id > $5 AND m.payload "
+      "IS NOT NULL ORDER BY d.id LIMIT $6) RETURNING id",
+      Params().add(now).add(endpoint_id).add(since).add(until).add(after_id).add(limit));
+  const int64_t n = r.rows();
+  for (int i = 0; i < r.rows(); ++i) {
+    std::string id = r.get_text(i, 0);
+    if (id > *last_id) *last_id = std::move(id);
+  }
   if (n > 0) x_.queue_changed();
   return n;
 }

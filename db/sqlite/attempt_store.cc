@@ -8,7 +8,8 @@ namespace {
 
 constexpr const char* kColumns =
     "SELECT id, app_id, msg_id, endpoint_id, delivery_id, url, response_status_code, response, "
-    "response_duration_ms, status, trigger, request_headers, created_at FROM attempts";
+    "response_duration_ms, status, trigger, request_headers, created_at, response_expunged FROM "
+    "attempts";
 
 Attempt read_attempt(const Stmt& st) {
   Attempt a;
@@ -25,6 +26,7 @@ Attempt read_attempt(const Stmt& st) {
   a.trigger = static_cast<TriggerType>(st.get_int(10));
   a.request_headers_json = st.get_text(11);
   a.timestamp = st.get_int(12);
+  a.response_expunged = st.get_int(13) != 0;
   return a;
 }
 
@@ -64,6 +66,16 @@ int64_t SqliteAttemptStore::purge(TimeMs before, int limit) {
       .bind(2, limit)
       .run();
   return x_.conn.changes();
+}
+
+bool SqliteAttemptStore::expunge_response(const std::string& app_id, const std::string& id) {
+  x_.conn
+      .prepare(
+          "UPDATE attempts SET response = '', response_expunged = 1 WHERE id = ? AND app_id = ?")
+      .bind(1, id)
+      .bind(2, app_id)
+      .run();
+  return x_.conn.changes() == 1;
 }
 
 std::optional<Attempt> SqliteAttemptStore::get(const std::string& app_id, const std::string& id) {

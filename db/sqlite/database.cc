@@ -28,7 +28,8 @@ class SqliteSession final : public Session {
         attempts_(x_),
         tokens_(x_),
         idempotency_(x_),
-        queue_(x_) {}
+        queue_(x_),
+        tasks_(x_) {}
   ~SqliteSession() override {
     end_session();
     if (pooled_) db_.release(std::move(conn_));
@@ -43,6 +44,7 @@ class SqliteSession final : public Session {
   TokenStore& tokens() override { return tokens_; }
   IdempotencyStore& idempotency() override { return idempotency_; }
   QueueStore& queue() override { return queue_; }
+  TaskStore& tasks() override { return tasks_; }
   SharedLimitStore* shared_limits() override { return nullptr; }
   Inventory inventory() override {
     auto st = conn_->prepare(
@@ -101,6 +103,7 @@ class SqliteSession final : public Session {
   SqliteTokenStore tokens_;
   SqliteIdempotencyStore idempotency_;
   SqliteQueueStore queue_;
+  SqliteTaskStore tasks_;
 };
 
 }  // namespace
@@ -124,6 +127,8 @@ SqliteDatabase::SqliteDatabase(std::string path, const DatabaseOptions& options)
       spdlog::info("deliveries that were being sent when the last process stopped, due again: {}",
                    n);
     }
+    // Likewise the background tasks it was stepping: the next start resumes them at once.
+    first->exec("UPDATE background_tasks SET lease_until = NULL WHERE status = 0");
   }
   idle_.push_back(std::move(first));
   open_ = 1;

@@ -83,6 +83,76 @@ int64_t SqliteMessageStore::expire_payloads(TimeMs before, const std::string& af
   return n;
 }
 
+namespace {
+
+// Drops the payload of message `id` and fails its deliveries still waiting to be made.
+void drop_payload(Connection& c, const std::string& id, TimeMs now) {
+  c.prepare("UPDATE messages SET payload = NULL WHERE id = ?").bind(1, id).run();
+  c.prepare(
+       "UPDATE deliveries SET status = 2, due_at = NULL, updated_at = ? WHERE msg_id = ? AND "
+       "status = 1")
+      .bind(1, now)
+      .bind(2, id)
+      .run();
+}
+
+}  // namespace
+
+std::map<std::string, std::string> SqliteMessageStore::expunge(const std::string& app_id,
+                                                               const std::vector<std::string>& keys,
+                                                               TimeMs now) {
+  std::map<std::string, std::string> found;
+  for (const auto& key : keys) {
+    auto m = get(app_id, key);
+    if (!m) continue;
+    drop_payload(x_.conn, m->id, now);
+    found.emplace(key, m->id);
+  }
+  return found;
+}
+
+int64_t SqliteMessageStore::expunge_app(const std::string& app_id, TimeMs before,
+                                        const std::string& after_id, int limit,
+                                        std::string* last_id, TimeMs now) {
+  std::vector<std::string> ids;
+  {
+    auto st = x_.conn.prepare(
+        "SELECT id FROM messages WHERE app_id = ? AND id > ? AND id < ? AND payload IS NOT NULL "
+        "ORDER BY id LIMIT ?");
+    st.bind(1, app_id)
+        .bind(2, after_id)
+        .bind(3, id_lower_bound(kMessagePrefix, before))
+        .bind(4, limit);
+    while (st.step()) ids.push_back(st.get_text(0));
+  }
+  for (const auto& id : ids) {
+    drop_payload(x_.conn, id, now);
+    if (id > *last_id) *last_id = id;
+  }
+  return static_cast<int64_t>(ids.size());
+}
+
+MessageUsage SqliteMessageStore::usage(const std::string& app_id, TimeMs since, TimeMs until,
+                                       const std::string& after_id, int limit) {
+  auto st = x_.conn.prepare(
+      "WITH m AS (SELECT id FROM messages WHERE app_id = ? AND id > ? AND id >= ? AND id < ? "
+      "ORDER BY id LIMIT ?) SELECT (SELECT count(*) FROM m), (SELECT max(id) FROM m), (SELECT "
+      "count(*) FROM (SELECT DISTINCT d.msg_id, d.endpoint_id FROM deliveries d WHERE d.msg_id "
+      "IN (SELECT id FROM m)))");
+  st.bind(1, app_id)
+      .bind(2, after_id)
+      .bind(3, id_lower_bound(kMessagePrefix, since))
+      .bind(4, id_lower_bound(kMessagePrefix, until))
+      .bind(5, limit);
+  MessageUsage u;
+  if (st.step()) {
+    u.messages = st.get_int(0);
+    u.last_id = st.get_opt_text(1).value_or("");
+    u.destinations = st.get_int(2);
+  }
+  return u;
+}
+
 int64_t SqliteMessageStore::purge(TimeMs before, int limit) {
   // Deliveries and attempts go with their message (ON DELETE CASCADE).
   x_.conn
@@ -104,6 +174,16 @@ ListPage<Message> SqliteMessageStore::list(const std::string& app_id, const List
     sql +=
         " AND EXISTS (SELECT 1 FROM deliveries e WHERE e.msg_id = messages.id AND "
         "e.endpoint_id = ?)";
+  }
+  if (f.missing_endpoint_id) {
+    sql +=
+        " AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.msg_id = messages.id AND "
+        "e.endpoint_id = ?)";
+  }
+  if (f.status_code_class && f.endpoint_id) {
+    sql +=
+        " AND (SELECT a.response_status_code FROM attempts a WHERE a.msg_id = messages.id AND "
+        "a.endpoint_id = ? ORDER BY a.id DESC LIMIT 1) BETWEEN ? AND ?";
   }
   if (f.event_types && !f.event_types->empty()) {
     sql += " AND event_type IN (SELECT value FROM json_each(?))";
@@ -129,6 +209,12 @@ ListPage<Message> SqliteMessageStore::list(const std::string& app_id, const List
   int i = 1;
   st.bind(i++, app_id);
   if (f.endpoint_id) st.bind(i++, *f.endpoint_id);
+  if (f.missing_endpoint_id) st.bind(i++, *f.missing_endpoint_id);
+  if (f.status_code_class && f.endpoint_id) {
+    st.bind(i++, *f.endpoint_id);
+    st.bind(i++, *f.status_code_class);
+    st.bind(i++, *f.status_code_class + 99);
+  }
   if (f.event_types && !f.event_types->empty()) st.bind(i++, to_json_text(*f.event_types));
   if (f.channel) st.bind(i++, *f.channel);
   if (f.tag) st.bind(i++, *f.tag);

@@ -182,6 +182,28 @@ ALTER TABLE api_tokens ADD COLUMN session_id TEXT;
 ALTER TABLE event_types ADD COLUMN feature_flags TEXT;
 ALTER TABLE api_tokens ADD COLUMN feature_flags TEXT NOT NULL DEFAULT '[]';
 )sql",
+    // 12: background tasks (recover, replays, purges, usage counts): each runs in steps, each
+    // step committed with its progress (state), under a lease in the row (claim, lease_until)
+    // so that one process steps it at a time and another resumes it when the lease lapses.
+    // An attempt's response can be expunged.
+    R"sql(
+CREATE TABLE background_tasks (
+  id          TEXT PRIMARY KEY,
+  app_id      TEXT,
+  kind        TEXT NOT NULL,
+  status      INTEGER NOT NULL,
+  params      TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  data        TEXT NOT NULL,
+  claim       INTEGER,
+  lease_until INTEGER,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+);
+CREATE INDEX background_tasks_running ON background_tasks(id) WHERE status = 0;
+CREATE INDEX background_tasks_app ON background_tasks(app_id, id);
+ALTER TABLE attempts ADD COLUMN response_expunged INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

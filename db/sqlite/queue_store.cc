@@ -146,18 +146,26 @@ std::optional<TimeMs> SqliteQueueStore::next_due() {
 }
 
 int64_t SqliteQueueStore::recover(const std::string& endpoint_id, TimeMs since, TimeMs until,
-                                  TimeMs now) {
-  x_.conn
-      .prepare(
-          "UPDATE deliveries SET status = 1, due_at = ?, trigger = 1, updated_at = ? WHERE "
-          "endpoint_id = ? AND status = 2 AND created_at >= ? AND created_at < ?")
-      .bind(1, now)
+                                  TimeMs now, const std::string& after_id, int limit,
+                                  std::string* last_id) {
+  auto st = x_.conn.prepare(
+      "UPDATE deliveries SET status = 1, due_at = ?, trigger = 1, updated_at = ? WHERE id IN "
+      "(SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.endpoint_id = ? "
+      "AND d.status = 2 AND d.created_at >= ? AND d.created_at < ? AND d.id > ? AND m.payload IS "
+      "NOT NULL ORDER BY d.id LIMIT ?) RETURNING id");
+  st.bind(1, now)
       .bind(2, now)
       .bind(3, endpoint_id)
       .bind(4, since)
       .bind(5, until)
-      .run();
-  const int64_t n = x_.conn.changes();
+      .bind(6, after_id)
+      .bind(7, limit);
+  int64_t n = 0;
+  while (st.step()) {
+    ++n;
+    std::string id = st.get_text(0);
+    if (id > *last_id) *last_id = std::move(id);
+  }
   if (n > 0) {
     if (QueueListener* listener = x_.db.queue_listener()) {
       if (x_.session.in_transaction()) {

@@ -16,6 +16,7 @@
 #include "db/idempotency_store.h"
 #include "db/message_store.h"
 #include "db/queue_store.h"
+#include "db/task_store.h"
 #include "db/token_store.h"
 
 namespace herald {
@@ -111,6 +112,13 @@ class SqliteMessageStore final : public MessageStore {
   std::map<std::string, std::string> payloads(const std::vector<std::string>& ids) override;
   int64_t expire_payloads(TimeMs before, const std::string& after_id, int limit,
                           std::string* last_id) override;
+  std::map<std::string, std::string> expunge(const std::string& app_id,
+                                             const std::vector<std::string>& keys,
+                                             TimeMs now) override;
+  int64_t expunge_app(const std::string& app_id, TimeMs before, const std::string& after_id,
+                      int limit, std::string* last_id, TimeMs now) override;
+  MessageUsage usage(const std::string& app_id, TimeMs since, TimeMs until,
+                     const std::string& after_id, int limit) override;
   int64_t purge(TimeMs before, int limit) override;
   ListPage<Message> list(const std::string& app_id, const ListParams& p,
                          const MessageFilter& f) override;
@@ -146,7 +154,8 @@ class SqliteQueueStore final : public QueueStore {
   void complete(const std::vector<DeliveryUpdate>& updates, TimeMs now) override;
   std::vector<std::string> parked_endpoints() override;
   std::optional<TimeMs> next_due() override;
-  int64_t recover(const std::string& endpoint_id, TimeMs since, TimeMs until, TimeMs now) override;
+  int64_t recover(const std::string& endpoint_id, TimeMs since, TimeMs until, TimeMs now,
+                  const std::string& after_id, int limit, std::string* last_id) override;
   QueueState state(TimeMs now) override;
 
  private:
@@ -159,6 +168,7 @@ class SqliteAttemptStore final : public AttemptStore {
   void insert(const std::vector<Attempt>& attempts) override;
   int64_t purge(TimeMs before, int limit) override;
   std::optional<Attempt> get(const std::string& app_id, const std::string& id) override;
+  bool expunge_response(const std::string& app_id, const std::string& id) override;
   ListPage<Attempt> list_by_message(const std::string& app_id, const std::string& msg_id,
                                     const ListParams& p, const AttemptFilter& f) override;
   ListPage<Attempt> list_by_endpoint(const std::string& app_id, const std::string& endpoint_id,
@@ -198,6 +208,21 @@ class SqliteIdempotencyStore final : public IdempotencyStore {
   void complete(const std::string& scope, const std::string& key, const std::string& path,
                 int status_code, const std::string& body) override;
   void release(const std::string& scope, const std::string& key, const std::string& path) override;
+  int64_t purge(TimeMs before, int limit) override;
+
+ private:
+  Context& x_;
+};
+
+class SqliteTaskStore final : public TaskStore {
+ public:
+  explicit SqliteTaskStore(Context& x) : x_(x) {}
+  void insert(const BackgroundTask& t) override;
+  std::optional<BackgroundTask> get(const std::string& id) override;
+  ListPage<BackgroundTask> list(const ListParams& p, const TaskFilter& f) override;
+  std::optional<BackgroundTask> claim(TimeMs now, int64_t lease_ms, int64_t claim) override;
+  bool hold(const std::string& id, int64_t claim, TimeMs lease_until) override;
+  void save(const BackgroundTask& t, int64_t claim) override;
   int64_t purge(TimeMs before, int limit) override;
 
  private:
