@@ -591,7 +591,7 @@ void register_endpoint_routes(ApiServer& s) {
     const auto since = body.req_time("since");
     const auto until = body.opt_time("until");
     if (since && until && *since >= *until) body.error("since", "must be before until");
-    f.event_types = read_names(body, "eventTypes", kMaxEventTypes);
+    f.event_types = body.opt_name_list("eventTypes", kMaxEventTypes);
     f.channel = body.opt_string("channel", 128);
     f.tag = body.opt_string("tag", 128);
     if (auto status = body.opt_int("status", 0, 4)) {
