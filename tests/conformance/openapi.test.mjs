@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 
 import { Validator } from "@seriousme/openapi-schema-validator";
 
-import { RFC3339, rawRequest, settled, startHerald, startReceiver, uniq } from "./harness.mjs";
+import { RFC3339, eventually, rawRequest, settled, startHerald, startReceiver, uniq } from "./harness.mjs";
 
 const METHODS = ["get", "put", "post", "delete", "patch"];
 
@@ -305,5 +305,104 @@ describe("herald's replies fit the document", () => {
     await call("DELETE", "/api/v1/event-type/{event_type_name}", { event_type_name: eventType }, { query: { expunge: "true" }, status: 204 });
     await call("DELETE", "/api/v1/app/{app_id}", { app_id }, { status: 204 });
     await call("DELETE", "/api/v1/app/{app_id}", { app_id: other }, { status: 204 });
+  });
+
+  test("background tasks, expunging, replays, event type imports, environments and statistics", async () => {
+    const T = "/api/v1/background-task/{task_id}";
+    /** Polls the task until it has ended, checking each reply; resolves with the last. */
+    const ended = (task_id) =>
+      eventually(async () => {
+        const t = (await call("GET", T, { task_id }, { status: 200 })).json;
+        return t.status === "running" ? null : t;
+      }, { message: `task ${task_id} ended` });
+
+    const flag = uniq("beta").replaceAll("-", "_");
+    const eventType = uniq("order.paid").replaceAll("-", "_");
+    await call("POST", "/api/v1/event-type", {}, { body: { name: eventType, featureFlags: [flag] }, status: 201 });
+    await call("PATCH", "/api/v1/event-type/{event_type_name}", { event_type_name: eventType }, { body: { featureFlag: flag }, status: 200 });
+
+    const app_id = (await call("POST", "/api/v1/app", {}, { body: { name: "Tasks" }, status: 201 })).json.id;
+    const E = "/api/v1/app/{app_id}/endpoint/{endpoint_id}";
+    const endpoint_id = (await call("POST", "/api/v1/app/{app_id}/endpoint", { app_id }, { body: { url: rx.url("/tasks") }, status: 201 })).json.id;
+    const ids = { app_id, endpoint_id };
+    const M = "/api/v1/app/{app_id}/msg";
+    const eventId = uniq("evt");
+    const msg_id = (await call("POST", M, { app_id }, { body: { eventType, eventId, payload: { n: 1 } }, status: 202 })).json.id;
+    await settled(h, app_id, msg_id);
+    const since = new Date(Date.now() - 3_600_000).toISOString();
+
+    const access = (await call("POST", "/api/v1/auth/app-portal-access/{app_id}", { app_id }, { body: { featureFlags: [flag] }, status: 200 })).json;
+    await call("GET", "/api/v1/event-type/{event_type_name}", { event_type_name: eventType }, { token: access.token, status: 200 });
+
+    const recover = (await call("POST", `${E}/recover`, ids, { body: { since }, status: 202 })).json;
+    assert.equal(recover.status, "running");
+    await ended(recover.id);
+    const replay = (await call("POST", `${E}/replay-missing`, ids, { body: { since }, status: 202 })).json;
+    await ended(replay.id);
+    const bulk = (await call("POST", `${E}/bulk-replay`, ids, { body: { since, eventTypes: [eventType], statusCodeClass: 200 }, status: 202 })).json;
+    await ended(bulk.id);
+    await call("POST", `${E}/bulk-replay`, ids, { body: { since, statusCodeClass: 250 }, status: 422 });
+    await call("GET", "/api/v1/background-task", {}, { status: 200 });
+    await call("GET", "/api/v1/background-task", {}, { query: { status: "finished", task: "endpoint.recover", order: "ascending" }, status: 200 });
+    await call("GET", "/api/v1/background-task", {}, { token: access.token, status: 200 });
+    await call("GET", "/api/v1/background-task", {}, { query: { task: "nope" }, status: 422 });
+    await call("GET", T, { task_id: "qtask_nope" }, { status: 404 });
+
+    const attempts = (await call("GET", "/api/v1/app/{app_id}/attempt/msg/{msg_id}", { app_id, msg_id }, { status: 200 })).json;
+    const attempt_id = attempts.data[0].id;
+    await call("DELETE", `${M}/{msg_id}/attempt/{attempt_id}/content`, { app_id, msg_id, attempt_id }, { status: 204 });
+    const expunged = (await call("GET", `${M}/{msg_id}/attempt/{attempt_id}`, { app_id, msg_id, attempt_id }, { status: 200 })).json;
+    assert.equal(expunged.responseExpunged, true);
+    await call("DELETE", `${M}/{msg_id}/content`, { app_id, msg_id: eventId }, { status: 204 });
+    await call("DELETE", `${M}/{msg_id}/content`, { app_id, msg_id: "msg_nope" }, { status: 404 });
+    const results = (await call("POST", `${M}/bulk-expunge`, { app_id }, { body: { ids: [msg_id, "nope"] }, status: 200 })).json;
+    assert.deepEqual(results, { results: { [msg_id]: "expunged", nope: "not-found" } });
+    const purge = (await call("POST", `${M}/expunge-all-contents`, { app_id }, { status: 202 })).json;
+    await ended(purge.id);
+
+    const stats = (await call("POST", "/api/v1/stats/usage/app", {}, { body: { since, until: new Date(Date.now() + 60_000).toISOString(), appIds: [app_id, "nope"] }, status: 202 })).json;
+    assert.deepEqual(stats.unresolvedAppIds, ["nope"]);
+    await ended(stats.id);
+    await call("POST", "/api/v1/stats/usage/app", {}, { body: { since, until: since }, status: 422 });
+    const aggregate = (await call("PUT", "/api/v1/stats/usage/event-types", {}, { status: 202 })).json;
+    await ended(aggregate.id);
+
+    const imported = uniq("invoice.sent").replaceAll("-", "_");
+    const spec = {
+      openapi: "3.1.0",
+      info: { title: "t", version: "1" },
+      webhooks: {
+        [imported]: {
+          post: {
+            description: "an invoice was sent",
+            "x-svix-feature-flags": [flag],
+            requestBody: { content: { "application/json": { schema: { $ref: "#/components/schemas/Invoice" } } } },
+          },
+        },
+      },
+      components: { schemas: { Invoice: { type: "object", properties: { id: { type: "string" } } } } },
+    };
+    const I = "/api/v1/event-type/import/openapi";
+    const dry = (await call("POST", I, {}, { body: { spec, dryRun: true }, status: 200 })).json;
+    assert.equal(dry.data.to_modify.length, 1);
+    await call("POST", I, {}, { body: { specRaw: JSON.stringify(spec) }, status: 200 });
+    await call("POST", I, {}, { body: { spec: { openapi: "3.1.0" } }, status: 422 });
+
+    const env = (await call("POST", "/api/v1/environment/export", {}, { status: 200 })).json;
+    assert.ok(env.eventTypes.some((t) => t.name === imported));
+    await call("POST", "/api/v1/environment/import", {}, { body: env, status: 204 });
+    await call("POST", "/api/v1/environment/import", {}, { body: { eventTypes: [{ name: "" }] }, status: 422 });
+    await call("POST", "/api/v1/environment/export", {}, { token: access.token, status: 404 });
+
+    // A task whose endpoint went away fails, and says why.
+    const doomed = (await call("POST", `${E}/recover`, ids, { body: { since }, status: 202 })).json;
+    await call("DELETE", E, ids, { status: 204 });
+    const last = await ended(doomed.id);
+    if (last.status === "failed") assert.ok(last.data.error);
+
+    await call("DELETE", "/api/v1/app/{app_id}", { app_id }, { status: 204 });
+    for (const name of [eventType, imported]) {
+      await call("DELETE", "/api/v1/event-type/{event_type_name}", { event_type_name: name }, { query: { expunge: "true" }, status: 204 });
+    }
   });
 });
