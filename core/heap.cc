@@ -2,14 +2,20 @@
 
 #include <pthread.h>
 
-#if defined(__GLIBC__)
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/allocator_interface.h>
+#elif defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 namespace herald {
 
 std::optional<HeapFigures> heap_figures() {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer its allocator serves every malloc: ask it.
+  return HeapFigures{static_cast<int64_t>(__sanitizer_get_current_allocated_bytes()),
+                     static_cast<int64_t>(__sanitizer_get_free_bytes())};
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   const struct mallinfo2 m = mallinfo2();
   // Small blocks in use plus the large ones mmap'd on their own; free: the arenas' free chunks.
   return HeapFigures{static_cast<int64_t>(m.uordblks + m.hblkhd), static_cast<int64_t>(m.fordblks)};
@@ -19,7 +25,7 @@ std::optional<HeapFigures> heap_figures() {
 }
 
 bool HeapTrimmer::trim() {
-#if defined(__GLIBC__)
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer returns its own
   return malloc_trim(0) == 1;
 #else
   return false;

@@ -1463,7 +1463,7 @@ TEST_CASE("https-only is off by default and reads true/false/1/0 from flag or en
   CHECK_FALSE(contains(help, "not built yet"));
 }
 
-#if defined(__GLIBC__)
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)  // glibc's allocator, not ASan's
 namespace {
 
 // This process's resident size, from /proc.
