@@ -3,7 +3,10 @@
 #include <pthread.h>
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+#include <cstddef>
+// AddressSanitizer's allocator interface (its header is not always installed; libasan has these).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
+extern "C" size_t __sanitizer_get_free_bytes();
 #elif defined(__GLIBC__)
 #include <malloc.h>
 #endif
