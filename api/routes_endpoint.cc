@@ -318,6 +318,18 @@ int64_t bucket_ms(const std::string& name) {
   throw invalid_query("bucket", "must be minute, hour or day");
 }
 
+// The [since, until) of a recover or replay body: since required, until (absent: up to now)
+// after it. Either is nullopt only when the body was reported wrong.
+struct TimeWindow {
+  std::optional<TimeMs> since;
+  std::optional<TimeMs> until;
+};
+TimeWindow read_window(BodyReader& body) {
+  TimeWindow w{body.req_time("since"), body.opt_time("until")};
+  if (w.since && w.until && *w.since >= *w.until) body.error("since", "must be before until");
+  return w;
+}
+
 // Where a family of endpoint routes finds the application its endpoints belong to.
 struct EndpointScope {
   std::string base;    // the path (a pattern) of the collection
@@ -559,13 +571,11 @@ void register_endpoint_routes(ApiServer& s) {
   s.route("POST", one + "/recover/?", [&s, task_endpoint](ApiRequest& r) {
     if (auto refusal = s.intake_refusal()) return *refusal;
     BodyReader body(r.body);
-    const auto since = body.req_time("since");
-    const auto until = body.opt_time("until");
-    if (since && until && *since >= *until) body.error("since", "must be before until");
+    const TimeWindow window = read_window(body);
     body.finish();
     const Endpoint ep = task_endpoint(r);
     const TimeMs now = s.clock().now_ms();
-    return s.start_task(recover_task(ep, *since, until.value_or(now + 1), now));
+    return s.start_task(recover_task(ep, *window.since, window.until.value_or(now + 1), now));
   });
 
   // Svix's replay-missing: a task that sends the endpoint the messages created in [since,
@@ -573,13 +583,12 @@ void register_endpoint_routes(ApiServer& s) {
   s.route("POST", one + "/replay-missing/?", [&s, task_endpoint](ApiRequest& r) {
     if (auto refusal = s.intake_refusal()) return *refusal;
     BodyReader body(r.body);
-    const auto since = body.req_time("since");
-    const auto until = body.opt_time("until");
-    if (since && until && *since >= *until) body.error("since", "must be before until");
+    const TimeWindow window = read_window(body);
     body.finish();
     const Endpoint ep = task_endpoint(r);
     const TimeMs now = s.clock().now_ms();
-    return s.start_task(replay_missing_task(ep, *since, until.value_or(now + 1), now));
+    return s.start_task(
+        replay_missing_task(ep, *window.since, window.until.value_or(now + 1), now));
   });
 
   // Svix's bulk-replay: a task that sends the endpoint again the messages created in [since,
@@ -588,9 +597,7 @@ void register_endpoint_routes(ApiServer& s) {
     if (auto refusal = s.intake_refusal()) return *refusal;
     BodyReader body(r.body);
     BulkReplayFilter f;
-    const auto since = body.req_time("since");
-    const auto until = body.opt_time("until");
-    if (since && until && *since >= *until) body.error("since", "must be before until");
+    const TimeWindow window = read_window(body);
     f.event_types = body.opt_name_list("eventTypes", kMaxEventTypes);
     f.channel = body.opt_string("channel", 128);
     f.tag = body.opt_string("tag", 128);
@@ -604,8 +611,8 @@ void register_endpoint_routes(ApiServer& s) {
     body.finish();
     const Endpoint ep = task_endpoint(r);
     const TimeMs now = s.clock().now_ms();
-    f.since = *since;
-    f.until = until.value_or(now + 1);
+    f.since = *window.since;
+    f.until = window.until.value_or(now + 1);
     return s.start_task(bulk_replay_task(ep, f, now));
   });
 
