@@ -566,30 +566,31 @@ void register_endpoint_routes(ApiServer& s) {
     return ep;
   };
 
+  // A task over the endpoint's messages of [since, until) (the body's; until: now), made by
+  // `make(endpoint, since, until, now)`.
+  auto window_task = [&s, task_endpoint](auto make) {
+    return [&s, task_endpoint, make](ApiRequest& r) {
+      if (auto refusal = s.intake_refusal()) return *refusal;
+      BodyReader body(r.body);
+      const TimeWindow window = read_window(body);
+      body.finish();
+      const Endpoint ep = task_endpoint(r);
+      const TimeMs now = s.clock().now_ms();
+      return s.start_task(make(ep, *window.since, window.until.value_or(now + 1), now));
+    };
+  };
   // Svix's recover: a task that re-delivers every message whose delivery to the endpoint
   // failed in [since, until); each is tried once more, now, as a manual attempt.
-  s.route("POST", one + "/recover/?", [&s, task_endpoint](ApiRequest& r) {
-    if (auto refusal = s.intake_refusal()) return *refusal;
-    BodyReader body(r.body);
-    const TimeWindow window = read_window(body);
-    body.finish();
-    const Endpoint ep = task_endpoint(r);
-    const TimeMs now = s.clock().now_ms();
-    return s.start_task(recover_task(ep, *window.since, window.until.value_or(now + 1), now));
-  });
-
+  s.route("POST", one + "/recover/?",
+          window_task([](const Endpoint& ep, TimeMs since, TimeMs until, TimeMs now) {
+            return recover_task(ep, since, until, now);
+          }));
   // Svix's replay-missing: a task that sends the endpoint the messages created in [since,
   // until) that its filters accept and that it never had a delivery of.
-  s.route("POST", one + "/replay-missing/?", [&s, task_endpoint](ApiRequest& r) {
-    if (auto refusal = s.intake_refusal()) return *refusal;
-    BodyReader body(r.body);
-    const TimeWindow window = read_window(body);
-    body.finish();
-    const Endpoint ep = task_endpoint(r);
-    const TimeMs now = s.clock().now_ms();
-    return s.start_task(
-        replay_missing_task(ep, *window.since, window.until.value_or(now + 1), now));
-  });
+  s.route("POST", one + "/replay-missing/?",
+          window_task([](const Endpoint& ep, TimeMs since, TimeMs until, TimeMs now) {
+            return replay_missing_task(ep, since, until, now);
+          }));
 
   // Svix's bulk-replay: a task that sends the endpoint again the messages created in [since,
   // until) it had deliveries of, successful or not, that match the filters.

@@ -41,17 +41,19 @@ void ResultRecorder::record(Session& s, std::vector<Finished> done, TimeMs now) 
     }
     return *operator_app;
   };
-  auto report = [&](const Delivery& d, const std::string& type, nlohmann::json data) {
+  auto reported = [&](const Delivery& d) {
     const auto& ops = operator_app_id();
-    if (!ops || d.app_id == *ops) return;
+    return ops && d.app_id != *ops;
+  };
+  auto report = [&](const Delivery& d, const std::string& type, nlohmann::json data) {
+    if (!reported(d)) return;
     auto app = s.apps().get(d.app_id);
     data["appId"] = d.app_id;
     data["appUid"] = app && app->uid ? nlohmann::json(*app->uid) : nlohmann::json(nullptr);
-    queue_operator_event(s, enqueuer_, *ops, type, std::move(data), now);
+    queue_operator_event(s, enqueuer_, *operator_app_id(), type, std::move(data), now);
   };
   auto report_attempt = [&](const Delivery& d, const Attempt& a, const std::string& type) {
-    const auto& ops = operator_app_id();
-    if (!ops || d.app_id == *ops) return;
+    if (!reported(d)) return;  // before reading the message
     auto m = s.messages().get(d.app_id, d.msg_id);
     report(
         d, type,
